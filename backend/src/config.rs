@@ -1,0 +1,136 @@
+//! Typed configuration, layered: command line > environment > config file > defaults.
+
+use crate::cli::ServeArgs;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "data";
+pub const DEFAULT_STATIC_DIR: &str = "dist";
+pub const SQLITE_FILE_NAME: &str = "mailferry.db";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub static_dir: PathBuf,
+}
+
+/// What a config file may hold; every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    static_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Builds the configuration from an optional TOML file and the (CLI or environment) arguments.
+    pub fn load(file: Option<&Path>, args: &ServeArgs) -> Result<Self, ConfigError> {
+        let from_file = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|err| ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: err.message().to_owned(),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(from_file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let database_url = args
+            .database_url
+            .clone()
+            .or(from_file.database_url)
+            .unwrap_or_else(|| sqlite_url(&data_dir.join(SQLITE_FILE_NAME)));
+        Ok(Config {
+            listen: args
+                .listen
+                .or(from_file.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("default address is valid")),
+            data_dir,
+            database_url,
+            static_dir: args
+                .static_dir
+                .clone()
+                .or(from_file.static_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATIC_DIR)),
+        })
+    }
+}
+
+/// `sqlite://` URL that creates the file if it does not exist yet.
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_put_sqlite_under_the_data_dir() {
+        let config = Config::load(None, &ServeArgs::default()).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.data_dir, PathBuf::from("data"));
+        assert_eq!(config.database_url, "sqlite://data/mailferry.db?mode=rwc");
+        assert_eq!(config.static_dir, PathBuf::from("dist"));
+    }
+
+    #[test]
+    fn command_line_beats_file_and_file_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mailferry.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/mf\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            listen: Some("127.0.0.1:9100".parse().unwrap()),
+            ..ServeArgs::default()
+        };
+        let config = Config::load(Some(&file), &args).unwrap();
+        assert_eq!(config.listen.port(), 9100);
+        assert_eq!(config.data_dir, PathBuf::from("/srv/mf"));
+        assert_eq!(
+            config.database_url,
+            "sqlite:///srv/mf/mailferry.db?mode=rwc"
+        );
+    }
+
+    #[test]
+    fn unknown_setting_in_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mailferry.toml");
+        std::fs::write(&file, "lisen = \"127.0.0.1:9000\"\n").unwrap();
+        let err = Config::load(Some(&file), &ServeArgs::default()).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("mailferry.toml") && text.contains("lisen"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,203 @@
+//! The database: SQLite by default (embedded, zero set-up), PostgreSQL when the URL says so.
+//! One `AnyPool` serves both; the migrations in `/migrations` are valid on both.
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+}
+
+impl DatabaseKind {
+    pub fn from_url(url: &str) -> Result<Self, DbError> {
+        if url.starts_with("sqlite:") {
+            Ok(DatabaseKind::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(DatabaseKind::Postgres)
+        } else {
+            Err(DbError::UnsupportedUrl(redact_url(url)))
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DatabaseKind::Sqlite => "sqlite",
+            DatabaseKind::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database URL {0} is not supported: use sqlite://PATH or postgres://USER@HOST/DB")]
+    UnsupportedUrl(String),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open the database {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("cannot bring the database schema up to date: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+#[derive(Debug, Clone)]
+pub struct Database {
+    pool: AnyPool,
+    kind: DatabaseKind,
+}
+
+impl Database {
+    /// Opens (creating a SQLite file and its directory if needed) and migrates the database.
+    pub async fn open(url: &str) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        let kind = DatabaseKind::from_url(url)?;
+        if kind == DatabaseKind::Sqlite {
+            if let Some(dir) = sqlite_parent_dir(url) {
+                std::fs::create_dir_all(dir).map_err(|source| DbError::DataDir {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+        }
+        let options = AnyConnectOptions::from_str(url).map_err(|source| DbError::Connect {
+            url: redact_url(url),
+            source,
+        })?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if kind == DatabaseKind::Sqlite { 8 } else { 16 })
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if kind == DatabaseKind::Sqlite {
+                        // WAL lets readers (SSE, helpdesk) run while a worker writes;
+                        // busy_timeout makes concurrent writers wait instead of failing.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|source| DbError::Connect {
+                url: redact_url(url),
+                source,
+            })?;
+        sqlx::migrate!("../migrations").run(&pool).await?;
+        Ok(Database { pool, kind })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn kind(&self) -> DatabaseKind {
+        self.kind
+    }
+
+    /// A round trip to the database, for health checks.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// The directory a `sqlite://` URL's file lives in, if it names one.
+fn sqlite_parent_dir(url: &str) -> Option<&Path> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+}
+
+/// The URL without any password, safe to show in errors and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_url_hides_the_password_only() {
+        assert_eq!(
+            redact_url("postgres://mf:s3cret@127.0.0.1:5432/mf"),
+            "postgres://mf:***@127.0.0.1:5432/mf"
+        );
+        assert_eq!(redact_url("postgres://mf@db/mf"), "postgres://mf@db/mf");
+        assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+
+    #[test]
+    fn sqlite_parent_dir_is_found() {
+        assert_eq!(
+            sqlite_parent_dir("sqlite://data/mailferry.db?mode=rwc"),
+            Some(Path::new("data"))
+        );
+        assert_eq!(sqlite_parent_dir("sqlite://x.db"), None);
+        assert_eq!(sqlite_parent_dir("sqlite::memory:"), None);
+    }
+
+    #[test]
+    fn unknown_scheme_is_refused_with_advice() {
+        let err = DatabaseKind::from_url("mysql://u:p@h/db").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("sqlite://") && !text.contains(":p@"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn sqlite_file_and_directory_are_created_and_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/data/mailferry.db");
+        let db = Database::open(&crate::config::sqlite_url(&path))
+            .await
+            .unwrap();
+        assert!(path.exists());
+        db.ping().await.unwrap();
+        let tables: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'settings'")
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+        assert_eq!(tables, 1);
+        // Opening again is idempotent: migrations already applied are skipped.
+        Database::open(&crate::config::sqlite_url(&path))
+            .await
+            .unwrap();
+    }
+}

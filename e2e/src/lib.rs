@@ -1,0 +1,15 @@
+//! Mailferry's test kit: real servers and a real browser for the tests in `tests/`.
+//!
+//! - [`dovecot`]: private Dovecot instances on free loopback ports (plain, IMAPS, STARTTLS,
+//!   master users), stopped and removed on drop.
+//! - [`seed`]: fills a mailbox deterministically from a seed, with every oddity a migration meets.
+//! - [`compare`]: compares two accounts message by message (bytes, flags, INTERNALDATE).
+//! - [`portal`]: starts the `mailferry` binary on a free port with a fresh database.
+//! - [`browser`]: headless Chromium through ChromeDriver.
+
+pub mod ports;
+// --- modules owned by the kit helper (dovecot, tls, seed, compare, imap client) go below ---
+
+// --- modules owned by the portal/browser work go below ---
+pub mod browser;
+pub mod portal;

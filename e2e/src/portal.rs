@@ -1,0 +1,165 @@
+//! Starts the real `mailferry` binary as a portal on a free loopback port with a fresh
+//! database, as a user would run it, and stops it on drop.
+
+use crate::ports::free_port;
+use anyhow::{bail, Context};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository's root folder.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("e2e lives inside the workspace")
+        .to_owned()
+}
+
+/// The `mailferry` binary built beside this test binary (`target/<profile>/mailferry`),
+/// or `MAILFERRY_BIN` when set. Tests need `cargo build -p mailferry` first;
+/// `scripts/test.sh` does that.
+pub fn mailferry_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("MAILFERRY_BIN") {
+        return PathBuf::from(bin);
+    }
+    // The test binary lives in target/<profile>/deps/; the server in target/<profile>/.
+    let exe = std::env::current_exe().expect("path of the running test");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary inside target/<profile>/deps");
+    let bin = profile_dir.join("mailferry");
+    assert!(
+        bin.is_file(),
+        "{} does not exist: run `cargo build -p mailferry` before the tests (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// The built web app (`dist/`), or `MAILFERRY_STATIC_DIR` when set.
+pub fn static_dir() -> PathBuf {
+    std::env::var_os("MAILFERRY_STATIC_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("dist"))
+}
+
+/// A running portal. Its data directory (SQLite database, logs) lives as long as it does.
+pub struct Portal {
+    child: Option<Child>,
+    port: u16,
+    data_dir: tempfile::TempDir,
+    extra_env: Vec<(String, String)>,
+}
+
+impl Portal {
+    /// Starts a portal with a fresh SQLite database and waits until `/api/health` answers.
+    pub async fn start() -> anyhow::Result<Portal> {
+        Self::start_with_env(Vec::new()).await
+    }
+
+    /// As [`Portal::start`], with extra environment variables (e.g. `MAILFERRY_DATABASE_URL`).
+    pub async fn start_with_env(extra_env: Vec<(String, String)>) -> anyhow::Result<Portal> {
+        let data_dir = tempfile::Builder::new()
+            .prefix("mailferry-portal-")
+            .tempdir()?;
+        let mut portal = Portal {
+            child: None,
+            port: free_port(),
+            data_dir,
+            extra_env,
+        };
+        portal.launch().await?;
+        Ok(portal)
+    }
+
+    async fn launch(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())?;
+        let mut command = Command::new(mailferry_bin());
+        command
+            .arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--data-dir")
+            .arg(self.data_dir.path())
+            .arg("--static-dir")
+            .arg(static_dir())
+            .env("MAILFERRY_LOG", "info,mailferry=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        for (key, value) in &self.extra_env {
+            command.env(key, value);
+        }
+        self.child = Some(command.spawn().context("start the mailferry binary")?);
+        self.wait_healthy(Duration::from_secs(30)).await
+    }
+
+    async fn wait_healthy(&mut self, limit: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let client = reqwest::Client::new();
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    bail!(
+                        "the portal exited with {status} before answering; its log:\n{}",
+                        self.log_text()
+                    );
+                }
+            }
+            if let Ok(response) = client.get(self.url("/api/health")).send().await {
+                if response.status().is_success() {
+                    return Ok(());
+                }
+            }
+            if started.elapsed() > limit {
+                bail!(
+                    "the portal did not answer /api/health within {limit:?}; its log:\n{}",
+                    self.log_text()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.data_dir.path().join("portal.log")
+    }
+
+    /// Everything the portal has logged so far (stdout and stderr), across restarts.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and database.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.launch().await
+    }
+}
+
+impl Drop for Portal {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,77 @@
+//! The portal as a user first meets it: the server answers, the page renders in Chromium.
+
+use mailferry_e2e::browser::{screenshot, wait_for_text, with_browser};
+use mailferry_e2e::portal::Portal;
+use mailferry_shared::{ApiError, Health, HealthStatus};
+
+#[tokio::test]
+async fn health_reports_ok_with_the_sqlite_database() {
+    let portal = Portal::start().await.unwrap();
+    let response = reqwest::get(portal.url("/api/health")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let health: Health = response.json().await.unwrap();
+    assert_eq!(health.status, HealthStatus::Ok);
+    assert_eq!(health.database, "sqlite");
+    // The default SQLite file was created inside the data directory.
+    assert!(portal.data_dir().join("mailferry.db").is_file());
+}
+
+#[tokio::test]
+async fn unknown_api_path_is_a_json_404_and_client_routes_get_the_app() {
+    let portal = Portal::start().await.unwrap();
+
+    let response = reqwest::get(portal.url("/api/no-such-thing"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let error: ApiError = response.json().await.unwrap();
+    assert_eq!(error.code, "not_found");
+    assert!(
+        error.message.contains("/api/no-such-thing"),
+        "{}",
+        error.message
+    );
+
+    // A deep link into the single-page app is answered with index.html, so reloads work.
+    let response = reqwest::get(portal.url("/helpdesk/jobs/42")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("<title>Mailferry</title>"), "{body}");
+    assert!(
+        body.contains(".wasm"),
+        "index.html should load the app: {body}"
+    );
+}
+
+#[tokio::test]
+async fn start_page_renders_in_chromium_and_shows_the_server_state() {
+    let portal = Portal::start().await.unwrap();
+    with_browser(async |client| {
+        client.goto(&portal.url("/")).await?;
+        // Text rendered by the WebAssembly app after it called /api/health.
+        let status = wait_for_text(client, "[data-testid=server-status]", "Server ready").await?;
+        assert!(status.contains("sqlite"), "{status}");
+        let heading = client
+            .find(fantoccini::Locator::Css("h1"))
+            .await?
+            .text()
+            .await?;
+        assert_eq!(heading, "Move your mailbox");
+        screenshot(client, "start-page").await?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn unknown_page_shows_a_friendly_not_found() {
+    let portal = Portal::start().await.unwrap();
+    with_browser(async |client| {
+        client.goto(&portal.url("/no/such/page")).await?;
+        wait_for_text(client, "h1", "Page not found").await?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
