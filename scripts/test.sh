@@ -27,6 +27,17 @@ step "clippy (web app, wasm32)"
 cargo clippy -p mailferry-frontend --target wasm32-unknown-unknown -- -D warnings
 
 step "tests"
-cargo test --no-fail-fast -- "$@"
-
-step "all checks passed"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --no-fail-fast -- "$@" 2>&1 | tee "$log" || status=$?
+# One closing line with the totals of every test binary (unit, integration, end-to-end).
+totals=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i; if ($(i+1) ~ /^ignored;?$/) s += $i } }
+     END { printf "tests: %d passed, %d failed, %d skipped", p, f, s }' "$log")
+if [ "$status" -ne 0 ]; then
+  echo "some tests failed (see above)" >&2
+else
+  step "all checks passed"
+fi
+echo "$totals"
+exit "$status"

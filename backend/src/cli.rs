@@ -33,6 +33,131 @@ pub struct Cli {
 pub enum Command {
     /// Run the web portal (end users, helpdesk, admin) and its job workers.
     Serve(ServeArgs),
+    /// Copy one mailbox from a source IMAP server to a target IMAP server (re-runs copy only
+    /// what is new). Passwords come from MAILFERRY_FROM_PASSWORD / MAILFERRY_TO_PASSWORD or
+    /// the password-file options. Exit status: 0 all copied, 3 some messages skipped or
+    /// failed, other non-zero on a fatal error.
+    Migrate(Box<MigrateArgs>),
+    /// Manage helpdesk and admin accounts of the portal.
+    #[command(subcommand)]
+    Staff(StaffCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StaffCommand {
+    /// Create a staff account (or change its password with --reset-password). The password
+    /// is read from MAILFERRY_STAFF_PASSWORD, --password-file, or standard input.
+    Add(StaffAddArgs),
+    /// List staff accounts.
+    List(StaffDbArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StaffDbArgs {
+    /// Data directory of the portal (its SQLite database) [default: ./data].
+    #[arg(long, env = "MAILFERRY_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Database URL, as for `serve` [default: sqlite in the data directory].
+    #[arg(long, env = "MAILFERRY_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StaffAddArgs {
+    /// Login name (letters, digits, '.', '_', '-', '@').
+    pub username: String,
+
+    /// `helpdesk` (jobs: view, retry, cancel, sync) or `admin` (also CSV import and routes).
+    #[arg(long, value_parser = ["helpdesk", "admin"], default_value = "helpdesk")]
+    pub role: String,
+
+    /// File holding the password (first line).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+
+    /// Replace the password (and role) of an existing account.
+    #[arg(long)]
+    pub reset_password: bool,
+
+    #[command(flatten)]
+    pub db: StaffDbArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// Source account: `imaps://USER@HOST[:PORT]` (TLS) or `imap://USER@HOST[:PORT]` (STARTTLS).
+    #[arg(long, value_name = "URL")]
+    pub from: String,
+
+    /// Target account, same form as --from.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+
+    /// File holding the source password (instead of MAILFERRY_FROM_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub from_password_file: Option<PathBuf>,
+
+    /// File holding the target password (instead of MAILFERRY_TO_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub to_password_file: Option<PathBuf>,
+
+    /// Master/admin login on the source: the URL's user is the admin, who logs in with
+    /// AUTHENTICATE PLAIN on behalf of this user. (Dovecot's `user*master` works as a URL user too.)
+    #[arg(long, value_name = "USER")]
+    pub from_auth_as: Option<String>,
+
+    /// Master/admin login on the target, as --from-auth-as.
+    #[arg(long, value_name = "USER")]
+    pub to_auth_as: Option<String>,
+
+    /// Allow `imap://` without STARTTLS (passwords then cross the network in clear).
+    #[arg(long)]
+    pub allow_plaintext: bool,
+
+    /// Extra CA certificate(s) to trust (PEM), e.g. for a company CA or a test server.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Database URL for the UID map [default: the portal's database].
+    #[arg(long, env = "MAILFERRY_DATABASE_URL", value_name = "URL")]
+    pub db: Option<String>,
+
+    /// Directory of the portal's default SQLite database [default: ./data].
+    #[arg(long, env = "MAILFERRY_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Only show the folder plan and message counts; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Put source folder SOURCE (and its sub-folders) into TARGET; names use `/`. Repeatable.
+    #[arg(long = "map", value_name = "SOURCE=TARGET")]
+    pub map: Vec<String>,
+
+    /// Copy only folders matching this pattern (`*`, `?`; names use `/`). Repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    pub include: Vec<String>,
+
+    /// Leave out folders matching this pattern. Repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+
+    /// Folders copied at once (each over its own pair of connections).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub connections: usize,
+
+    /// Longest wait for any one network step, in seconds.
+    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    pub timeout: u64,
+
+    /// After the run, write the UID map to FILE (`.csv` or `.json`).
+    #[arg(long, value_name = "FILE")]
+    pub export_map: Option<PathBuf>,
+
+    /// Print the result as JSON: the last line on stdout is one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Default, Args)]

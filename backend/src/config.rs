@@ -1,7 +1,9 @@
 //! Typed configuration, layered: command line > environment > config file > defaults.
 
 use crate::cli::ServeArgs;
+use crate::profiles::{ProfileError, RouteConfig, Routes, ServerProfile};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -9,13 +11,26 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "data";
 pub const DEFAULT_STATIC_DIR: &str = "dist";
 pub const SQLITE_FILE_NAME: &str = "mailferry.db";
+pub const DEFAULT_WORKERS: usize = 4;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub database_url: String,
     pub static_dir: PathBuf,
+    /// The migration routes end users may choose from.
+    pub routes: Routes,
+    /// Jobs this node runs at once.
+    pub workers: usize,
+    /// Base64 key sealing credentials; default: `DATA_DIR/secret.key`, created on first start.
+    pub secret_key: Option<String>,
+    /// Run a delta sync this many minutes after each completed run (off when unset).
+    pub delta_sync_minutes: Option<u64>,
+    /// Keep credentials this long after a job completes (for delta syncs); 0 erases them at once.
+    pub credential_retention_hours: u64,
+    /// Mark cookies `Secure` (set when users reach the portal over HTTPS).
+    pub secure_cookies: bool,
 }
 
 /// What a config file may hold; every field optional.
@@ -26,6 +41,15 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     static_dir: Option<PathBuf>,
+    #[serde(default)]
+    servers: BTreeMap<String, ServerProfile>,
+    #[serde(default)]
+    routes: BTreeMap<String, RouteConfig>,
+    workers: Option<usize>,
+    secret_key: Option<String>,
+    delta_sync_minutes: Option<u64>,
+    credential_retention_hours: Option<u64>,
+    secure_cookies: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +61,8 @@ pub enum ConfigError {
     },
     #[error("config file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error("config file: {0}")]
+    Routes(#[from] ProfileError),
 }
 
 impl Config {
@@ -65,7 +91,14 @@ impl Config {
             .clone()
             .or(from_file.database_url)
             .unwrap_or_else(|| sqlite_url(&data_dir.join(SQLITE_FILE_NAME)));
+        let routes = Routes::new(from_file.servers, from_file.routes)?;
         Ok(Config {
+            routes,
+            workers: from_file.workers.unwrap_or(DEFAULT_WORKERS).max(1),
+            secret_key: from_file.secret_key,
+            delta_sync_minutes: from_file.delta_sync_minutes,
+            credential_retention_hours: from_file.credential_retention_hours.unwrap_or(0),
+            secure_cookies: from_file.secure_cookies.unwrap_or(false),
             listen: args
                 .listen
                 .or(from_file.listen)

@@ -13,8 +13,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let mut exit = ExitCode::SUCCESS;
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Migrate(args) => {
+                exit = mailferry::migrate_cmd::run(cli.config.as_deref(), *args).await;
+                Ok(())
+            }
+            Command::Staff(command) => {
+                mailferry::staff_cmd::run(cli.config.as_deref(), command).await
+            }
             Command::Serve(args) => {
                 let config = Config::load(cli.config.as_deref(), &args)?;
                 startup::serve(config).await
@@ -22,7 +30,7 @@ fn main() -> ExitCode {
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => exit,
         Err(err) => {
             eprintln!("mailferry: {err:#}");
             ExitCode::FAILURE

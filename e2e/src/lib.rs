@@ -9,7 +9,14 @@
 
 pub mod ports;
 // --- modules owned by the kit helper (dovecot, tls, seed, compare, imap client) go below ---
+pub mod compare;
+pub mod dovecot;
+pub mod imap_client;
+pub mod proxy;
+pub mod seed;
+pub mod tls;
 
 // --- modules owned by the portal/browser work go below ---
+pub mod api;
 pub mod browser;
 pub mod portal;

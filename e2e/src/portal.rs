@@ -7,6 +7,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A portal config with one route, `default`, from `source` to `target` (both over IMAPS,
+/// trusting each test server's own CA), plus any `extra` TOML lines.
+pub fn route_config(
+    source: &crate::dovecot::Dovecot,
+    target: &crate::dovecot::Dovecot,
+    extra: &str,
+) -> String {
+    format!(
+        "workers = 4\n{extra}\n\
+         [servers.old]\nhost = \"localhost\"\nport = {}\ntls = \"tls\"\nca_file = \"{}\"\n\
+         [servers.new]\nhost = \"localhost\"\nport = {}\ntls = \"tls\"\nca_file = \"{}\"\n\
+         [routes.default]\nsource = \"old\"\ntarget = \"new\"\nlabel = \"Old server to new server\"\n",
+        source.imaps_port(),
+        source.ca_pem_path().display(),
+        target.imaps_port(),
+        target.ca_pem_path().display(),
+    )
+}
+
 /// The repository's root folder.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -56,6 +75,55 @@ impl Portal {
     /// Starts a portal with a fresh SQLite database and waits until `/api/health` answers.
     pub async fn start() -> anyhow::Result<Portal> {
         Self::start_with_env(Vec::new()).await
+    }
+
+    /// A portal whose config file is `config` (TOML: servers, routes, workers...).
+    pub async fn start_with_config(config: &str) -> anyhow::Result<Portal> {
+        let file = tempfile::Builder::new()
+            .prefix("mailferry-config-")
+            .suffix(".toml")
+            .tempfile()?;
+        std::fs::write(file.path(), config)?;
+        // The file must outlive restarts: keep it with the portal's data directory.
+        let (_, path) = file.keep()?;
+        Self::start_with_env(vec![(
+            "MAILFERRY_CONFIG".into(),
+            path.display().to_string(),
+        )])
+        .await
+    }
+
+    /// Runs `mailferry ARGS` against this portal's database (e.g. `staff add`), with
+    /// `stdin` as standard input.
+    pub fn command(&self, args: &[&str], stdin: &str) -> anyhow::Result<std::process::Output> {
+        use std::io::Write;
+        let mut child = Command::new(mailferry_bin())
+            .args(args)
+            .env("MAILFERRY_DATA_DIR", self.data_dir.path())
+            .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        if let Some(mut input) = child.stdin.take() {
+            input.write_all(stdin.as_bytes())?;
+        }
+        Ok(child.wait_with_output()?)
+    }
+
+    /// Creates a staff account through the command line, as an admin would.
+    pub fn add_staff(&self, username: &str, password: &str, role: &str) -> anyhow::Result<()> {
+        let out = self.command(
+            &["staff", "add", username, "--role", role],
+            &format!("{password}\n"),
+        )?;
+        if !out.status.success() {
+            bail!(
+                "mailferry staff add failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
     }
 
     /// As [`Portal::start`], with extra environment variables (e.g. `MAILFERRY_DATABASE_URL`).

@@ -1,0 +1,171 @@
+//! Putting messages on the target: APPEND (or MULTIAPPEND for a whole batch) with flags and
+//! INTERNALDATE, reading APPENDUID; without UIDPLUS, or after a lost reply, finding the new
+//! messages by UIDNEXT, size and content hash (never by Message-ID).
+
+use super::error::{EngineError, Result};
+use super::session::Session;
+use super::wire::{parse_uid_set, uid_set, CommandBuilder, Status, StatusLine, Value};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+
+/// The content hash kept in the UID map: SHA-256 of the exact bytes.
+pub fn content_hash(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A message ready to go to the target.
+#[derive(Debug, Clone)]
+pub struct Outgoing<'a> {
+    pub source_uid: u32,
+    pub flags: Vec<String>,
+    pub internal_date: &'a str,
+    pub bytes: &'a [u8],
+    pub hash: String,
+}
+
+/// What the target said to one APPEND.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendReply {
+    /// Stored; the target UIDVALIDITY and UIDs when the server said (APPENDUID).
+    Stored(Option<(u32, Vec<u32>)>),
+    /// The folder is missing (TRYCREATE).
+    TryCreate(String),
+    /// Refused for this message (too large, invalid...): the server's words.
+    Refused(String),
+}
+
+/// Sends one APPEND (one message) or one MULTIAPPEND (several).
+pub async fn append(
+    session: &mut Session,
+    mailbox: &str,
+    messages: &[Outgoing<'_>],
+) -> Result<AppendReply> {
+    let mut cmd = CommandBuilder::new("APPEND").string(mailbox.as_bytes());
+    for m in messages {
+        cmd = cmd
+            .raw(" (")
+            .raw(&m.flags.join(" "))
+            .raw(")")
+            .string(m.internal_date.trim().as_bytes())
+            .raw(" ")
+            .literal_bytes(m.bytes.to_vec());
+    }
+    let reply = session.run(cmd.build()).await?;
+    interpret(session, &reply.done)
+}
+
+fn interpret(session: &Session, done: &StatusLine) -> Result<AppendReply> {
+    match done.status {
+        Status::Ok => {
+            if done.code.as_deref() == Some("APPENDUID") {
+                let validity = done
+                    .code_args
+                    .first()
+                    .and_then(Value::as_u64)
+                    .and_then(|v| u32::try_from(v).ok());
+                let uids = done
+                    .code_args
+                    .get(1)
+                    .and_then(Value::as_text)
+                    .and_then(|s| parse_uid_set(&s));
+                if let (Some(v), Some(u)) = (validity, uids) {
+                    return Ok(AppendReply::Stored(Some((v, u))));
+                }
+            }
+            Ok(AppendReply::Stored(None))
+        }
+        _ => {
+            let code = done.code.as_deref().unwrap_or("");
+            let words = done.words();
+            if code == "OVERQUOTA" || words.to_ascii_lowercase().contains("quota") {
+                return Err(EngineError::OverQuota {
+                    words: format!("{} says: {}", session.host(), words),
+                });
+            }
+            if code == "TRYCREATE" {
+                return Ok(AppendReply::TryCreate(words));
+            }
+            Ok(AppendReply::Refused(words))
+        }
+    }
+}
+
+/// Something to find on the target after an APPEND whose UID we do not know.
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    pub source_uid: u32,
+    pub size: u64,
+    pub hash: String,
+}
+
+/// Looks at the messages with UID >= `floor` in the selected target folder and matches
+/// them to `wanted` by size, then content hash; `taken` UIDs belong to other messages.
+/// Returns (source UID, target UID if found) for each wanted message, and the highest
+/// UID seen.
+pub async fn find_appended(
+    session: &mut Session,
+    floor: u32,
+    wanted: &[Wanted],
+    taken: &HashSet<u32>,
+) -> Result<(Vec<(u32, Option<u32>)>, u32)> {
+    let mut present: Vec<(u32, u64)> = Vec::new();
+    let done = session
+        .uid_fetch(&format!("{}:*", floor.max(1)), "UID RFC822.SIZE", |item| {
+            if let (Some(uid), Some(size)) = (item.uid, item.size) {
+                present.push((uid, size));
+            }
+        })
+        .await?;
+    if done.status != Status::Ok {
+        return Err(session.refused("UID FETCH (finding appended messages)", &done));
+    }
+    let max_uid = present.iter().map(|p| p.0).max().unwrap_or(0);
+    let sizes: HashSet<u64> = wanted.iter().map(|w| w.size).collect();
+    let candidates: Vec<u32> = present
+        .iter()
+        .filter(|(uid, size)| *uid >= floor && !taken.contains(uid) && sizes.contains(size))
+        .map(|(uid, _)| *uid)
+        .collect();
+    let mut hashes: Vec<(u32, String)> = Vec::new();
+    if !candidates.is_empty() {
+        let done = session
+            .uid_fetch(&uid_set(&candidates), "UID BODY.PEEK[]", |item| {
+                if let (Some(uid), Some(body)) = (item.uid, item.body) {
+                    hashes.push((uid, content_hash(&body)));
+                }
+            })
+            .await?;
+        if done.status != Status::Ok {
+            return Err(session.refused("UID FETCH (matching appended messages)", &done));
+        }
+    }
+    hashes.sort();
+    let mut used: HashSet<u32> = HashSet::new();
+    let result = wanted
+        .iter()
+        .map(|w| {
+            let found = hashes
+                .iter()
+                .find(|(uid, h)| *h == w.hash && !used.contains(uid))
+                .map(|(uid, _)| *uid);
+            if let Some(uid) = found {
+                used.insert(uid);
+            }
+            (w.source_uid, found)
+        })
+        .collect();
+    Ok((result, max_uid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_is_sha256_hex() {
+        assert_eq!(
+            content_hash(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

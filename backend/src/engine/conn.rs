@@ -1,0 +1,146 @@
+//! A connection that comes back: holds the endpoint, reconnects with backoff after a
+//! drop, and re-selects the folder it had open, so callers just ask for a session.
+
+use super::endpoint::Endpoint;
+use super::error::{EngineError, Result};
+use super::session::{MailboxInfo, Session};
+use std::time::Duration;
+
+/// How hard to try to get a connection back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub attempts: u32,
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            attempts: 6,
+            first_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Conn {
+    endpoint: Endpoint,
+    backoff: Backoff,
+    session: Option<Session>,
+    /// The folder to have open (wire name, read-only) after a reconnect.
+    want_selected: Option<(String, bool)>,
+    selected: Option<(String, bool)>,
+    pub mailbox: MailboxInfo,
+    pub reconnects: u32,
+}
+
+impl Conn {
+    pub fn new(endpoint: Endpoint, backoff: Backoff) -> Self {
+        Conn {
+            endpoint,
+            backoff,
+            session: None,
+            want_selected: None,
+            selected: None,
+            mailbox: MailboxInfo::default(),
+            reconnects: 0,
+        }
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Connects now (used at the start, where a failure is fatal and must say why).
+    pub async fn connect_once(&mut self) -> Result<&mut Session> {
+        if self.session.is_none() {
+            self.session = Some(Session::connect(&self.endpoint).await?);
+            self.selected = None;
+        }
+        self.ready().await
+    }
+
+    /// A live session with the wanted folder selected, reconnecting as needed.
+    pub async fn session(&mut self) -> Result<&mut Session> {
+        if self.session.is_none() {
+            let mut delay = self.backoff.first_delay;
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match Session::connect(&self.endpoint).await {
+                    Ok(s) => {
+                        self.session = Some(s);
+                        self.selected = None;
+                        self.reconnects += 1;
+                        break;
+                    }
+                    Err(e) if e.is_connection_failure() && attempt < self.backoff.attempts => {
+                        tracing::warn!(side = %self.endpoint.side, error = %e, attempt, "reconnect failed, backing off");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(self.backoff.max_delay);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.ready().await
+    }
+
+    async fn ready(&mut self) -> Result<&mut Session> {
+        if self.want_selected != self.selected {
+            if let Some((name, ro)) = self.want_selected.clone() {
+                let session = self.session.as_mut().ok_or_else(|| lost(&self.endpoint))?;
+                match session.select(&name, ro).await {
+                    Ok(info) => {
+                        self.mailbox = info;
+                        self.selected = Some((name, ro));
+                    }
+                    Err(e) => {
+                        if e.is_connection_failure() {
+                            self.session = None;
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        self.session.as_mut().ok_or_else(|| lost(&self.endpoint))
+    }
+
+    /// Opens a folder (and keeps it open across reconnects).
+    pub async fn select(&mut self, wire: &str, read_only: bool) -> Result<MailboxInfo> {
+        self.want_selected = Some((wire.to_owned(), read_only));
+        self.selected = None;
+        self.session().await?;
+        Ok(self.mailbox.clone())
+    }
+
+    /// The folder this connection keeps open (wire name, read-only).
+    pub fn selected_folder(&self) -> Option<(String, bool)> {
+        self.want_selected.clone()
+    }
+
+    /// Forgets the session after an error that killed it.
+    pub fn note_error(&mut self, e: &EngineError) {
+        if e.is_connection_failure() {
+            self.session = None;
+            self.selected = None;
+        }
+    }
+
+    pub async fn close(&mut self) {
+        if let Some(s) = self.session.take() {
+            s.logout().await;
+        }
+    }
+}
+
+fn lost(endpoint: &Endpoint) -> EngineError {
+    EngineError::ConnectionLost {
+        side: endpoint.side,
+        host: endpoint.address(),
+        message: "no session".into(),
+    }
+}

@@ -1,0 +1,693 @@
+//! Copying one folder: settle what a previous run left pending, re-match after a source
+//! UIDVALIDITY change, propagate flag changes, then copy what is not mapped yet in
+//! batches (the next batch is fetched while the current one is appended).
+
+use super::append::{self, content_hash, AppendReply, Outgoing, Wanted};
+use super::conn::Conn;
+use super::error::{EngineError, Result};
+use super::events::{Event, Events, SkippedMessage};
+use super::fetch::{self, FetchOutcome, Fetched, ServerProfile, SourceMessage};
+use super::flags;
+use super::folders::{self, FolderPlan, FolderTree};
+use super::uidmap::{MapRow, SkipRecord, UidMap, DONE, PENDING};
+use super::wire::{uid_set, Status};
+use super::Settings;
+use std::collections::{HashMap, HashSet};
+
+/// What happened in one folder (kept up to date as it goes, so a failure keeps counts).
+#[derive(Debug, Default, Clone)]
+pub struct FolderTally {
+    pub messages: u64,
+    pub to_copy: u64,
+    pub copied: u64,
+    pub already_present: u64,
+    pub flags_updated: u64,
+    pub bytes_copied: u64,
+    pub skipped: Vec<SkippedMessage>,
+    /// Source UIDs copied or skipped by this run (a retried folder must not count twice).
+    pub handled: HashSet<u32>,
+    /// Source UIDs (with size) this run sent an APPEND for: if a retry finds them on the
+    /// target, this run copied them.
+    pub sent: HashMap<u32, u64>,
+}
+
+pub struct FolderContext<'a> {
+    pub settings: &'a Settings,
+    pub map: &'a UidMap,
+    pub events: &'a Events,
+    pub profile: &'a ServerProfile,
+    pub target_tree: &'a FolderTree,
+}
+
+/// The target folder as this run sees it.
+struct TargetState {
+    wire: String,
+    uidvalidity: u32,
+    permanent: Option<Vec<String>>,
+    /// A UID no newer message can be below: where to look for messages we appended.
+    floor: u32,
+    /// Target UIDs that already belong to mapped messages.
+    taken: HashSet<u32>,
+}
+
+pub async fn copy_folder(
+    src: &mut Conn,
+    dst: &mut Conn,
+    ctx: &FolderContext<'_>,
+    plan: &FolderPlan,
+    tally: &mut FolderTally,
+) -> Result<()> {
+    let folder = plan.source.display();
+    let sinfo = src.select(&plan.source.wire, true).await?;
+    let messages = fetch::list_messages(src).await?;
+    tally.messages = messages.len() as u64;
+    let tinfo = dst.select(&plan.target_wire, false).await?;
+    let mut target = TargetState {
+        wire: plan.target_wire.clone(),
+        uidvalidity: tinfo.uidvalidity,
+        permanent: tinfo.permanent_flags.clone(),
+        floor: tinfo.uidnext.unwrap_or(1),
+        taken: HashSet::new(),
+    };
+
+    let mut rows = ctx.map.folder_rows(&folder).await?;
+    if rows.iter().any(|r| r.state == PENDING) {
+        settle_pending(dst, ctx, &folder, &mut target, &rows, tally).await?;
+        rows = ctx.map.folder_rows(&folder).await?;
+    }
+    if rows
+        .iter()
+        .any(|r| r.state == DONE && r.source_uidvalidity != sinfo.uidvalidity)
+    {
+        rematch_after_uidvalidity_change(src, ctx, &folder, sinfo.uidvalidity, &messages, &rows)
+            .await?;
+        rows = ctx.map.folder_rows(&folder).await?;
+    }
+    target.taken = rows
+        .iter()
+        .filter(|r| r.state == DONE && r.target_uidvalidity == Some(target.uidvalidity))
+        .filter_map(|r| r.target_uid)
+        .collect();
+    let mapped: HashMap<u32, &MapRow> = rows
+        .iter()
+        .filter(|r| r.state == DONE && r.source_uidvalidity == sinfo.uidvalidity)
+        .map(|r| (r.source_uid, r))
+        .collect();
+
+    // Classify: mapped (maybe with new flags), too large, to copy.
+    let append_limit = dst.session().await?.capabilities().append_limit();
+    let mut flag_changes: HashMap<String, Vec<(u32, u32)>> = HashMap::new();
+    let mut to_copy: Vec<SourceMessage> = Vec::new();
+    let mut too_large: Vec<SourceMessage> = Vec::new();
+    tally.already_present = 0;
+    for m in &messages {
+        if tally.handled.contains(&m.uid) && !mapped.contains_key(&m.uid) {
+            continue; // skipped earlier in this run
+        }
+        if let Some(row) = mapped.get(&m.uid) {
+            if !tally.handled.contains(&m.uid) {
+                tally.already_present += 1;
+            }
+            let want = flags::flags_for_target(&m.flags, target.permanent.as_deref());
+            let canon = flags::canonical(&want);
+            if canon != row.flags && row.target_uidvalidity == Some(target.uidvalidity) {
+                if let Some(t) = row.target_uid {
+                    flag_changes
+                        .entry(want.join(" "))
+                        .or_default()
+                        .push((m.uid, t));
+                }
+            }
+        } else if append_limit.is_some_and(|limit| m.size > limit) {
+            too_large.push(m.clone());
+        } else {
+            to_copy.push(m.clone());
+        }
+    }
+    tally.to_copy = to_copy.len() as u64;
+    ctx.events.emit(Event::FolderPlanned {
+        source: folder.clone(),
+        target: plan.target_display(),
+        messages: tally.messages,
+        to_copy: tally.to_copy,
+        bytes_to_copy: to_copy.iter().map(|m| m.size).sum(),
+    });
+
+    if !flag_changes.is_empty() {
+        propagate_flags(dst, ctx, &folder, sinfo.uidvalidity, flag_changes, tally).await?;
+    }
+    for m in too_large {
+        let limit = append_limit.unwrap_or(0);
+        skip(
+            src,
+            ctx,
+            &folder,
+            sinfo.uidvalidity,
+            &m,
+            format!("larger than the target's APPENDLIMIT ({limit} bytes)"),
+            1,
+            tally,
+        )
+        .await?;
+    }
+
+    // Batches bounded by count and bytes; two batches per folder are in memory at most.
+    let mut batches: Vec<Vec<SourceMessage>> = Vec::new();
+    let mut current: Vec<SourceMessage> = Vec::new();
+    let mut bytes = 0u64;
+    for m in to_copy {
+        if !current.is_empty()
+            && (current.len() >= ctx.settings.batch_messages
+                || bytes + m.size > ctx.settings.batch_bytes)
+        {
+            batches.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += m.size;
+        current.push(m);
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    let mut batches = batches.into_iter();
+    let mut in_hand: Option<FetchOutcome> = match batches.next() {
+        Some(b) => Some(fetch::fetch_batch(src, ctx.profile, &b, ctx.settings.max_attempts).await?),
+        None => None,
+    };
+    while let Some(outcome) = in_hand.take() {
+        let FetchOutcome { fetched, failed } = outcome;
+        for f in failed {
+            let attempts = f.attempts;
+            skip(
+                src,
+                ctx,
+                &folder,
+                sinfo.uidvalidity,
+                &f.meta,
+                f.reason,
+                attempts,
+                tally,
+            )
+            .await?;
+        }
+        let next = batches.next();
+        let (fetched_next, stored) = tokio::join!(
+            async {
+                match &next {
+                    Some(b) => Some(
+                        fetch::fetch_batch(src, ctx.profile, b, ctx.settings.max_attempts).await,
+                    ),
+                    None => None,
+                }
+            },
+            store_batch(
+                dst,
+                ctx,
+                &folder,
+                sinfo.uidvalidity,
+                plan,
+                &mut target,
+                fetched,
+                tally
+            )
+        );
+        let refused = stored?;
+        for (meta, words) in refused {
+            skip(src, ctx, &folder, sinfo.uidvalidity, &meta, words, 1, tally).await?;
+        }
+        in_hand = fetched_next.transpose()?;
+    }
+    ctx.events.emit(Event::FolderDone {
+        folder,
+        copied: tally.copied,
+        already_present: tally.already_present,
+        skipped: tally.skipped.len() as u64,
+    });
+    Ok(())
+}
+
+/// Records a message as skipped (with its subject, best effort) and tells the listeners.
+#[allow(clippy::too_many_arguments)]
+async fn skip(
+    src: &mut Conn,
+    ctx: &FolderContext<'_>,
+    folder: &str,
+    uidvalidity: u32,
+    meta: &SourceMessage,
+    reason: String,
+    attempts: u32,
+    tally: &mut FolderTally,
+) -> Result<()> {
+    let subject = fetch::subject_of(src, meta.uid).await;
+    let date = flags::parse_internal_date(&meta.internal_date);
+    tracing::warn!(folder, uid = meta.uid, size = meta.size, reason = %reason, "message skipped");
+    ctx.map
+        .record_skip(&SkipRecord {
+            folder: folder.to_owned(),
+            uidvalidity,
+            uid: meta.uid,
+            size: Some(meta.size),
+            internal_date: date,
+            subject: subject.clone(),
+            reason: reason.clone(),
+            attempts,
+        })
+        .await?;
+    ctx.events.emit(Event::MessageSkipped {
+        folder: folder.to_owned(),
+        uid: meta.uid,
+        reason: reason.clone(),
+    });
+    tally.handled.insert(meta.uid);
+    tally.skipped.push(SkippedMessage {
+        folder: folder.to_owned(),
+        uid: meta.uid,
+        reason,
+        size: Some(meta.size),
+        date,
+        subject,
+    });
+    Ok(())
+}
+
+/// After a crash or a lost reply: which pending APPENDs did arrive?
+async fn settle_pending(
+    dst: &mut Conn,
+    ctx: &FolderContext<'_>,
+    folder: &str,
+    target: &mut TargetState,
+    rows: &[MapRow],
+    tally: &mut FolderTally,
+) -> Result<()> {
+    let taken: HashSet<u32> = rows
+        .iter()
+        .filter(|r| r.state == DONE && r.target_uidvalidity == Some(target.uidvalidity))
+        .filter_map(|r| r.target_uid)
+        .collect();
+    let pending: Vec<&MapRow> = rows.iter().filter(|r| r.state == PENDING).collect();
+    let mut by_validity: HashMap<u32, Vec<&MapRow>> = HashMap::new();
+    for r in &pending {
+        by_validity.entry(r.source_uidvalidity).or_default().push(r);
+    }
+    let mut taken = taken;
+    for (validity, group) in by_validity {
+        let (here, elsewhere): (Vec<&MapRow>, Vec<&MapRow>) = group
+            .into_iter()
+            .partition(|r| r.target_folder == target.wire);
+        if !elsewhere.is_empty() {
+            // The folder map changed since: these cannot be checked here; copy them again.
+            let uids: Vec<u32> = elsewhere.iter().map(|r| r.source_uid).collect();
+            ctx.map.drop_intents(folder, validity, &uids).await?;
+        }
+        if here.is_empty() {
+            continue;
+        }
+        let floor = here
+            .iter()
+            .filter_map(|r| r.target_uidnext_before)
+            .min()
+            .unwrap_or(1);
+        let wanted: Vec<Wanted> = here
+            .iter()
+            .map(|r| Wanted {
+                source_uid: r.source_uid,
+                size: r.size,
+                hash: r.content_hash.clone(),
+            })
+            .collect();
+        let mut found = scan(dst, floor, &wanted, &taken).await?;
+        if found.iter().any(|(_, t)| t.is_none()) {
+            // A killed run's last APPEND may still be being saved by the server (it got the
+            // whole command; the client was gone before the reply). Give it time, then
+            // look again: re-sending too early is how duplicates are made.
+            tokio::time::sleep(ctx.settings.settle_delay).await;
+            found = scan(dst, floor, &wanted, &taken).await?;
+        }
+        let mut done = Vec::new();
+        let mut lost = Vec::new();
+        for (src_uid, t) in found {
+            match t {
+                Some(t) => {
+                    taken.insert(t);
+                    done.push((src_uid, Some(t)));
+                    if let Some(bytes) = tally.sent.get(&src_uid) {
+                        if tally.handled.insert(src_uid) {
+                            tally.copied += 1;
+                            tally.bytes_copied += bytes;
+                            ctx.events.emit(Event::MessageCopied {
+                                folder: folder.to_owned(),
+                                uid: src_uid,
+                                bytes: *bytes,
+                            });
+                        }
+                    }
+                }
+                None => lost.push(src_uid),
+            }
+        }
+        tracing::info!(
+            folder,
+            arrived = done.len(),
+            missing = lost.len(),
+            "settled APPENDs left pending by an earlier run"
+        );
+        ctx.map
+            .mark_done(folder, validity, target.uidvalidity, &done)
+            .await?;
+        ctx.map.drop_intents(folder, validity, &lost).await?;
+    }
+    Ok(())
+}
+
+async fn scan(
+    dst: &mut Conn,
+    floor: u32,
+    wanted: &[Wanted],
+    taken: &HashSet<u32>,
+) -> Result<Vec<(u32, Option<u32>)>> {
+    let session = dst.session().await?;
+    match append::find_appended(session, floor, wanted, taken).await {
+        Ok((found, _)) => Ok(found),
+        Err(e) => {
+            dst.note_error(&e);
+            Err(e)
+        }
+    }
+}
+
+/// The source folder was recreated (new UIDVALIDITY): find the already-copied messages
+/// among the new UIDs by size, date and content hash instead of copying them again.
+async fn rematch_after_uidvalidity_change(
+    src: &mut Conn,
+    ctx: &FolderContext<'_>,
+    folder: &str,
+    validity: u32,
+    messages: &[SourceMessage],
+    rows: &[MapRow],
+) -> Result<()> {
+    let current: HashSet<u32> = rows
+        .iter()
+        .filter(|r| r.source_uidvalidity == validity)
+        .map(|r| r.source_uid)
+        .collect();
+    let old: Vec<&MapRow> = rows
+        .iter()
+        .filter(|r| r.state == DONE && r.source_uidvalidity != validity)
+        .collect();
+    let keys: HashSet<(u64, i64)> = old.iter().map(|r| (r.size, r.internal_date)).collect();
+    let candidates: Vec<SourceMessage> = messages
+        .iter()
+        .filter(|m| !current.contains(&m.uid))
+        .filter(|m| {
+            flags::parse_internal_date(&m.internal_date)
+                .is_some_and(|d| keys.contains(&(m.size, d)))
+        })
+        .cloned()
+        .collect();
+    tracing::info!(
+        folder,
+        candidates = candidates.len(),
+        "source UIDVALIDITY changed; re-matching by content"
+    );
+    let mut used: HashSet<(u32, u32)> = HashSet::new();
+    let mut rematched = 0;
+    for chunk in candidates.chunks(ctx.settings.batch_messages.max(1)) {
+        let outcome =
+            fetch::fetch_batch(src, ctx.profile, chunk, ctx.settings.max_attempts).await?;
+        for Fetched { meta, bytes } in outcome.fetched {
+            let hash = content_hash(&bytes);
+            if let Some(row) = old.iter().find(|r| {
+                r.content_hash == hash && !used.contains(&(r.source_uidvalidity, r.source_uid))
+            }) {
+                used.insert((row.source_uidvalidity, row.source_uid));
+                ctx.map
+                    .rekey(
+                        folder,
+                        (row.source_uidvalidity, row.source_uid),
+                        (validity, meta.uid),
+                    )
+                    .await?;
+                rematched += 1;
+            }
+        }
+    }
+    tracing::info!(folder, rematched, "re-matched after UIDVALIDITY change");
+    Ok(())
+}
+
+async fn propagate_flags(
+    dst: &mut Conn,
+    ctx: &FolderContext<'_>,
+    folder: &str,
+    source_validity: u32,
+    changes: HashMap<String, Vec<(u32, u32)>>,
+    tally: &mut FolderTally,
+) -> Result<()> {
+    for (flag_text, pairs) in changes {
+        let flag_list: Vec<String> = flag_text.split_whitespace().map(str::to_owned).collect();
+        let target_uids: Vec<u32> = pairs.iter().map(|p| p.1).collect();
+        let session = dst.session().await?;
+        let done = match session
+            .uid_store(&uid_set(&target_uids), "FLAGS", &flag_list)
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                dst.note_error(&e);
+                return Err(e);
+            }
+        };
+        if done.status != Status::Ok {
+            tracing::warn!(folder, words = %done.words(), "target refused a flag update");
+            continue;
+        }
+        let canon = flags::canonical(&flag_list);
+        let updates: Vec<(u32, String)> = pairs.iter().map(|p| (p.0, canon.clone())).collect();
+        ctx.map.set_flags(folder, source_validity, &updates).await?;
+        tally.flags_updated += pairs.len() as u64;
+    }
+    if tally.flags_updated > 0 {
+        ctx.events.emit(Event::FlagsUpdated {
+            folder: folder.to_owned(),
+            messages: tally.flags_updated,
+        });
+    }
+    Ok(())
+}
+
+/// Appends a fetched batch. Intents first; then MULTIAPPEND (or APPEND one by one);
+/// after a lost connection, looks on the target before sending anything again.
+/// Returns the messages the target refused, with its words.
+#[allow(clippy::too_many_arguments)]
+async fn store_batch(
+    dst: &mut Conn,
+    ctx: &FolderContext<'_>,
+    folder: &str,
+    source_validity: u32,
+    plan: &FolderPlan,
+    target: &mut TargetState,
+    fetched: Vec<Fetched>,
+    tally: &mut FolderTally,
+) -> Result<Vec<(SourceMessage, String)>> {
+    if fetched.is_empty() {
+        return Ok(Vec::new());
+    }
+    let outgoing: Vec<Outgoing<'_>> = fetched
+        .iter()
+        .map(|f| Outgoing {
+            source_uid: f.meta.uid,
+            flags: flags::flags_for_target(&f.meta.flags, target.permanent.as_deref()),
+            internal_date: &f.meta.internal_date,
+            bytes: &f.bytes,
+            hash: content_hash(&f.bytes),
+        })
+        .collect();
+    let intents: Vec<MapRow> = outgoing
+        .iter()
+        .zip(&fetched)
+        .map(|(o, f)| MapRow {
+            source_folder: folder.to_owned(),
+            source_uidvalidity: source_validity,
+            source_uid: o.source_uid,
+            target_folder: target.wire.clone(),
+            target_uidvalidity: None,
+            target_uid: None,
+            state: PENDING.to_owned(),
+            target_uidnext_before: Some(target.floor),
+            size: o.bytes.len() as u64,
+            internal_date: flags::parse_internal_date(&f.meta.internal_date).unwrap_or(0),
+            content_hash: o.hash.clone(),
+            flags: flags::canonical(&o.flags),
+        })
+        .collect();
+    ctx.map.write_intents(&intents).await?;
+    for r in &intents {
+        tally.sent.insert(r.source_uid, r.size);
+    }
+
+    let mut remaining: Vec<usize> = (0..outgoing.len()).collect();
+    let mut refused: Vec<(SourceMessage, String)> = Vec::new();
+    let mut tries: HashMap<usize, u32> = HashMap::new();
+    let mut created = false;
+    let mut multi = remaining.len() > 1;
+    while !remaining.is_empty() {
+        let group: Vec<usize> = if multi && dst.session().await?.capabilities().multiappend() {
+            remaining.clone()
+        } else {
+            multi = false;
+            vec![remaining[0]]
+        };
+        let msgs: Vec<Outgoing<'_>> = group.iter().map(|&i| outgoing[i].clone()).collect();
+        let session = dst.session().await?;
+        let uidplus = session.capabilities().uidplus();
+        let result = append::append(session, &target.wire, &msgs).await;
+        let stored: Vec<(usize, Option<u32>)> = match result {
+            Ok(AppendReply::Stored(Some((validity, uids))))
+                if uidplus && uids.len() == group.len() && validity == target.uidvalidity =>
+            {
+                group
+                    .iter()
+                    .copied()
+                    .zip(uids.into_iter().map(Some))
+                    .collect()
+            }
+            Ok(AppendReply::Stored(_)) => {
+                // The server took them but did not say where: look. A message it stored
+                // but changed (so no hash matches) is still stored: never send it twice.
+                let (found, missing) = find(dst, target, &outgoing, &group).await?;
+                let mut all: Vec<(usize, Option<u32>)> =
+                    found.into_iter().map(|(i, u)| (i, Some(u))).collect();
+                all.extend(missing.into_iter().map(|i| (i, None)));
+                all
+            }
+            Ok(AppendReply::TryCreate(words)) => {
+                if created {
+                    for &i in &group {
+                        refused.push((fetched[i].meta.clone(), words.clone()));
+                    }
+                    remaining.retain(|i| !group.contains(i));
+                    continue;
+                }
+                created = true;
+                let session = dst.session().await?;
+                folders::create_folder(session, ctx.target_tree, &plan.target_path).await?;
+                dst.select(&target.wire, false).await?;
+                continue;
+            }
+            Ok(AppendReply::Refused(words)) => {
+                if group.len() > 1 {
+                    // One message spoils a MULTIAPPEND (it is all or nothing): go one by one.
+                    multi = false;
+                    continue;
+                }
+                refused.push((fetched[group[0]].meta.clone(), words));
+                remaining.retain(|i| !group.contains(i));
+                continue;
+            }
+            Err(e) if e.is_connection_failure() => {
+                dst.note_error(&e);
+                tracing::warn!(folder, error = %e, "connection lost during APPEND; checking the target before sending again");
+                let (mut found, mut missing) = find(dst, target, &outgoing, &group).await?;
+                if !missing.is_empty() {
+                    // The server may still be saving what it received: look again later.
+                    tokio::time::sleep(ctx.settings.settle_delay).await;
+                    let (more, still) = find(dst, target, &outgoing, &missing).await?;
+                    found.extend(more);
+                    missing = still;
+                }
+                for &i in &missing {
+                    let n = tries.entry(i).or_insert(0);
+                    *n += 1;
+                    if *n >= ctx.settings.max_attempts {
+                        refused.push((
+                            fetched[i].meta.clone(),
+                            format!("the target dropped the connection each time this message was appended ({n} tries): {e}"),
+                        ));
+                        remaining.retain(|r| *r != i);
+                    }
+                }
+                if group.len() > 1 && !missing.is_empty() {
+                    multi = false;
+                }
+                found.into_iter().map(|(i, u)| (i, Some(u))).collect()
+            }
+            Err(e) => return Err(e),
+        };
+        if !stored.is_empty() {
+            let pairs: Vec<(u32, Option<u32>)> = stored
+                .iter()
+                .map(|&(i, uid)| (outgoing[i].source_uid, uid))
+                .collect();
+            ctx.map
+                .mark_done(folder, source_validity, target.uidvalidity, &pairs)
+                .await?;
+            let uids: Vec<u32> = pairs.iter().map(|p| p.0).collect();
+            ctx.map.clear_skips(folder, source_validity, &uids).await?;
+            for &(i, uid) in &stored {
+                if let Some(uid) = uid {
+                    target.taken.insert(uid);
+                    target.floor = target.floor.max(uid.saturating_add(1));
+                }
+                let bytes = outgoing[i].bytes.len() as u64;
+                tally.handled.insert(outgoing[i].source_uid);
+                tally.copied += 1;
+                tally.bytes_copied += bytes;
+                ctx.events.emit(Event::MessageCopied {
+                    folder: folder.to_owned(),
+                    uid: outgoing[i].source_uid,
+                    bytes,
+                });
+            }
+            remaining.retain(|i| !stored.iter().any(|(s, _)| s == i));
+        }
+    }
+    let refused_uids: Vec<u32> = refused.iter().map(|(m, _)| m.uid).collect();
+    ctx.map
+        .drop_intents(folder, source_validity, &refused_uids)
+        .await?;
+    Ok(refused)
+}
+
+/// Finds which of `group` are on the target now. Returns (found (index, uid), missing).
+async fn find(
+    dst: &mut Conn,
+    target: &mut TargetState,
+    outgoing: &[Outgoing<'_>],
+    group: &[usize],
+) -> Result<(Vec<(usize, u32)>, Vec<usize>)> {
+    let wanted: Vec<Wanted> = group
+        .iter()
+        .map(|&i| Wanted {
+            source_uid: outgoing[i].source_uid,
+            size: outgoing[i].bytes.len() as u64,
+            hash: outgoing[i].hash.clone(),
+        })
+        .collect();
+    let session = dst.session().await?;
+    let (found, max_uid) =
+        match append::find_appended(session, target.floor, &wanted, &target.taken).await {
+            Ok(v) => v,
+            Err(e) => {
+                dst.note_error(&e);
+                return Err(e);
+            }
+        };
+    let _ = max_uid;
+    let mut hits = Vec::new();
+    let mut missing = Vec::new();
+    for (&i, (_, t)) in group.iter().zip(found) {
+        match t {
+            Some(uid) => hits.push((i, uid)),
+            None => missing.push(i),
+        }
+    }
+    Ok((hits, missing))
+}
+
+/// An engine error that ends the whole job, not just this folder.
+pub fn stops_job(e: &EngineError) -> bool {
+    matches!(
+        e,
+        EngineError::OverQuota { .. } | EngineError::Database(_) | EngineError::Login { .. }
+    )
+}

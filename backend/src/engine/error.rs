@@ -1,0 +1,115 @@
+//! The engine's errors. Each names the side (source or target) and the host it concerns;
+//! none carries a password or a message body.
+
+use super::wire::ParseError;
+use std::fmt;
+
+/// Which account an error or a connection concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    Source,
+    Target,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Source => "source",
+            Side::Target => "target",
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{side} server {host}: cannot connect: {source}")]
+    Connect {
+        side: Side,
+        host: String,
+        source: std::io::Error,
+    },
+    #[error("{side} server {host}: TLS failed: {message}")]
+    Tls {
+        side: Side,
+        host: String,
+        message: String,
+    },
+    #[error("{side} server {host}: {message}")]
+    Config {
+        side: Side,
+        host: String,
+        message: String,
+    },
+    #[error("{side} server {host}: login as {user} refused: {words}")]
+    Login {
+        side: Side,
+        host: String,
+        user: String,
+        words: String,
+    },
+    #[error("{side} server {host}: no answer within {seconds} s")]
+    Timeout {
+        side: Side,
+        host: String,
+        seconds: u64,
+    },
+    #[error("{side} server {host}: connection lost: {message}")]
+    ConnectionLost {
+        side: Side,
+        host: String,
+        message: String,
+    },
+    #[error("{side} server {host}: {source}")]
+    Protocol {
+        side: Side,
+        host: String,
+        source: ParseError,
+    },
+    /// The server refused a command (tagged NO or BAD).
+    #[error("{side} server {host}: {command} refused: {words}")]
+    Refused {
+        side: Side,
+        host: String,
+        command: String,
+        words: String,
+        /// The response code, upper-cased (`TRYCREATE`, `OVERQUOTA`...).
+        code: Option<String>,
+    },
+    #[error("target is over quota: {words}")]
+    OverQuota { words: String },
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("the job was cancelled")]
+    Cancelled,
+}
+
+impl EngineError {
+    /// The side an error concerns, when it concerns one.
+    pub fn side(&self) -> Option<Side> {
+        match self {
+            EngineError::Connect { side, .. }
+            | EngineError::Tls { side, .. }
+            | EngineError::Config { side, .. }
+            | EngineError::Login { side, .. }
+            | EngineError::Timeout { side, .. }
+            | EngineError::ConnectionLost { side, .. }
+            | EngineError::Protocol { side, .. }
+            | EngineError::Refused { side, .. } => Some(*side),
+            EngineError::OverQuota { .. } => Some(Side::Target),
+            _ => None,
+        }
+    }
+
+    /// Errors after which a new connection may well succeed.
+    pub fn is_connection_failure(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Timeout { .. }
+                | EngineError::ConnectionLost { .. }
+                | EngineError::Connect { .. }
+                | EngineError::Protocol { .. }
+        )
+    }
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -1,0 +1,103 @@
+//! What the engine tells the outside world while it works, and its final report.
+//! The terminal command and (later) the portal's job store consume these; neither the
+//! events nor the engine know anything about HTTP.
+
+use serde::Serialize;
+use tokio::sync::mpsc::UnboundedSender;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A folder's work is known: how many messages it has and how many will be copied.
+    FolderPlanned {
+        source: String,
+        target: String,
+        messages: u64,
+        to_copy: u64,
+        bytes_to_copy: u64,
+    },
+    MessageCopied {
+        folder: String,
+        uid: u32,
+        bytes: u64,
+    },
+    MessageSkipped {
+        folder: String,
+        uid: u32,
+        reason: String,
+    },
+    FlagsUpdated {
+        folder: String,
+        messages: u64,
+    },
+    FolderDone {
+        folder: String,
+        copied: u64,
+        already_present: u64,
+        skipped: u64,
+    },
+    FolderFailed {
+        folder: String,
+        error: String,
+    },
+    /// The job stopped before the end for a reason the user must act on (over quota).
+    Stopped {
+        reason: String,
+    },
+    Finished {
+        report: Report,
+    },
+}
+
+/// A message that was not copied, with what a user needs to find it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedMessage {
+    pub folder: String,
+    pub uid: u32,
+    pub reason: String,
+    pub size: Option<u64>,
+    /// INTERNALDATE as unix seconds.
+    pub date: Option<i64>,
+    pub subject: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedFolder {
+    pub folder: String,
+    pub error: String,
+    /// Messages the folder had that this run could not handle.
+    pub messages: u64,
+}
+
+/// The outcome of one run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub job_id: String,
+    pub copied: u64,
+    pub already_present: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub flags_updated: u64,
+    pub bytes_copied: u64,
+    pub folders: u64,
+    pub skipped_messages: Vec<SkippedMessage>,
+    pub failed_folders: Vec<FailedFolder>,
+    /// Set when the run stopped early (e.g. the target is over quota).
+    pub stopped: Option<String>,
+}
+
+/// Sends events if anyone listens; a closed receiver never stops the copy.
+#[derive(Debug, Clone, Default)]
+pub struct Events(Option<UnboundedSender<Event>>);
+
+impl Events {
+    pub fn new(sender: Option<UnboundedSender<Event>>) -> Self {
+        Events(sender)
+    }
+
+    pub fn emit(&self, event: Event) {
+        if let Some(tx) = &self.0 {
+            let _ = tx.send(event);
+        }
+    }
+}

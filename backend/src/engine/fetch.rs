@@ -1,0 +1,368 @@
+//! Getting the exact bytes of messages from the source: `BODY.PEEK[]` first, then the
+//! fallback forms when a server refuses one (remembered per server), then isolation of a
+//! message that kills the connection or fails every form.
+
+use super::conn::Conn;
+use super::error::Result;
+use super::flags;
+use super::wire::{uid_set, Status};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+/// One way to ask for a whole message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FetchForm {
+    BodyPeek,
+    Rfc822Peek,
+    BinaryPeek,
+    /// Sets \Seen unless the folder is open read-only: the source is always EXAMINEd, and
+    /// \Seen is checked and restored afterwards for servers that set it anyway.
+    Body,
+    Rfc822,
+}
+
+impl FetchForm {
+    pub const ALL: [FetchForm; 5] = [
+        FetchForm::BodyPeek,
+        FetchForm::Rfc822Peek,
+        FetchForm::BinaryPeek,
+        FetchForm::Body,
+        FetchForm::Rfc822,
+    ];
+
+    pub fn item(self) -> &'static str {
+        match self {
+            FetchForm::BodyPeek => "BODY.PEEK[]",
+            FetchForm::Rfc822Peek => "RFC822.PEEK",
+            FetchForm::BinaryPeek => "BINARY.PEEK[]",
+            FetchForm::Body => "BODY[]",
+            FetchForm::Rfc822 => "RFC822",
+        }
+    }
+
+    pub fn may_set_seen(self) -> bool {
+        matches!(self, FetchForm::Body | FetchForm::Rfc822)
+    }
+}
+
+/// What the engine learnt about a source server: forms it does not understand (BAD).
+#[derive(Debug, Clone, Default)]
+pub struct ServerProfile {
+    inner: Arc<Mutex<HashSet<FetchForm>>>,
+}
+
+impl ServerProfile {
+    fn usable(&self, binary: bool) -> Vec<FetchForm> {
+        let bad = self.inner.lock().map(|g| g.clone()).unwrap_or_default();
+        FetchForm::ALL
+            .into_iter()
+            .filter(|f| !bad.contains(f) && (binary || *f != FetchForm::BinaryPeek))
+            .collect()
+    }
+
+    fn mark_bad(&self, form: FetchForm) {
+        if let Ok(mut g) = self.inner.lock() {
+            if g.insert(form) {
+                tracing::info!(
+                    form = form.item(),
+                    "the source server refuses this fetch form; not using it again"
+                );
+            }
+        }
+    }
+
+    pub fn refused_forms(&self) -> Vec<&'static str> {
+        let bad = self.inner.lock().map(|g| g.clone()).unwrap_or_default();
+        FetchForm::ALL
+            .into_iter()
+            .filter(|f| bad.contains(f))
+            .map(FetchForm::item)
+            .collect()
+    }
+}
+
+/// A source message as listed before copying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceMessage {
+    pub uid: u32,
+    pub flags: Vec<String>,
+    pub internal_date: String,
+    pub size: u64,
+}
+
+/// A message fetched and ready to append.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub meta: SourceMessage,
+    pub bytes: Vec<u8>,
+}
+
+/// A message that could not be fetched, and the server's words.
+#[derive(Debug, Clone)]
+pub struct FetchFailure {
+    pub meta: SourceMessage,
+    pub reason: String,
+    pub attempts: u32,
+}
+
+#[derive(Debug, Default)]
+pub struct FetchOutcome {
+    pub fetched: Vec<Fetched>,
+    pub failed: Vec<FetchFailure>,
+}
+
+/// Lists a folder's messages (UID, flags, date, size), checking the tagged reply.
+pub async fn list_messages(src: &mut Conn) -> Result<Vec<SourceMessage>> {
+    if src.mailbox.exists == 0 {
+        return Ok(Vec::new());
+    }
+    let session = src.session().await?;
+    let mut out = Vec::new();
+    let done = session
+        .uid_fetch("1:*", "UID FLAGS INTERNALDATE RFC822.SIZE", |item| {
+            if let (Some(uid), Some(date), Some(size)) = (item.uid, item.internal_date, item.size) {
+                out.push(SourceMessage {
+                    uid,
+                    flags: item.flags.unwrap_or_default(),
+                    internal_date: date,
+                    size,
+                });
+            }
+        })
+        .await?;
+    if done.status != Status::Ok {
+        return Err(session.refused("UID FETCH (listing)", &done));
+    }
+    out.sort_by_key(|m| m.uid);
+    out.dedup_by_key(|m| m.uid);
+    Ok(out)
+}
+
+/// Fetches a batch: the whole batch per form, falling back form by form for what is
+/// missing; on a dropped connection, each remaining message is tried alone.
+pub async fn fetch_batch(
+    src: &mut Conn,
+    profile: &ServerProfile,
+    batch: &[SourceMessage],
+    max_attempts: u32,
+) -> Result<FetchOutcome> {
+    let mut outcome = FetchOutcome::default();
+    match fetch_with_forms(src, profile, batch, &mut outcome.fetched).await {
+        Ok(failures) => {
+            outcome.failed = failures;
+            Ok(outcome)
+        }
+        Err(e) if e.is_connection_failure() => {
+            src.note_error(&e);
+            tracing::warn!(error = %e, "connection lost during a batch fetch; fetching the rest one by one");
+            let have: HashSet<u32> = outcome.fetched.iter().map(|f| f.meta.uid).collect();
+            for meta in batch.iter().filter(|m| !have.contains(&m.uid)) {
+                let mut attempts = 0;
+                loop {
+                    // Reconnecting is not an attempt at this message: only a fetch that
+                    // dies while asking for it alone counts against it.
+                    src.session().await?;
+                    attempts += 1;
+                    let mut got = Vec::new();
+                    match fetch_with_forms(src, profile, std::slice::from_ref(meta), &mut got).await
+                    {
+                        Ok(mut failures) => {
+                            outcome.fetched.append(&mut got);
+                            for f in &mut failures {
+                                f.attempts = attempts;
+                            }
+                            outcome.failed.append(&mut failures);
+                            break;
+                        }
+                        Err(e) if e.is_connection_failure() => {
+                            src.note_error(&e);
+                            if attempts >= max_attempts {
+                                outcome.failed.push(FetchFailure {
+                                    meta: meta.clone(),
+                                    reason: format!(
+                                        "the source server dropped the connection each time this message was fetched ({attempts} tries): {e}"
+                                    ),
+                                    attempts,
+                                });
+                                break;
+                            }
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Ok(outcome)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn fetch_with_forms(
+    src: &mut Conn,
+    profile: &ServerProfile,
+    batch: &[SourceMessage],
+    fetched: &mut Vec<Fetched>,
+) -> Result<Vec<FetchFailure>> {
+    let binary = src.session().await?.capabilities().binary();
+    let by_uid: HashMap<u32, &SourceMessage> = batch.iter().map(|m| (m.uid, m)).collect();
+    let mut missing: Vec<u32> = batch.iter().map(|m| m.uid).collect();
+    let mut last_words: HashMap<u32, String> = HashMap::new();
+    for form in profile.usable(binary) {
+        if missing.is_empty() {
+            break;
+        }
+        let session = src.session().await?;
+        let set = uid_set(&missing);
+        let mut got: Vec<(u32, Vec<u8>)> = Vec::new();
+        let mut nil: HashSet<u32> = HashSet::new();
+        let done = session
+            .uid_fetch(&set, &format!("UID {}", form.item()), |item| {
+                if let Some(uid) = item.uid {
+                    match item.body {
+                        Some(body) => got.push((uid, body)),
+                        None if item.body_nil => {
+                            nil.insert(uid);
+                        }
+                        None => {}
+                    }
+                }
+            })
+            .await;
+        // Keep what arrived even if the connection then died.
+        let mut new_uids = HashSet::new();
+        for (uid, body) in got {
+            if let Some(meta) = by_uid.get(&uid) {
+                if new_uids.insert(uid) && missing.contains(&uid) {
+                    fetched.push(Fetched {
+                        meta: (*meta).clone(),
+                        bytes: body,
+                    });
+                }
+            }
+        }
+        missing.retain(|u| !new_uids.contains(u));
+        let done = done?;
+        if form.may_set_seen() && !new_uids.is_empty() {
+            restore_seen(src, batch, &new_uids).await?;
+        }
+        for uid in &nil {
+            last_words.insert(*uid, format!("{} returned NIL", form.item()));
+        }
+        match done.status {
+            Status::Ok => {}
+            Status::Bad => {
+                if new_uids.is_empty() {
+                    profile.mark_bad(form);
+                }
+                for uid in &missing {
+                    last_words.insert(*uid, format!("{} answered {}", form.item(), done.words()));
+                }
+            }
+            _ => {
+                for uid in &missing {
+                    last_words.insert(*uid, format!("{} answered {}", form.item(), done.words()));
+                }
+            }
+        }
+        for uid in &missing {
+            last_words
+                .entry(*uid)
+                .or_insert_with(|| format!("{} returned no body", form.item()));
+        }
+    }
+    Ok(missing
+        .into_iter()
+        .filter_map(|uid| {
+            let meta = by_uid.get(&uid)?;
+            Some(FetchFailure {
+                meta: (*meta).clone(),
+                reason: last_words
+                    .remove(&uid)
+                    .unwrap_or_else(|| "no fetch form returned the message".to_owned()),
+                attempts: 1,
+            })
+        })
+        .collect())
+}
+
+/// After a fetch form that may set \Seen: put \Seen back where the source did not have it.
+async fn restore_seen(src: &mut Conn, batch: &[SourceMessage], uids: &HashSet<u32>) -> Result<()> {
+    let unseen: Vec<u32> = batch
+        .iter()
+        .filter(|m| uids.contains(&m.uid) && !flags::has_seen(&m.flags))
+        .map(|m| m.uid)
+        .collect();
+    if unseen.is_empty() {
+        return Ok(());
+    }
+    let session = src.session().await?;
+    let mut now_seen = Vec::new();
+    let done = session
+        .uid_fetch(&uid_set(&unseen), "UID FLAGS", |item| {
+            if let (Some(uid), Some(f)) = (item.uid, item.flags) {
+                if flags::has_seen(&f) {
+                    now_seen.push(uid);
+                }
+            }
+        })
+        .await?;
+    if done.status != Status::Ok || now_seen.is_empty() {
+        return Ok(());
+    }
+    // The server set \Seen despite EXAMINE: open read-write briefly and take it back.
+    let Some((wire, _)) = selected_name(src) else {
+        return Ok(());
+    };
+    tracing::info!(
+        messages = now_seen.len(),
+        "restoring \\Seen on the source after a non-PEEK fetch"
+    );
+    src.select(&wire, false).await?;
+    let session = src.session().await?;
+    let done = session
+        .uid_store(&uid_set(&now_seen), "-FLAGS", &["\\Seen".to_owned()])
+        .await?;
+    if done.status != Status::Ok {
+        tracing::warn!(words = %done.words(), "could not restore \\Seen on the source");
+    }
+    src.select(&wire, true).await?;
+    Ok(())
+}
+
+fn selected_name(src: &Conn) -> Option<(String, bool)> {
+    src.selected_folder()
+}
+
+/// The Subject of a message, best effort, for reports about skipped messages.
+pub async fn subject_of(src: &mut Conn, uid: u32) -> Option<String> {
+    let session = src.session().await.ok()?;
+    let mut header = None;
+    let done = session
+        .uid_fetch(
+            &uid.to_string(),
+            "UID BODY.PEEK[HEADER.FIELDS (SUBJECT)]",
+            |item| {
+                header = item.header;
+            },
+        )
+        .await;
+    match done {
+        Ok(d) if d.status == Status::Ok => {}
+        Ok(_) => return None,
+        Err(e) => {
+            src.note_error(&e);
+            return None;
+        }
+    }
+    let text = String::from_utf8_lossy(&header?).into_owned();
+    let unfolded = text.replace("\r\n ", " ").replace("\r\n\t", " ");
+    unfolded
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case("subject")
+                .then(|| value.trim().to_owned())
+        })
+        .map(|s| s.chars().take(200).collect())
+}

@@ -1,0 +1,381 @@
+//! The IMAP copy engine: copies whole mailboxes from a source to a target server exactly
+//! (bytes, flags, INTERNALDATE, folders), with a durable UID map so that re-runs copy only
+//! what is new and a crash at any instant neither loses nor duplicates a message.
+//!
+//! It knows nothing of HTTP: callers give [`Settings`] and a database pool, and read
+//! [`Event`]s and the final [`Report`].
+//!
+//! Layout, one file per protocol step: `wire` (parsing/quoting), `session` (one
+//! connection: TLS, login, commands under timeouts), `conn` (reconnect and re-select),
+//! `capabilities`, `folders` (listing and the folder plan), `utf7`, `fetch` (body forms and
+//! fallbacks), `append` (APPEND/MULTIAPPEND, APPENDUID, finding messages without it),
+//! `flags`, `uidmap` (the map and journal), `copy_folder` (one folder), `events`.
+
+pub mod append;
+pub mod capabilities;
+pub mod conn;
+pub mod copy_folder;
+pub mod endpoint;
+pub mod error;
+pub mod events;
+pub mod fetch;
+pub mod flags;
+pub mod folders;
+pub mod session;
+pub mod uidmap;
+pub mod utf7;
+pub mod wire;
+
+pub use conn::Backoff;
+pub use endpoint::{Auth, Endpoint, Password, Security};
+pub use error::{EngineError, Side};
+pub use events::{Event, Events, FailedFolder, Report, SkippedMessage};
+pub use folders::{FolderPlan, FolderRules};
+pub use uidmap::UidMap;
+
+use conn::Conn;
+use copy_folder::{FolderContext, FolderTally};
+use fetch::ServerProfile;
+use sqlx::AnyPool;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use tracing::Instrument;
+
+/// Everything one run needs to know.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub source: Endpoint,
+    pub target: Endpoint,
+    pub rules: FolderRules,
+    /// Plan only: list folders and what would be copied; change nothing.
+    pub dry_run: bool,
+    /// Folders copied at once, each over its own pair of connections.
+    pub connections: usize,
+    /// Most messages per fetch/MULTIAPPEND batch.
+    pub batch_messages: usize,
+    /// Most bytes per batch. At most two batches per connection pair are in memory
+    /// (one being fetched, one being appended): the byte budget is
+    /// `2 * connections * batch_bytes`.
+    pub batch_bytes: u64,
+    /// Tries for a message that kills the connection, and for a whole folder after drops.
+    pub max_attempts: u32,
+    pub backoff: Backoff,
+    /// How long to wait before deciding that an APPEND left pending by an earlier
+    /// (killed) run never arrived.
+    pub settle_delay: std::time::Duration,
+}
+
+impl Settings {
+    pub fn new(source: Endpoint, target: Endpoint) -> Self {
+        Settings {
+            source,
+            target,
+            rules: FolderRules::default(),
+            dry_run: false,
+            connections: 3,
+            batch_messages: 100,
+            batch_bytes: 16 << 20,
+            max_attempts: 3,
+            backoff: Backoff::default(),
+            settle_delay: std::time::Duration::from_secs(3),
+        }
+    }
+}
+
+/// What a dry run shows.
+#[derive(Debug, Clone)]
+pub struct PlannedFolder {
+    pub plan: FolderPlan,
+    pub messages: u64,
+    pub already_mapped: u64,
+}
+
+/// The result of [`run`]: the report, and for dry runs the folder plan.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub report: Report,
+    pub planned: Vec<PlannedFolder>,
+}
+
+/// Runs one migration (or re-run) to the end. Fatal errors (login refused, database)
+/// are errors; per-message and per-folder problems are in the report.
+pub async fn run(
+    settings: &Settings,
+    pool: &AnyPool,
+    events: Events,
+) -> Result<Outcome, EngineError> {
+    let job_id = uidmap::find_or_create_job(
+        pool,
+        &settings.source.account_key(),
+        &settings.target.account_key(),
+    )
+    .await?;
+    let span = tracing::info_span!("job", job = %job_id);
+    run_job(settings, pool, events, job_id)
+        .instrument(span)
+        .await
+}
+
+async fn run_job(
+    settings: &Settings,
+    pool: &AnyPool,
+    events: Events,
+    job_id: String,
+) -> Result<Outcome, EngineError> {
+    let map = UidMap::new(pool.clone(), job_id.clone());
+    let mut src = Conn::new(settings.source.clone(), settings.backoff);
+    let mut dst = Conn::new(settings.target.clone(), settings.backoff);
+    // The first connections say plainly why they fail (wrong password, no TLS...).
+    src.connect_once().await?;
+    dst.connect_once().await?;
+    let source_tree = with_retries(settings, &mut src, |s| Box::pin(folders::list_tree(s))).await?;
+    let target_tree = with_retries(settings, &mut dst, |s| Box::pin(folders::list_tree(s))).await?;
+    let mut plans = folders::plan_folders(&source_tree, &target_tree, &settings.rules);
+    // A job keeps each folder's target across runs (unless --map says otherwise now).
+    let remembered = map.folder_targets().await?;
+    for plan in &mut plans {
+        let source = plan.source.display();
+        if plan.reason != "--map" {
+            if let Some(earlier) = remembered
+                .get(&source)
+                .filter(|t| **t != plan.target_display())
+            {
+                let path = earlier.split('/').map(str::to_owned).collect();
+                plan.retarget(&target_tree, path, "as in earlier runs");
+            }
+        }
+        if !settings.dry_run && remembered.get(&source) != Some(&plan.target_display()) {
+            map.remember_folder(&source, &plan.target_display()).await?;
+        }
+    }
+    tracing::info!(folders = plans.len(), "folder plan ready");
+
+    let mut outcome = Outcome {
+        report: Report {
+            job_id: job_id.clone(),
+            folders: plans.len() as u64,
+            ..Report::default()
+        },
+        planned: Vec::new(),
+    };
+    if settings.dry_run {
+        for plan in plans {
+            let wire = plan.source.wire.clone();
+            let status = with_retries(settings, &mut src, |s| {
+                Box::pin(s.status_owned(wire.clone()))
+            })
+            .await?;
+            let mapped = map
+                .folder_rows(&plan.source.display())
+                .await?
+                .iter()
+                .filter(|r| r.state == uidmap::DONE && r.source_uidvalidity == status.uidvalidity)
+                .count() as u64;
+            events.emit(Event::FolderPlanned {
+                source: plan.source.display(),
+                target: plan.target_display(),
+                messages: u64::from(status.exists),
+                to_copy: u64::from(status.exists).saturating_sub(mapped),
+                bytes_to_copy: 0,
+            });
+            outcome.planned.push(PlannedFolder {
+                plan,
+                messages: u64::from(status.exists),
+                already_mapped: mapped,
+            });
+        }
+        src.close().await;
+        dst.close().await;
+        return Ok(outcome);
+    }
+
+    // Create target folders first, parents before children (the plan is sorted).
+    for plan in &mut plans {
+        if !plan.target_exists {
+            let path = plan.target_path.clone();
+            let tree = target_tree.clone();
+            with_retries(settings, &mut dst, |s| {
+                Box::pin(folders::create_folder_owned(s, tree.clone(), path.clone()))
+            })
+            .await?;
+            plan.target_exists = true;
+        }
+        if plan.subscribe {
+            let wire = plan.target_wire.clone();
+            with_retries(settings, &mut dst, |s| {
+                Box::pin(folders::subscribe_owned(s, wire.clone()))
+            })
+            .await?;
+        }
+    }
+
+    let profile = ServerProfile::default();
+    let queue = Mutex::new(plans.into_iter().collect::<VecDeque<_>>());
+    let stopped: Mutex<Option<String>> = Mutex::new(None);
+    let results: Mutex<Vec<(FolderPlan, FolderTally, Option<String>)>> = Mutex::new(Vec::new());
+    let ctx = FolderContext {
+        settings,
+        map: &map,
+        events: &events,
+        profile: &profile,
+        target_tree: &target_tree,
+    };
+    let workers = settings.connections.max(1);
+    let mut first = Some((src, dst));
+    let mut pairs = Vec::new();
+    for _ in 0..workers {
+        pairs.push(first.take().unwrap_or_else(|| {
+            (
+                Conn::new(settings.source.clone(), settings.backoff),
+                Conn::new(settings.target.clone(), settings.backoff),
+            )
+        }));
+    }
+    let worker_futures = pairs.into_iter().map(|(mut src, mut dst)| {
+        let ctx = &ctx;
+        let queue = &queue;
+        let stopped = &stopped;
+        let results = &results;
+        async move {
+            loop {
+                if stopped.lock().map(|s| s.is_some()).unwrap_or(true) {
+                    break;
+                }
+                let Some(plan) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
+                    break;
+                };
+                let span = tracing::info_span!("folder", source = %plan.source.display(), target = %plan.target_display());
+                let (tally, error) = copy_with_retries(&mut src, &mut dst, ctx, &plan).instrument(span).await;
+                if let Some(EngineError::OverQuota { words }) = &error {
+                    if let Ok(mut s) = stopped.lock() {
+                        *s = Some(format!("target over quota: {words}"));
+                    }
+                }
+                if let Ok(mut r) = results.lock() {
+                    r.push((plan, tally, error.map(|e| e.to_string())));
+                }
+            }
+            src.close().await;
+            dst.close().await;
+        }
+    });
+    futures::future::join_all(worker_futures).await;
+
+    let stopped = stopped.into_inner().unwrap_or(None);
+    let mut results = results.into_inner().unwrap_or_default();
+    results.sort_by(|a, b| a.0.source.path.cmp(&b.0.source.path));
+    let report = &mut outcome.report;
+    for (plan, tally, error) in results {
+        report.copied += tally.copied;
+        report.already_present += tally.already_present;
+        report.flags_updated += tally.flags_updated;
+        report.bytes_copied += tally.bytes_copied;
+        report.skipped += tally.skipped.len() as u64;
+        report
+            .skipped_messages
+            .extend(tally.skipped.iter().cloned());
+        if let Some(error) = error {
+            let left = tally
+                .messages
+                .saturating_sub(tally.already_present + tally.copied + tally.skipped.len() as u64);
+            report.failed += left;
+            events.emit(Event::FolderFailed {
+                folder: plan.source.display(),
+                error: error.clone(),
+            });
+            report.failed_folders.push(FailedFolder {
+                folder: plan.source.display(),
+                error,
+                messages: left,
+            });
+        }
+    }
+    if let Some(reason) = &stopped {
+        events.emit(Event::Stopped {
+            reason: reason.clone(),
+        });
+    }
+    report.stopped = stopped;
+    let refused = profile.refused_forms();
+    if !refused.is_empty() {
+        tracing::info!(forms = ?refused, "fetch forms the source refused");
+    }
+    events.emit(Event::Finished {
+        report: report.clone(),
+    });
+    Ok(outcome)
+}
+
+/// One folder, tried again from the top after connection losses (every step is
+/// idempotent thanks to the map, so "again" means "resume").
+async fn copy_with_retries(
+    src: &mut Conn,
+    dst: &mut Conn,
+    ctx: &FolderContext<'_>,
+    plan: &FolderPlan,
+) -> (FolderTally, Option<EngineError>) {
+    let mut tally = FolderTally::default();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let progress_before = tally.handled.len();
+        match copy_folder::copy_folder(src, dst, ctx, plan, &mut tally).await {
+            Ok(()) => return (tally, None),
+            Err(e) if e.is_connection_failure() && tally.handled.len() > progress_before => {
+                // Progress was made: the connection is flaky, not hopeless. Start counting anew.
+                tracing::warn!(error = %e, "connection lost; resuming the folder");
+                attempt = 0;
+                match e.side() {
+                    Some(Side::Source) => src.note_error(&e),
+                    Some(Side::Target) => dst.note_error(&e),
+                    None => {
+                        src.note_error(&e);
+                        dst.note_error(&e);
+                    }
+                }
+            }
+            Err(e) if e.is_connection_failure() && attempt < ctx.settings.max_attempts + 2 => {
+                tracing::warn!(error = %e, attempt, "connection lost; resuming the folder");
+                match e.side() {
+                    Some(Side::Source) => src.note_error(&e),
+                    Some(Side::Target) => dst.note_error(&e),
+                    None => {
+                        src.note_error(&e);
+                        dst.note_error(&e);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "folder failed");
+                return (tally, Some(e));
+            }
+        }
+    }
+}
+
+type BoxFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, EngineError>> + Send + 'a>>;
+
+/// Runs a step on a connection, reconnecting and trying again after connection losses.
+async fn with_retries<T>(
+    settings: &Settings,
+    conn: &mut Conn,
+    mut step: impl for<'s> FnMut(&'s mut session::Session) -> BoxFuture<'s, T>,
+) -> Result<T, EngineError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = match conn.session().await {
+            Ok(session) => step(session).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_connection_failure() && attempt < settings.max_attempts + 2 => {
+                tracing::warn!(error = %e, attempt, "connection lost; trying again");
+                conn.note_error(&e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! The durable UID map and journal: which source message became which target message.
+//! Every APPEND is preceded by a 'pending' row (the intent), settled to 'done' after.
+
+use super::error::Result;
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+
+pub const PENDING: &str = "pending";
+pub const DONE: &str = "done";
+
+/// One row of the map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MapRow {
+    pub source_folder: String,
+    pub source_uidvalidity: u32,
+    pub source_uid: u32,
+    pub target_folder: String,
+    pub target_uidvalidity: Option<u32>,
+    pub target_uid: Option<u32>,
+    pub state: String,
+    pub target_uidnext_before: Option<u32>,
+    pub size: u64,
+    pub internal_date: i64,
+    pub content_hash: String,
+    pub flags: String,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn opt_u32(row: &AnyRow, col: &str) -> Result<Option<u32>> {
+    let v: Option<i64> = row.try_get(col)?;
+    Ok(v.and_then(|v| u32::try_from(v).ok()))
+}
+
+fn map_row(row: &AnyRow) -> Result<MapRow> {
+    Ok(MapRow {
+        source_folder: row.try_get("source_folder")?,
+        source_uidvalidity: opt_u32(row, "source_uidvalidity")?.unwrap_or(0),
+        source_uid: opt_u32(row, "source_uid")?.unwrap_or(0),
+        target_folder: row.try_get("target_folder")?,
+        target_uidvalidity: opt_u32(row, "target_uidvalidity")?,
+        target_uid: opt_u32(row, "target_uid")?,
+        state: row.try_get("state")?,
+        target_uidnext_before: opt_u32(row, "target_uidnext_before")?,
+        size: row.try_get::<i64, _>("size")?.max(0) as u64,
+        internal_date: row.try_get("internal_date")?,
+        content_hash: row.try_get("content_hash")?,
+        flags: row.try_get("flags")?,
+    })
+}
+
+const COLUMNS: &str = "source_folder, source_uidvalidity, source_uid, target_folder, \
+    target_uidvalidity, target_uid, state, target_uidnext_before, size, internal_date, \
+    content_hash, flags";
+
+/// Finds the job for this pair of accounts, or creates it; re-runs share the map.
+pub async fn find_or_create_job(
+    pool: &AnyPool,
+    source_account: &str,
+    target_account: &str,
+) -> Result<String> {
+    let existing: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM jobs WHERE source_account = $1 AND target_account = $2 ORDER BY created_at, id LIMIT 1",
+    )
+    .bind(source_account)
+    .bind(target_account)
+    .fetch_optional(pool)
+    .await?;
+    if let Some(id) = existing {
+        return Ok(id);
+    }
+    let id = new_job_id(source_account, target_account);
+    sqlx::query(
+        "INSERT INTO jobs (id, source_account, target_account, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&id)
+    .bind(source_account)
+    .bind(target_account)
+    .bind(now())
+    .execute(pool)
+    .await?;
+    Ok(id)
+}
+
+fn new_job_id(source: &str, target: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let digest = Sha256::digest(format!(
+        "{source}\n{target}\n{nanos}\n{}",
+        std::process::id()
+    ));
+    format!("job-{}", &hex::encode(digest)[..20])
+}
+
+#[derive(Debug, Clone)]
+pub struct UidMap {
+    pool: AnyPool,
+    job_id: String,
+}
+
+impl UidMap {
+    pub fn new(pool: AnyPool, job_id: String) -> Self {
+        UidMap { pool, job_id }
+    }
+
+    pub fn job_id(&self) -> &str {
+        &self.job_id
+    }
+
+    /// Every row of one source folder (all UIDVALIDITYs).
+    pub async fn folder_rows(&self, source_folder: &str) -> Result<Vec<MapRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM uid_map WHERE job_id = $1 AND source_folder = $2 ORDER BY source_uid"
+        ))
+        .bind(&self.job_id)
+        .bind(source_folder)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(map_row).collect()
+    }
+
+    pub async fn all_rows(&self) -> Result<Vec<MapRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM uid_map WHERE job_id = $1 ORDER BY source_folder, source_uidvalidity, source_uid"
+        ))
+        .bind(&self.job_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(map_row).collect()
+    }
+
+    /// Writes the intents for a batch, in one transaction, before the APPEND is sent.
+    pub async fn write_intents(&self, rows: &[MapRow]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for r in rows {
+            sqlx::query(&format!(
+                "INSERT INTO uid_map (job_id, {COLUMNS}, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                 ON CONFLICT (job_id, source_folder, source_uidvalidity, source_uid) DO UPDATE SET \
+                 target_folder = excluded.target_folder, target_uidvalidity = excluded.target_uidvalidity, \
+                 target_uid = excluded.target_uid, state = excluded.state, \
+                 target_uidnext_before = excluded.target_uidnext_before, size = excluded.size, \
+                 internal_date = excluded.internal_date, content_hash = excluded.content_hash, \
+                 flags = excluded.flags, updated_at = excluded.updated_at"
+            ))
+            .bind(&self.job_id)
+            .bind(&r.source_folder)
+            .bind(i64::from(r.source_uidvalidity))
+            .bind(i64::from(r.source_uid))
+            .bind(&r.target_folder)
+            .bind(r.target_uidvalidity.map(i64::from))
+            .bind(r.target_uid.map(i64::from))
+            .bind(&r.state)
+            .bind(r.target_uidnext_before.map(i64::from))
+            .bind(r.size as i64)
+            .bind(r.internal_date)
+            .bind(&r.content_hash)
+            .bind(&r.flags)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Settles intents: each (source uid -> target uid) becomes 'done'.
+    pub async fn mark_done(
+        &self,
+        source_folder: &str,
+        source_uidvalidity: u32,
+        target_uidvalidity: u32,
+        pairs: &[(u32, Option<u32>)],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (src, dst) in pairs {
+            sqlx::query(
+                "UPDATE uid_map SET state = $1, target_uidvalidity = $2, target_uid = $3, updated_at = $4 \
+                 WHERE job_id = $5 AND source_folder = $6 AND source_uidvalidity = $7 AND source_uid = $8",
+            )
+            .bind(DONE)
+            .bind(i64::from(target_uidvalidity))
+            .bind(dst.map(i64::from))
+            .bind(now())
+            .bind(&self.job_id)
+            .bind(source_folder)
+            .bind(i64::from(source_uidvalidity))
+            .bind(i64::from(*src))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Forgets intents whose APPEND never arrived, so the messages are copied again.
+    pub async fn drop_intents(
+        &self,
+        source_folder: &str,
+        source_uidvalidity: u32,
+        uids: &[u32],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for uid in uids {
+            sqlx::query(
+                "DELETE FROM uid_map WHERE job_id = $1 AND source_folder = $2 AND source_uidvalidity = $3 \
+                 AND source_uid = $4 AND state = $5",
+            )
+            .bind(&self.job_id)
+            .bind(source_folder)
+            .bind(i64::from(source_uidvalidity))
+            .bind(i64::from(*uid))
+            .bind(PENDING)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn set_flags(
+        &self,
+        source_folder: &str,
+        source_uidvalidity: u32,
+        updates: &[(u32, String)],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (uid, flags) in updates {
+            sqlx::query(
+                "UPDATE uid_map SET flags = $1, updated_at = $2 WHERE job_id = $3 AND source_folder = $4 \
+                 AND source_uidvalidity = $5 AND source_uid = $6",
+            )
+            .bind(flags)
+            .bind(now())
+            .bind(&self.job_id)
+            .bind(source_folder)
+            .bind(i64::from(source_uidvalidity))
+            .bind(i64::from(*uid))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// After a source UIDVALIDITY change: moves a matched row to the message's new identity.
+    pub async fn rekey(&self, source_folder: &str, old: (u32, u32), new: (u32, u32)) -> Result<()> {
+        sqlx::query(
+            "UPDATE uid_map SET source_uidvalidity = $1, source_uid = $2, updated_at = $3 \
+             WHERE job_id = $4 AND source_folder = $5 AND source_uidvalidity = $6 AND source_uid = $7",
+        )
+        .bind(i64::from(new.0))
+        .bind(i64::from(new.1))
+        .bind(now())
+        .bind(&self.job_id)
+        .bind(source_folder)
+        .bind(i64::from(old.0))
+        .bind(i64::from(old.1))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn record_skip(&self, skip: &SkipRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO skipped_messages (job_id, source_folder, source_uidvalidity, source_uid, size, \
+             internal_date, subject, reason, attempts, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (job_id, source_folder, source_uidvalidity, source_uid) DO UPDATE SET \
+             size = excluded.size, internal_date = excluded.internal_date, subject = excluded.subject, \
+             reason = excluded.reason, attempts = skipped_messages.attempts + excluded.attempts, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(&self.job_id)
+        .bind(&skip.folder)
+        .bind(i64::from(skip.uidvalidity))
+        .bind(i64::from(skip.uid))
+        .bind(skip.size.map(|s| s as i64))
+        .bind(skip.internal_date)
+        .bind(skip.subject.clone())
+        .bind(&skip.reason)
+        .bind(i64::from(skip.attempts))
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A message copied after all: it is no longer skipped.
+    pub async fn clear_skips(
+        &self,
+        source_folder: &str,
+        source_uidvalidity: u32,
+        uids: &[u32],
+    ) -> Result<()> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for uid in uids {
+            sqlx::query(
+                "DELETE FROM skipped_messages WHERE job_id = $1 AND source_folder = $2 \
+                 AND source_uidvalidity = $3 AND source_uid = $4",
+            )
+            .bind(&self.job_id)
+            .bind(source_folder)
+            .bind(i64::from(source_uidvalidity))
+            .bind(i64::from(*uid))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Target folder (display name, `/`-separated) of every source folder seen before.
+    pub async fn folder_targets(&self) -> Result<std::collections::HashMap<String, String>> {
+        let rows =
+            sqlx::query("SELECT source_folder, target_folder FROM folder_map WHERE job_id = $1")
+                .bind(&self.job_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("source_folder")?, r.try_get("target_folder")?)))
+            .collect()
+    }
+
+    pub async fn remember_folder(&self, source_folder: &str, target_folder: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO folder_map (job_id, source_folder, target_folder, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (job_id, source_folder) DO UPDATE SET target_folder = excluded.target_folder, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(&self.job_id)
+        .bind(source_folder)
+        .bind(target_folder)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The map as CSV (a header line, then one line per message).
+    pub async fn export_csv(&self) -> Result<String> {
+        let mut out = String::from(
+            "source_folder,source_uidvalidity,source_uid,target_folder,target_uidvalidity,target_uid,state,size,internal_date,content_hash,flags\n",
+        );
+        for r in self.all_rows().await? {
+            let fields = [
+                csv_field(&r.source_folder),
+                r.source_uidvalidity.to_string(),
+                r.source_uid.to_string(),
+                csv_field(&r.target_folder),
+                r.target_uidvalidity
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+                r.target_uid.map(|v| v.to_string()).unwrap_or_default(),
+                r.state.clone(),
+                r.size.to_string(),
+                r.internal_date.to_string(),
+                r.content_hash.clone(),
+                csv_field(&r.flags),
+            ];
+            out.push_str(&fields.join(","));
+            out.push('\n');
+        }
+        Ok(out)
+    }
+
+    /// The map as a JSON array of rows.
+    pub async fn export_json(&self) -> Result<String> {
+        let rows = self.all_rows().await?;
+        Ok(serde_json::to_string_pretty(&rows).unwrap_or_else(|_| "[]".to_owned()))
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// A message that could not be copied.
+#[derive(Debug, Clone)]
+pub struct SkipRecord {
+    pub folder: String,
+    pub uidvalidity: u32,
+    pub uid: u32,
+    pub size: Option<u64>,
+    pub internal_date: Option<i64>,
+    pub subject: Option<String>,
+    pub reason: String,
+    pub attempts: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Database;
+
+    #[tokio::test]
+    async fn intents_settle_and_export() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&crate::config::sqlite_url(&dir.path().join("m.db")))
+            .await
+            .unwrap();
+        let job = find_or_create_job(db.pool(), "a@h:1", "b@h:2")
+            .await
+            .unwrap();
+        assert_eq!(
+            find_or_create_job(db.pool(), "a@h:1", "b@h:2")
+                .await
+                .unwrap(),
+            job
+        );
+        let map = UidMap::new(db.pool().clone(), job);
+        let row = MapRow {
+            source_folder: "INBOX".into(),
+            source_uidvalidity: 7,
+            source_uid: 3,
+            target_folder: "INBOX, old".into(),
+            target_uidvalidity: None,
+            target_uid: None,
+            state: PENDING.into(),
+            target_uidnext_before: Some(10),
+            size: 100,
+            internal_date: 1_600_000_000,
+            content_hash: "ab".into(),
+            flags: "\\seen".into(),
+        };
+        map.write_intents(&[
+            row.clone(),
+            MapRow {
+                source_uid: 4,
+                ..row.clone()
+            },
+        ])
+        .await
+        .unwrap();
+        map.mark_done("INBOX", 7, 99, &[(3, Some(11))])
+            .await
+            .unwrap();
+        map.drop_intents("INBOX", 7, &[4]).await.unwrap();
+        let rows = map.folder_rows("INBOX").await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].state.as_str(), rows[0].target_uid),
+            (DONE, Some(11))
+        );
+        let csv = map.export_csv().await.unwrap();
+        assert!(
+            csv.contains("INBOX,7,3,\"INBOX, old\",99,11,done,100"),
+            "{csv}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&map.export_json().await.unwrap()).unwrap();
+        assert_eq!(json[0]["target_uid"], 11);
+    }
+}

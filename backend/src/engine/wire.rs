@@ -1,0 +1,617 @@
+//! The IMAP wire format: reading one whole response (line plus literals), parsing it into
+//! values, and building commands (quoted strings or literals for arguments).
+//!
+//! Kept small and strict on purpose: the engine asks only for UIDs, flags, dates, sizes and
+//! raw bodies, so a handful of value shapes is enough, and nothing here trusts the server.
+
+use std::fmt;
+
+/// One parsed IMAP value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// An atom, a number, a flag (`\Seen`) or a fetch item name (`BODY[]`).
+    Atom(String),
+    /// A quoted string or a literal, as raw bytes.
+    Bytes(Vec<u8>),
+    List(Vec<Value>),
+    Nil,
+}
+
+impl Value {
+    pub fn as_atom(&self) -> Option<&str> {
+        match self {
+            Value::Atom(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// An atom, quoted string or literal read as text (lossy for non-UTF-8 bytes).
+    pub fn as_text(&self) -> Option<String> {
+        match self {
+            Value::Atom(a) => Some(a.clone()),
+            Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        }
+    }
+
+    pub fn as_u64(&self) -> Option<u64> {
+        self.as_atom().and_then(|a| a.parse().ok())
+    }
+
+    pub fn as_list(&self) -> Option<&[Value]> {
+        match self {
+            Value::List(l) => Some(l),
+            _ => None,
+        }
+    }
+}
+
+/// The status word of a tagged or untagged status response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    No,
+    Bad,
+    Bye,
+    Preauth,
+}
+
+impl Status {
+    fn parse(word: &str) -> Option<Status> {
+        match word.to_ascii_uppercase().as_str() {
+            "OK" => Some(Status::Ok),
+            "NO" => Some(Status::No),
+            "BAD" => Some(Status::Bad),
+            "BYE" => Some(Status::Bye),
+            "PREAUTH" => Some(Status::Preauth),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Ok => "OK",
+            Status::No => "NO",
+            Status::Bad => "BAD",
+            Status::Bye => "BYE",
+            Status::Preauth => "PREAUTH",
+        })
+    }
+}
+
+/// `OK/NO/BAD [CODE args] text`, the tail of a status response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusLine {
+    pub status: Status,
+    /// The response code's name, upper-cased (`UIDVALIDITY`, `APPENDUID`, `TRYCREATE`...).
+    pub code: Option<String>,
+    pub code_args: Vec<Value>,
+    pub text: String,
+}
+
+impl StatusLine {
+    /// The server's words, as shown to a user: `NO [OVERQUOTA] Quota exceeded`.
+    pub fn words(&self) -> String {
+        match &self.code {
+            Some(code) => format!("{} [{}] {}", self.status, code, self.text),
+            None => format!("{} {}", self.status, self.text),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// `+ text`: the server waits for a literal or SASL data.
+    Continue(String),
+    /// `* OK/NO/BAD/BYE/PREAUTH ...`
+    UntaggedStatus(StatusLine),
+    /// Any other untagged response, e.g. `* 3 FETCH (...)`, `* LIST ...`, `* CAPABILITY ...`.
+    Untagged(Vec<Value>),
+    Tagged {
+        tag: String,
+        line: StatusLine,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unparseable server response: {reason} in {excerpt:?}")]
+pub struct ParseError {
+    pub reason: &'static str,
+    /// The first bytes of the response line (never a message body).
+    pub excerpt: String,
+}
+
+/// If `line` (one CRLF-terminated line of a response) announces a literal, its length.
+///
+/// Accepts `{n}`, `{n+}`, `{n-}` and `~{n}` (literal8) right before the line end.
+pub fn literal_announced(line: &[u8]) -> Option<usize> {
+    let line = line.strip_suffix(b"\n")?;
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = line.strip_suffix(b"}")?;
+    let open = line.iter().rposition(|&b| b == b'{')?;
+    let inner = &line[open + 1..];
+    let digits = inner
+        .strip_suffix(b"+")
+        .or_else(|| inner.strip_suffix(b"-"))
+        .unwrap_or(inner);
+    if digits.is_empty() || digits.len() > 12 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// Parses one whole response: its wire bytes, literals inline, CRLF at the end.
+pub fn parse_response(raw: &[u8]) -> Result<Response, ParseError> {
+    let mut p = Parser { buf: raw, pos: 0 };
+    let excerpt = || {
+        let end = raw
+            .iter()
+            .position(|&b| b == b'\r' || b == b'\n')
+            .unwrap_or(raw.len())
+            .min(120);
+        String::from_utf8_lossy(&raw[..end]).into_owned()
+    };
+    let fail = |reason| ParseError {
+        reason,
+        excerpt: excerpt(),
+    };
+    if raw.starts_with(b"+") {
+        p.pos = 1;
+        p.skip_spaces();
+        return Ok(Response::Continue(p.rest_of_line()));
+    }
+    if raw.starts_with(b"* ") {
+        p.pos = 2;
+        let save = p.pos;
+        let word = p.atom_text();
+        if let Some(status) = Status::parse(&word) {
+            let line = p.status_tail(status).map_err(fail)?;
+            return Ok(Response::UntaggedStatus(line));
+        }
+        p.pos = save;
+        let values = p.values_until_eol().map_err(fail)?;
+        return Ok(Response::Untagged(values));
+    }
+    let tag = p.atom_text();
+    if tag.is_empty() || !p.eat(b' ') {
+        return Err(fail("no tag"));
+    }
+    let word = p.atom_text();
+    let status = Status::parse(&word).ok_or_else(|| fail("tagged response without a status"))?;
+    let line = p.status_tail(status).map_err(fail)?;
+    Ok(Response::Tagged { tag, line })
+}
+
+struct Parser<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        if self.peek() == Some(b) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn skip_spaces(&mut self) {
+        while self.peek() == Some(b' ') {
+            self.pos += 1;
+        }
+    }
+
+    fn at_eol(&self) -> bool {
+        matches!(self.peek(), None | Some(b'\r') | Some(b'\n'))
+    }
+
+    fn rest_of_line(&mut self) -> String {
+        let start = self.pos;
+        while !self.at_eol() {
+            self.pos += 1;
+        }
+        String::from_utf8_lossy(&self.buf[start..self.pos]).into_owned()
+    }
+
+    /// An atom, with `[...]` sections (which may hold spaces and parentheses) kept whole.
+    fn atom_text(&mut self) -> String {
+        let start = self.pos;
+        let mut depth = 0usize;
+        while let Some(b) = self.peek() {
+            match b {
+                b'[' => depth += 1,
+                b']' if depth > 0 => depth -= 1,
+                b']' => break,
+                b' ' | b'(' | b')' if depth == 0 => break,
+                b'\r' | b'\n' | b'{' | b'"' if depth == 0 => break,
+                b'\r' | b'\n' => break,
+                _ => {}
+            }
+            self.pos += 1;
+        }
+        String::from_utf8_lossy(&self.buf[start..self.pos]).into_owned()
+    }
+
+    fn status_tail(&mut self, status: Status) -> Result<StatusLine, &'static str> {
+        self.skip_spaces();
+        let mut code = None;
+        let mut code_args = Vec::new();
+        if self.eat(b'[') {
+            let name = self.atom_text().to_ascii_uppercase();
+            loop {
+                self.skip_spaces();
+                match self.peek() {
+                    Some(b']') => {
+                        self.pos += 1;
+                        break;
+                    }
+                    None | Some(b'\r') | Some(b'\n') => return Err("unterminated response code"),
+                    _ => code_args.push(self.value()?),
+                }
+            }
+            code = Some(name);
+            self.skip_spaces();
+        }
+        Ok(StatusLine {
+            status,
+            code,
+            code_args,
+            text: self.rest_of_line(),
+        })
+    }
+
+    fn values_until_eol(&mut self) -> Result<Vec<Value>, &'static str> {
+        let mut values = Vec::new();
+        loop {
+            self.skip_spaces();
+            if self.at_eol() {
+                return Ok(values);
+            }
+            values.push(self.value()?);
+        }
+    }
+
+    fn value(&mut self) -> Result<Value, &'static str> {
+        match self.peek() {
+            Some(b'(') => {
+                self.pos += 1;
+                let mut items = Vec::new();
+                loop {
+                    self.skip_spaces();
+                    match self.peek() {
+                        Some(b')') => {
+                            self.pos += 1;
+                            return Ok(Value::List(items));
+                        }
+                        None => return Err("unterminated list"),
+                        // A list may span literals but never a bare line end.
+                        Some(b'\r') | Some(b'\n') => return Err("unterminated list"),
+                        _ => items.push(self.value()?),
+                    }
+                }
+            }
+            Some(b'"') => {
+                self.pos += 1;
+                let mut out = Vec::new();
+                loop {
+                    match self.peek() {
+                        Some(b'"') => {
+                            self.pos += 1;
+                            return Ok(Value::Bytes(out));
+                        }
+                        Some(b'\\') => {
+                            self.pos += 1;
+                            match self.peek() {
+                                Some(b) => out.push(b),
+                                None => return Err("unterminated quoted string"),
+                            }
+                            self.pos += 1;
+                        }
+                        Some(b'\r') | Some(b'\n') | None => {
+                            return Err("unterminated quoted string")
+                        }
+                        Some(b) => {
+                            out.push(b);
+                            self.pos += 1;
+                        }
+                    }
+                }
+            }
+            Some(b'{') | Some(b'~') => {
+                if self.peek() == Some(b'~') {
+                    self.pos += 1;
+                    if self.peek() != Some(b'{') {
+                        return Err("stray ~");
+                    }
+                }
+                self.pos += 1;
+                let start = self.pos;
+                while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+                    self.pos += 1;
+                }
+                let len: usize = std::str::from_utf8(&self.buf[start..self.pos])
+                    .ok()
+                    .and_then(|d| d.parse().ok())
+                    .ok_or("bad literal length")?;
+                let _ = self.eat(b'+') || self.eat(b'-');
+                if !(self.eat(b'}') && self.eat(b'\r') && self.eat(b'\n')) {
+                    return Err("bad literal header");
+                }
+                let end = self.pos.checked_add(len).ok_or("literal too long")?;
+                let bytes = self
+                    .buf
+                    .get(self.pos..end)
+                    .ok_or("literal shorter than announced")?;
+                self.pos = end;
+                Ok(Value::Bytes(bytes.to_vec()))
+            }
+            Some(_) => {
+                let atom = self.atom_text();
+                if atom.is_empty() {
+                    return Err("unexpected character");
+                }
+                if atom.eq_ignore_ascii_case("NIL") {
+                    Ok(Value::Nil)
+                } else {
+                    Ok(Value::Atom(atom))
+                }
+            }
+            None => Err("unexpected end"),
+        }
+    }
+}
+
+/// One piece of a command: plain text, or bytes that must go as a literal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    Text(Vec<u8>),
+    Literal(Vec<u8>),
+}
+
+/// Builds a command from text and arguments, choosing quoted strings or literals.
+#[derive(Debug, Default, Clone)]
+pub struct CommandBuilder {
+    parts: Vec<Part>,
+    current: Vec<u8>,
+}
+
+impl CommandBuilder {
+    pub fn new(verb: &str) -> Self {
+        CommandBuilder {
+            parts: Vec::new(),
+            current: verb.as_bytes().to_vec(),
+        }
+    }
+
+    /// Appends raw protocol text (atoms, lists, spaces).
+    pub fn raw(mut self, text: &str) -> Self {
+        self.current.extend_from_slice(text.as_bytes());
+        self
+    }
+
+    /// Appends a space then the argument as a quoted string, or a literal when it holds
+    /// bytes a quoted string cannot carry (CR, LF, NUL, 8-bit).
+    pub fn string(mut self, arg: &[u8]) -> Self {
+        self.current.push(b' ');
+        if needs_literal(arg) {
+            self.literal_bytes(arg.to_vec())
+        } else {
+            self.current.push(b'"');
+            for &b in arg {
+                if b == b'"' || b == b'\\' {
+                    self.current.push(b'\\');
+                }
+                self.current.push(b);
+            }
+            self.current.push(b'"');
+            self
+        }
+    }
+
+    /// Appends a literal (no leading space is added).
+    pub fn literal_bytes(mut self, bytes: Vec<u8>) -> Self {
+        self.parts
+            .push(Part::Text(std::mem::take(&mut self.current)));
+        self.parts.push(Part::Literal(bytes));
+        self
+    }
+
+    pub fn build(mut self) -> Vec<Part> {
+        if !self.current.is_empty() || self.parts.is_empty() {
+            self.parts.push(Part::Text(self.current));
+        }
+        self.parts
+    }
+}
+
+/// Whether an argument cannot go as a quoted string.
+pub fn needs_literal(arg: &[u8]) -> bool {
+    arg.iter()
+        .any(|&b| b == 0 || b == b'\r' || b == b'\n' || b >= 0x80)
+}
+
+/// A UID set in compact IMAP syntax (`1:3,7,9:10`), from UIDs in any order.
+pub fn uid_set(uids: &[u32]) -> String {
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Expands a UID set (`3955:3957,3960`) as the server sends it in APPENDUID/COPYUID.
+pub fn parse_uid_set(set: &str) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    for piece in set.split(',') {
+        match piece.split_once(':') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+                let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+                if hi - lo > 1_000_000 {
+                    return None;
+                }
+                out.extend(lo..=hi);
+            }
+            None => out.push(piece.parse().ok()?),
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_lengths_are_found_at_line_end_only() {
+        assert_eq!(literal_announced(b"* 1 FETCH (BODY[] {42}\r\n"), Some(42));
+        assert_eq!(literal_announced(b"A1 LOGIN {5+}\r\n"), Some(5));
+        assert_eq!(literal_announced(b"* 1 FETCH (BINARY[] ~{7}\r\n"), Some(7));
+        assert_eq!(literal_announced(b"* OK {not a literal}\r\n"), None);
+        assert_eq!(literal_announced(b"* OK done\r\n"), None);
+    }
+
+    #[test]
+    fn fetch_response_with_literal_and_flags_parses() {
+        let raw = b"* 3 FETCH (UID 17 FLAGS (\\Seen $Label1) INTERNALDATE \"01-Jan-2020 10:00:00 +0100\" RFC822.SIZE 5 BODY[] {5}\r\nab)\r\n)\r\n";
+        let Response::Untagged(values) = parse_response(raw).unwrap() else {
+            panic!("not untagged")
+        };
+        assert_eq!(values[0], Value::Atom("3".into()));
+        assert_eq!(values[1], Value::Atom("FETCH".into()));
+        let items = values[2].as_list().unwrap();
+        assert_eq!(items[0], Value::Atom("UID".into()));
+        assert_eq!(items[1].as_u64(), Some(17));
+        assert_eq!(
+            items[3],
+            Value::List(vec![
+                Value::Atom("\\Seen".into()),
+                Value::Atom("$Label1".into())
+            ])
+        );
+        assert_eq!(items[8], Value::Atom("BODY[]".into()));
+        assert_eq!(items[9], Value::Bytes(b"ab)\r\n".to_vec()));
+    }
+
+    #[test]
+    fn section_with_spaces_stays_one_atom() {
+        let raw = b"* 1 FETCH (BODY[HEADER.FIELDS (SUBJECT)] {3}\r\nS:x UID 4)\r\n";
+        let Response::Untagged(values) = parse_response(raw).unwrap() else {
+            panic!()
+        };
+        let items = values[2].as_list().unwrap();
+        assert_eq!(
+            items[0],
+            Value::Atom("BODY[HEADER.FIELDS (SUBJECT)]".into())
+        );
+        assert_eq!(items[1], Value::Bytes(b"S:x".to_vec()));
+        assert_eq!(items[3].as_u64(), Some(4));
+    }
+
+    #[test]
+    fn status_responses_keep_code_and_words() {
+        let r = parse_response(b"a7 OK [APPENDUID 38505 3955:3957] APPEND completed\r\n").unwrap();
+        let Response::Tagged { tag, line } = r else {
+            panic!()
+        };
+        assert_eq!(tag, "a7");
+        assert_eq!(line.status, Status::Ok);
+        assert_eq!(line.code.as_deref(), Some("APPENDUID"));
+        assert_eq!(line.code_args[1], Value::Atom("3955:3957".into()));
+        assert_eq!(line.text, "APPEND completed");
+
+        let r = parse_response(b"* OK [PERMANENTFLAGS (\\Seen \\*)] Limited\r\n").unwrap();
+        let Response::UntaggedStatus(line) = r else {
+            panic!()
+        };
+        assert_eq!(line.code.as_deref(), Some("PERMANENTFLAGS"));
+        assert_eq!(line.code_args[0].as_list().unwrap().len(), 2);
+
+        let r =
+            parse_response(b"0004 BAD UID Request \"0004 UID FETCH\" at column 25\r\n").unwrap();
+        let Response::Tagged { line, .. } = r else {
+            panic!()
+        };
+        assert_eq!(line.status, Status::Bad);
+        assert_eq!(
+            line.words(),
+            "BAD UID Request \"0004 UID FETCH\" at column 25"
+        );
+    }
+
+    #[test]
+    fn list_response_with_quoted_names_and_nil_delimiter() {
+        let r = parse_response(b"* LIST (\\HasNoChildren \\Sent) \"/\" \"Sent \\\"Items\\\"\"\r\n")
+            .unwrap();
+        let Response::Untagged(v) = r else { panic!() };
+        assert_eq!(v[0], Value::Atom("LIST".into()));
+        assert_eq!(v[2], Value::Bytes(b"/".to_vec()));
+        assert_eq!(v[3], Value::Bytes(b"Sent \"Items\"".to_vec()));
+        let r = parse_response(b"* LIST (\\Noselect) NIL INBOX\r\n").unwrap();
+        let Response::Untagged(v) = r else { panic!() };
+        assert_eq!(v[2], Value::Nil);
+        assert_eq!(v[3], Value::Atom("INBOX".into()));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(parse_response(b"* 1 FETCH (BODY[] {99}\r\nshort)\r\n").is_err());
+        assert!(parse_response(b"* 1 FETCH (UID 3\r\n").is_err());
+        assert!(parse_response(b"\r\n").is_err());
+        assert!(parse_response(b"* OK [UNTERMINATED\r\n").is_err());
+    }
+
+    #[test]
+    fn arguments_are_quoted_or_sent_as_literals() {
+        let parts = CommandBuilder::new("LOGIN")
+            .string(b"usuario1%ncc%migracion")
+            .string(b"pa\"ss\\word")
+            .build();
+        assert_eq!(
+            parts,
+            vec![Part::Text(
+                b"LOGIN \"usuario1%ncc%migracion\" \"pa\\\"ss\\\\word\"".to_vec()
+            )]
+        );
+        let parts = CommandBuilder::new("LOGIN")
+            .string(b"user")
+            .string("pässword".as_bytes())
+            .build();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0], Part::Text(b"LOGIN \"user\" ".to_vec()));
+        assert_eq!(parts[1], Part::Literal("pässword".as_bytes().to_vec()));
+    }
+
+    #[test]
+    fn uid_sets_compress_and_expand() {
+        assert_eq!(uid_set(&[5, 1, 2, 3, 9, 10]), "1:3,5,9:10");
+        assert_eq!(parse_uid_set("1:3,5,10:9"), Some(vec![1, 2, 3, 5, 9, 10]));
+        assert_eq!(parse_uid_set("x"), None);
+    }
+}

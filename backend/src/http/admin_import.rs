@@ -1,0 +1,192 @@
+//! The admin's CSV import: a preview with every bad row explained, then one batch of jobs,
+//! queued at once, with its own progress.
+
+use super::auth::AdminAuth;
+use super::error::ApiFailure;
+use super::AppState;
+use crate::import::{parse_users_csv, ImportContext, ImportRoute, Parsed};
+use crate::jobs::{now, random_id, Credentials};
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use mailferry_shared::{
+    AccountSide, BatchView, ImportPreview, ImportRequest, ImportResult, JobStatus, StatusCount,
+};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/import/preview", post(preview))
+        .route("/admin/import", post(import))
+        .route("/admin/batches/{id}", get(batch))
+}
+
+fn context(state: &AppState) -> Result<ImportContext, ApiFailure> {
+    let routes = state.routes.names().map(|name| {
+        let mut route = ImportRoute::new(name);
+        if state.routes.uses_master_user(name, AccountSide::Source) {
+            route = route.with_source_master_user();
+        }
+        if state.routes.uses_master_user(name, AccountSide::Target) {
+            route = route.with_target_master_user();
+        }
+        route
+    });
+    let mut ctx = ImportContext::new(routes)
+        .map_err(|e| ApiFailure::Conflict(format!("Users cannot be imported yet: {e}")))?;
+    let names: Vec<&str> = state.routes.names().collect();
+    if let [only] = names.as_slice() {
+        ctx = ctx
+            .with_default_route(only)
+            .map_err(|e| ApiFailure::Internal(anyhow::anyhow!("{e}")))?;
+    }
+    Ok(ctx)
+}
+
+fn parse(state: &AppState, request: &ImportRequest) -> Result<Parsed, ApiFailure> {
+    Ok(parse_users_csv(request.csv.as_bytes(), &context(state)?))
+}
+
+async fn preview(
+    State(state): State<AppState>,
+    _admin: AdminAuth,
+    Json(request): Json<ImportRequest>,
+) -> Result<Json<ImportPreview>, ApiFailure> {
+    Ok(Json(parse(&state, &request)?.preview()))
+}
+
+async fn import(
+    State(state): State<AppState>,
+    AdminAuth(admin): AdminAuth,
+    Json(request): Json<ImportRequest>,
+) -> Result<Json<ImportResult>, ApiFailure> {
+    let parsed = parse(&state, &request)?;
+    let preview = parsed.preview();
+    if parsed.users.is_empty() || (!parsed.is_clean() && !request.import_valid_rows) {
+        return Ok(Json(ImportResult {
+            preview,
+            batch: None,
+        }));
+    }
+    let batch_id = format!("batch-{}", &random_id()[..16]);
+    let pool = state.db.pool();
+    sqlx::query(
+        "INSERT INTO batches (id, created_at, created_by, file_name, jobs) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&batch_id)
+    .bind(now())
+    .bind(&admin.username)
+    .bind("upload.csv")
+    .bind(parsed.users.len() as i64)
+    .execute(pool)
+    .await
+    .map_err(|e| ApiFailure::Internal(e.into()))?;
+    for user in &parsed.users {
+        let source_user = user.source_user.as_str();
+        let target_user = user.target_user.as_str();
+        let endpoints = (
+            state
+                .routes
+                .endpoint(&user.route, AccountSide::Source, source_user, ""),
+            state
+                .routes
+                .endpoint(&user.route, AccountSide::Target, target_user, ""),
+        );
+        let (Some(source), Some(target)) = endpoints else {
+            return Err(ApiFailure::Conflict(format!(
+                "The route {:?} disappeared from the configuration during the import.",
+                user.route
+            )));
+        };
+        let job_id = state
+            .store
+            .open_job(
+                &source.account_key(),
+                &target.account_key(),
+                &user.route,
+                source_user,
+                target_user,
+                Some(&batch_id),
+            )
+            .await?;
+        let credentials = Credentials {
+            source_password: user
+                .source_password
+                .as_ref()
+                .map(|p| p.expose().to_owned())
+                .unwrap_or_default(),
+            target_password: user
+                .target_password
+                .as_ref()
+                .map(|p| p.expose().to_owned())
+                .unwrap_or_default(),
+        };
+        let sealed = credentials
+            .seal(&state.vault)
+            .map_err(|e| ApiFailure::Internal(e.into()))?;
+        state.store.set_credentials(&job_id, &sealed).await?;
+        state
+            .store
+            .log_action(&job_id, &admin.username, &format!("imported in {batch_id}"))
+            .await?;
+        state.store.queue(&job_id).await?;
+    }
+    state
+        .store
+        .audit(
+            &admin.username,
+            "import",
+            None,
+            &format!("{batch_id}: {} users", parsed.users.len()),
+        )
+        .await?;
+    let batch = batch_view(&state, &batch_id).await?;
+    Ok(Json(ImportResult {
+        preview,
+        batch: Some(batch),
+    }))
+}
+
+async fn batch_view(state: &AppState, id: &str) -> Result<BatchView, ApiFailure> {
+    let pool = state.db.pool();
+    let row: Option<(String, i64, String, i64)> =
+        sqlx::query_as("SELECT id, created_at, created_by, jobs FROM batches WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .map_err(|e| ApiFailure::Internal(e.into()))?;
+    let Some((id, created_at, created_by, jobs)) = row else {
+        return Err(ApiFailure::NotFound(
+            "There is no such import batch.".into(),
+        ));
+    };
+    let counts: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT status, COUNT(*) FROM jobs WHERE batch_id = $1 GROUP BY status ORDER BY status",
+    )
+    .bind(&id)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| ApiFailure::Internal(e.into()))?;
+    Ok(BatchView {
+        id,
+        created_at,
+        created_by,
+        jobs: jobs as u64,
+        by_status: counts
+            .into_iter()
+            .filter_map(|(status, n)| {
+                JobStatus::parse(&status).map(|status| StatusCount {
+                    status,
+                    jobs: n as u64,
+                })
+            })
+            .collect(),
+    })
+}
+
+async fn batch(
+    State(state): State<AppState>,
+    _admin: AdminAuth,
+    Path(id): Path<String>,
+) -> Result<Json<BatchView>, ApiFailure> {
+    Ok(Json(batch_view(&state, &id).await?))
+}

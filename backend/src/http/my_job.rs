@@ -1,0 +1,125 @@
+//! An end user's own migration: see it, start it, cancel it, sync again, and give a
+//! password that changed. A user reaches only the job bound to their session.
+
+use super::auth::UserAuth;
+use super::error::ApiFailure;
+use super::events;
+use super::AppState;
+use crate::account_check;
+use crate::jobs::Credentials;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use mailferry_shared::{AccountSide, CheckResult, JobStatus, JobView, PasswordUpdate};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/my/job", get(view))
+        .route("/my/job/events", get(stream))
+        .route("/my/job/start", post(start))
+        .route("/my/job/sync", post(start))
+        .route("/my/job/cancel", post(cancel))
+        .route("/my/job/password", post(password))
+        .route("/my/job/skipped", get(skipped))
+}
+
+async fn view(State(state): State<AppState>, user: UserAuth) -> Result<Json<JobView>, ApiFailure> {
+    Ok(Json(state.store.view(&user.job_id).await?))
+}
+
+async fn stream(
+    State(state): State<AppState>,
+    user: UserAuth,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiFailure> {
+    events::stream(state, user.job_id, &headers).await
+}
+
+async fn start(State(state): State<AppState>, user: UserAuth) -> Result<Json<JobView>, ApiFailure> {
+    if !state.store.has_credentials(&user.job_id).await? {
+        return Err(ApiFailure::Conflict(
+            "Your passwords are no longer stored (they are erased after a migration ends). \
+             Sign in again to run another pass."
+                .into(),
+        ));
+    }
+    if state.store.queue(&user.job_id).await? {
+        state
+            .store
+            .log_action(&user.job_id, &user.source_user, "started")
+            .await?;
+    }
+    Ok(Json(state.store.view(&user.job_id).await?))
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    user: UserAuth,
+) -> Result<Json<JobView>, ApiFailure> {
+    state
+        .store
+        .log_action(&user.job_id, &user.source_user, "cancelled")
+        .await?;
+    state.store.cancel(&user.job_id).await?;
+    Ok(Json(state.store.view(&user.job_id).await?))
+}
+
+async fn skipped(
+    State(state): State<AppState>,
+    user: UserAuth,
+) -> Result<Json<Vec<mailferry_shared::SkippedMessageView>>, ApiFailure> {
+    Ok(Json(state.store.skipped_messages(&user.job_id).await?))
+}
+
+/// Checks the new password with a real login first; only a working one is stored.
+async fn password(
+    State(state): State<AppState>,
+    user: UserAuth,
+    Json(update): Json<PasswordUpdate>,
+) -> Result<Json<CheckResult>, ApiFailure> {
+    let login = match update.side {
+        AccountSide::Source => &user.source_user,
+        AccountSide::Target => &user.target_user,
+    };
+    let result = account_check::check(
+        &state.routes,
+        &user.route,
+        update.side,
+        login,
+        &update.password,
+    )
+    .await;
+    if !result.ok {
+        return Ok(Json(result));
+    }
+    let mut credentials = match state.store.credentials(&user.job_id).await? {
+        Some(sealed) => Credentials::open(&sealed, &state.vault).unwrap_or_default(),
+        None => Credentials::default(),
+    };
+    match update.side {
+        AccountSide::Source => credentials.source_password = update.password,
+        AccountSide::Target => credentials.target_password = update.password,
+    }
+    let sealed = credentials
+        .seal(&state.vault)
+        .map_err(|e| ApiFailure::Internal(e.into()))?;
+    state.store.set_credentials(&user.job_id, &sealed).await?;
+    let side = match update.side {
+        AccountSide::Source => "source",
+        AccountSide::Target => "target",
+    };
+    state
+        .store
+        .log_action(
+            &user.job_id,
+            &user.source_user,
+            &format!("updated the {side} password"),
+        )
+        .await?;
+    if state.store.status(&user.job_id).await? == JobStatus::PausedPasswordChanged {
+        state.store.queue(&user.job_id).await?;
+    }
+    Ok(Json(result))
+}

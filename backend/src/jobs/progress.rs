@@ -1,0 +1,185 @@
+//! Turns the engine's stream of events into what people watch: counts per job and per
+//! folder, a rate over the last minute, and the time left.
+
+use crate::engine::Event;
+use mailferry_shared::{Counts, FolderProgress};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// What the store keeps of a run's progress (the `jobs.progress` column, JSON).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProgressSnapshot {
+    pub counts: Counts,
+    pub skipped: u64,
+    pub failed: u64,
+    pub rate_messages: f64,
+    pub rate_bytes: f64,
+    pub eta_seconds: Option<u64>,
+    pub folders: Vec<FolderProgress>,
+}
+
+const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+#[derive(Debug)]
+pub struct ProgressTracker {
+    snapshot: ProgressSnapshot,
+    /// (when, messages done, bytes done) samples for the rate.
+    samples: VecDeque<(Instant, u64, u64)>,
+}
+
+impl Default for ProgressTracker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ProgressTracker {
+    pub fn new() -> Self {
+        ProgressTracker {
+            snapshot: ProgressSnapshot::default(),
+            samples: VecDeque::new(),
+        }
+    }
+
+    fn folder(&mut self, source: &str) -> Option<&mut FolderProgress> {
+        self.snapshot
+            .folders
+            .iter_mut()
+            .find(|f| f.source == source)
+    }
+
+    /// Takes one engine event into account.
+    pub fn apply(&mut self, event: &Event) {
+        let s = &mut self.snapshot;
+        match event {
+            Event::FolderPlanned {
+                source,
+                target,
+                messages,
+                to_copy,
+                bytes_to_copy,
+            } => {
+                s.counts.messages_total += to_copy;
+                s.counts.bytes_total += bytes_to_copy;
+                s.folders.push(FolderProgress {
+                    source: source.clone(),
+                    target: target.clone(),
+                    messages: *messages,
+                    to_copy: *to_copy,
+                    copied: 0,
+                    skipped: 0,
+                    bytes_to_copy: *bytes_to_copy,
+                    bytes_copied: 0,
+                    done: false,
+                    error: None,
+                });
+            }
+            Event::MessageCopied { folder, bytes, .. } => {
+                s.counts.messages_done += 1;
+                s.counts.bytes_done += bytes;
+                if let Some(f) = self.folder(folder) {
+                    f.copied += 1;
+                    f.bytes_copied += bytes;
+                }
+            }
+            Event::MessageSkipped { folder, .. } => {
+                s.skipped += 1;
+                // A skipped message is settled: it counts towards the total's progress.
+                s.counts.messages_done += 1;
+                if let Some(f) = self.folder(folder) {
+                    f.skipped += 1;
+                }
+            }
+            Event::FolderDone { folder, .. } => {
+                if let Some(f) = self.folder(folder) {
+                    f.done = true;
+                }
+            }
+            Event::FolderFailed { folder, error } => {
+                s.failed += 1;
+                if let Some(f) = self.folder(folder) {
+                    f.done = true;
+                    f.error = Some(error.clone());
+                }
+            }
+            Event::FlagsUpdated { .. } | Event::Stopped { .. } | Event::Finished { .. } => {}
+        }
+    }
+
+    /// The snapshot now, with the rate and time left brought up to date.
+    pub fn snapshot(&mut self) -> ProgressSnapshot {
+        let now = Instant::now();
+        let counts = self.snapshot.counts;
+        self.samples
+            .push_back((now, counts.messages_done, counts.bytes_done));
+        while let Some(&(at, _, _)) = self.samples.front() {
+            if now.duration_since(at) > RATE_WINDOW && self.samples.len() > 2 {
+                self.samples.pop_front();
+            } else {
+                break;
+            }
+        }
+        let (rate_messages, rate_bytes) = match (self.samples.front(), self.samples.back()) {
+            (Some(&(t0, m0, b0)), Some(&(t1, m1, b1))) if t1 > t0 => {
+                let secs = t1.duration_since(t0).as_secs_f64();
+                ((m1 - m0) as f64 / secs, (b1 - b0) as f64 / secs)
+            }
+            _ => (0.0, 0.0),
+        };
+        let left = counts.messages_total.saturating_sub(counts.messages_done);
+        self.snapshot.rate_messages = rate_messages;
+        self.snapshot.rate_bytes = rate_bytes;
+        self.snapshot.eta_seconds = if left == 0 {
+            Some(0)
+        } else if rate_messages > 0.01 {
+            Some((left as f64 / rate_messages).ceil() as u64)
+        } else {
+            None
+        };
+        self.snapshot.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_follow_the_engine_events() {
+        let mut tracker = ProgressTracker::new();
+        tracker.apply(&Event::FolderPlanned {
+            source: "INBOX".into(),
+            target: "INBOX".into(),
+            messages: 5,
+            to_copy: 3,
+            bytes_to_copy: 300,
+        });
+        for uid in 1..=2 {
+            tracker.apply(&Event::MessageCopied {
+                folder: "INBOX".into(),
+                uid,
+                bytes: 100,
+            });
+        }
+        tracker.apply(&Event::MessageSkipped {
+            folder: "INBOX".into(),
+            uid: 3,
+            reason: "too large".into(),
+        });
+        tracker.apply(&Event::FolderDone {
+            folder: "INBOX".into(),
+            copied: 2,
+            already_present: 2,
+            skipped: 1,
+        });
+        let snap = tracker.snapshot();
+        assert_eq!(snap.counts.messages_total, 3);
+        assert_eq!(snap.counts.messages_done, 3);
+        assert_eq!(snap.counts.bytes_done, 200);
+        assert_eq!(snap.skipped, 1);
+        assert_eq!(snap.eta_seconds, Some(0));
+        let folder = &snap.folders[0];
+        assert!(folder.done && folder.copied == 2 && folder.skipped == 1);
+    }
+}

@@ -1,0 +1,624 @@
+//! The job store: every read and write of the portal's job state. The worker writes
+//! progress and events here; the web layer reads them. Nothing here speaks IMAP.
+
+use super::notify::Notifier;
+use super::now;
+use super::progress::ProgressSnapshot;
+use mailferry_shared::{JobEvent, JobEventKind, JobPage, JobStatus, JobView, SkippedMessageView};
+use sqlx::AnyPool;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no such job")]
+    NotFound,
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Helpdesk table filters.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub status: Option<JobStatus>,
+    pub route: Option<String>,
+    /// Matches source or target user (substring, case-insensitive).
+    pub text: Option<String>,
+    pub batch: Option<String>,
+    /// `updated` (default, newest first), `user`, `status`, `progress`, `created`.
+    pub sort: Option<String>,
+    pub descending: bool,
+    pub page: u64,
+    pub per_page: u64,
+}
+
+/// A job a worker has leased.
+#[derive(Debug, Clone)]
+pub struct LeasedJob {
+    pub id: String,
+    pub route: String,
+    pub source_user: String,
+    pub target_user: String,
+    pub credentials: Option<String>,
+}
+
+const JOB_COLUMNS: &str = "id, route, source_user, target_user, status, status_reason, progress, \
+     created_at, updated_at, started_at, finished_at, batch_id";
+
+/// folder, UID, size, internal date, subject, reason.
+type SkippedRow = (
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    String,
+);
+
+type JobRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+);
+
+fn view_from_row(row: JobRow) -> Result<JobView> {
+    let (
+        id,
+        route,
+        source_user,
+        target_user,
+        status,
+        status_reason,
+        progress,
+        created_at,
+        updated_at,
+        started_at,
+        finished_at,
+        batch_id,
+    ) = row;
+    let status = JobStatus::parse(&status)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown status {status:?}")))?;
+    let progress: ProgressSnapshot = match progress {
+        Some(json) => serde_json::from_str(&json)
+            .map_err(|e| StoreError::Corrupt(format!("progress of job {id}: {e}")))?,
+        None => ProgressSnapshot::default(),
+    };
+    let copying = status.is_active();
+    Ok(JobView {
+        id,
+        route,
+        source_user,
+        target_user,
+        status,
+        status_reason,
+        counts: progress.counts,
+        skipped: progress.skipped,
+        failed: progress.failed,
+        rate_messages: if copying { progress.rate_messages } else { 0.0 },
+        rate_bytes: if copying { progress.rate_bytes } else { 0.0 },
+        eta_seconds: if copying { progress.eta_seconds } else { None },
+        folders: progress.folders,
+        created_at,
+        updated_at,
+        started_at,
+        finished_at,
+        batch_id,
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct JobStore {
+    pool: AnyPool,
+    notifier: Notifier,
+}
+
+impl JobStore {
+    pub fn new(pool: AnyPool, notifier: Notifier) -> Self {
+        JobStore { pool, notifier }
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn notifier(&self) -> &Notifier {
+        &self.notifier
+    }
+
+    /// Finds the job for this pair of accounts (the engine's, so the UID map is shared with
+    /// the command line) or creates it, and records who it is for.
+    pub async fn open_job(
+        &self,
+        source_account: &str,
+        target_account: &str,
+        route: &str,
+        source_user: &str,
+        target_user: &str,
+        batch: Option<&str>,
+    ) -> Result<String> {
+        let id =
+            crate::engine::uidmap::find_or_create_job(&self.pool, source_account, target_account)
+                .await
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "UPDATE jobs SET route = $1, source_user = $2, target_user = $3, \
+             batch_id = COALESCE($4, batch_id), updated_at = $5 WHERE id = $6",
+        )
+        .bind(route)
+        .bind(source_user)
+        .bind(target_user)
+        .bind(batch)
+        .bind(now())
+        .bind(&id)
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    pub async fn set_credentials(&self, job_id: &str, sealed: &str) -> Result<()> {
+        sqlx::query("UPDATE jobs SET credentials = $1 WHERE id = $2")
+            .bind(sealed)
+            .bind(job_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn erase_credentials(&self, job_id: &str) -> Result<()> {
+        sqlx::query("UPDATE jobs SET credentials = NULL WHERE id = $1")
+            .bind(job_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn has_credentials(&self, job_id: &str) -> Result<bool> {
+        let sealed: Option<Option<String>> =
+            sqlx::query_scalar("SELECT credentials FROM jobs WHERE id = $1")
+                .bind(job_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(sealed.ok_or(StoreError::NotFound)?.is_some())
+    }
+
+    pub async fn credentials(&self, job_id: &str) -> Result<Option<String>> {
+        let sealed: Option<Option<String>> =
+            sqlx::query_scalar("SELECT credentials FROM jobs WHERE id = $1")
+                .bind(job_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        sealed.ok_or(StoreError::NotFound)
+    }
+
+    pub async fn view(&self, job_id: &str) -> Result<JobView> {
+        let row: Option<JobRow> =
+            sqlx::query_as(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"))
+                .bind(job_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        view_from_row(row.ok_or(StoreError::NotFound)?)
+    }
+
+    pub async fn status(&self, job_id: &str) -> Result<JobStatus> {
+        Ok(self.view(job_id).await?.status)
+    }
+
+    pub async fn list(&self, filter: &JobFilter) -> Result<JobPage> {
+        let mut clauses = vec!["route <> ''".to_owned()];
+        let mut binds: Vec<String> = Vec::new();
+        if let Some(status) = filter.status {
+            binds.push(status.as_str().to_owned());
+            clauses.push(format!("status = ${}", binds.len()));
+        }
+        if let Some(route) = &filter.route {
+            binds.push(route.clone());
+            clauses.push(format!("route = ${}", binds.len()));
+        }
+        if let Some(batch) = &filter.batch {
+            binds.push(batch.clone());
+            clauses.push(format!("batch_id = ${}", binds.len()));
+        }
+        if let Some(text) = filter.text.as_deref().filter(|t| !t.trim().is_empty()) {
+            binds.push(format!("%{}%", text.trim().to_lowercase()));
+            let n = binds.len();
+            clauses.push(format!(
+                "(LOWER(source_user) LIKE ${n} OR LOWER(target_user) LIKE ${n})"
+            ));
+        }
+        let order = match filter.sort.as_deref() {
+            Some("user") => "source_user",
+            Some("status") => "status",
+            Some("progress") => {
+                "CASE WHEN messages_total = 0 THEN 0 ELSE messages_done * 1.0 / messages_total END"
+            }
+            Some("created") => "created_at",
+            _ => "updated_at",
+        };
+        let direction = if filter.descending || filter.sort.is_none() {
+            "DESC"
+        } else {
+            "ASC"
+        };
+        let per_page = filter.per_page.clamp(1, 500);
+        let where_clause = clauses.join(" AND ");
+        let count_sql = format!("SELECT COUNT(*) FROM jobs WHERE {where_clause}");
+        let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+        for b in &binds {
+            count = count.bind(b);
+        }
+        let total = count.fetch_one(&self.pool).await? as u64;
+        let list_sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE {where_clause} ORDER BY {order} {direction}, id \
+             LIMIT {per_page} OFFSET {}",
+            filter.page * per_page
+        );
+        let mut query = sqlx::query_as::<_, JobRow>(&list_sql);
+        for b in &binds {
+            query = query.bind(b);
+        }
+        let jobs = query
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(view_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(JobPage {
+            jobs,
+            total,
+            page: filter.page,
+            per_page,
+        })
+    }
+
+    /// Appends to the job's event log and wakes its watchers. Returns the event's number.
+    pub async fn append_event(&self, job_id: &str, kind: JobEventKind) -> Result<i64> {
+        let data = serde_json::to_string(&kind).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // Two writers of one job's log (worker and a staff action) may race for the next
+        // number; the primary key refuses the loser, which simply tries again.
+        let mut last_error = None;
+        for _ in 0..8 {
+            let next: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM job_events WHERE job_id = $1",
+            )
+            .bind(job_id)
+            .fetch_one(&self.pool)
+            .await?;
+            match sqlx::query(
+                "INSERT INTO job_events (job_id, seq, at, data) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(job_id)
+            .bind(next)
+            .bind(now())
+            .bind(&data)
+            .execute(&self.pool)
+            .await
+            {
+                Ok(_) => {
+                    self.notifier.job_changed(job_id);
+                    return Ok(next);
+                }
+                Err(err) => last_error = Some(err),
+            }
+        }
+        Err(last_error
+            .map(StoreError::from)
+            .unwrap_or(StoreError::NotFound))
+    }
+
+    /// Events after `seq`, oldest first.
+    pub async fn events_after(&self, job_id: &str, seq: i64, limit: i64) -> Result<Vec<JobEvent>> {
+        let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT seq, at, data FROM job_events WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(job_id)
+        .bind(seq)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(seq, at, data)| {
+                let kind = serde_json::from_str(&data)
+                    .map_err(|e| StoreError::Corrupt(format!("event {seq}: {e}")))?;
+                Ok(JobEvent { seq, at, kind })
+            })
+            .collect()
+    }
+
+    pub async fn last_event_seq(&self, job_id: &str) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM job_events WHERE job_id = $1")
+                .bind(job_id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Sets the status (and its reason) and logs the change.
+    pub async fn set_status(
+        &self,
+        job_id: &str,
+        status: JobStatus,
+        reason: Option<String>,
+    ) -> Result<()> {
+        let t = now();
+        let finished = if status.is_settled() { Some(t) } else { None };
+        sqlx::query(
+            "UPDATE jobs SET status = $1, status_reason = $2, updated_at = $3, \
+             finished_at = COALESCE($4, finished_at) WHERE id = $5",
+        )
+        .bind(status.as_str())
+        .bind(reason.clone())
+        .bind(t)
+        .bind(finished)
+        .bind(job_id)
+        .execute(&self.pool)
+        .await?;
+        self.append_event(job_id, JobEventKind::Status { status, reason })
+            .await?;
+        Ok(())
+    }
+
+    /// Queues the job unless a worker already has it. Returns whether it was queued.
+    pub async fn queue(&self, job_id: &str) -> Result<bool> {
+        let status = self.status(job_id).await?;
+        if status.is_active() {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE jobs SET cancel_requested = 0, next_sync_at = NULL, finished_at = NULL WHERE id = $1",
+        )
+        .bind(job_id)
+        .execute(&self.pool)
+        .await?;
+        self.set_status(job_id, JobStatus::Queued, None).await?;
+        self.notifier.work_queued();
+        Ok(true)
+    }
+
+    /// Stops the job: at once when no worker has it, else the worker stops it within
+    /// seconds (it watches `cancel_requested`).
+    pub async fn cancel(&self, job_id: &str) -> Result<()> {
+        let status = self.status(job_id).await?;
+        let leased: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT lease_until FROM jobs WHERE id = $1")
+                .bind(job_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let held = leased.flatten().is_some_and(|until| until >= now());
+        if held {
+            sqlx::query("UPDATE jobs SET cancel_requested = 1 WHERE id = $1")
+                .bind(job_id)
+                .execute(&self.pool)
+                .await?;
+        } else if status != JobStatus::Cancelled {
+            self.set_status(job_id, JobStatus::Cancelled, Some("Cancelled.".into()))
+                .await?;
+            self.erase_credentials(job_id).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn log_action(&self, job_id: &str, actor: &str, action: &str) -> Result<()> {
+        self.append_event(
+            job_id,
+            JobEventKind::Action {
+                actor: actor.to_owned(),
+                action: action.to_owned(),
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Leases the next job that is due, for `lease_seconds`. `allowed` says whether a job
+    /// of the given route may start now (per-server limits).
+    pub async fn claim_next(
+        &self,
+        node: &str,
+        lease_seconds: i64,
+        allowed: impl Fn(&str, &[(String, i64)]) -> bool,
+    ) -> Result<Option<LeasedJob>> {
+        let t = now();
+        // Jobs running right now, per route, for the concurrency limits.
+        let running: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT route, COUNT(*) FROM jobs WHERE lease_until >= $1 GROUP BY route",
+        )
+        .bind(t)
+        .fetch_all(&self.pool)
+        .await?;
+        let candidates: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, route FROM jobs WHERE (lease_until IS NULL OR lease_until < $1) AND ( \
+                 status IN ('queued', 'connecting', 'copying') \
+                 OR (next_sync_at IS NOT NULL AND next_sync_at <= $1 AND credentials IS NOT NULL \
+                     AND status IN ('synced', 'completed_with_skips')) ) \
+             ORDER BY updated_at, id LIMIT 50",
+        )
+        .bind(t)
+        .fetch_all(&self.pool)
+        .await?;
+        for (id, route) in candidates {
+            if !allowed(&route, &running) {
+                continue;
+            }
+            let claimed = sqlx::query(
+                "UPDATE jobs SET lease_owner = $1, lease_until = $2, started_at = $3, \
+                 next_sync_at = NULL WHERE id = $4 AND (lease_until IS NULL OR lease_until < $3)",
+            )
+            .bind(node)
+            .bind(t + lease_seconds)
+            .bind(t)
+            .bind(&id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            if claimed == 1 {
+                let row: (String, String, String, String, Option<String>) = sqlx::query_as(
+                    "SELECT id, route, source_user, target_user, credentials FROM jobs WHERE id = $1",
+                )
+                .bind(&id)
+                .fetch_one(&self.pool)
+                .await?;
+                return Ok(Some(LeasedJob {
+                    id: row.0,
+                    route: row.1,
+                    source_user: row.2,
+                    target_user: row.3,
+                    credentials: row.4,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Renews the lease. Returns `Ok(None)` when the lease is lost (another node took the
+    /// job), else whether a cancel was requested.
+    pub async fn heartbeat(
+        &self,
+        job_id: &str,
+        node: &str,
+        lease_seconds: i64,
+    ) -> Result<Option<bool>> {
+        let renewed =
+            sqlx::query("UPDATE jobs SET lease_until = $1 WHERE id = $2 AND lease_owner = $3")
+                .bind(now() + lease_seconds)
+                .bind(job_id)
+                .bind(node)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        if renewed == 0 {
+            return Ok(None);
+        }
+        let cancel: i64 = sqlx::query_scalar("SELECT cancel_requested FROM jobs WHERE id = $1")
+            .bind(job_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Some(cancel != 0))
+    }
+
+    pub async fn release(&self, job_id: &str, node: &str, next_sync_at: Option<i64>) -> Result<()> {
+        sqlx::query(
+            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, cancel_requested = 0, \
+             next_sync_at = $1 WHERE id = $2 AND lease_owner = $3",
+        )
+        .bind(next_sync_at)
+        .bind(job_id)
+        .bind(node)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Drops every lease: only for a single-node (SQLite) server at start-up, where no
+    /// other node can hold one, so interrupted jobs resume at once.
+    pub async fn release_all_leases(&self) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL",
+        )
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    pub async fn save_progress(&self, job_id: &str, progress: &ProgressSnapshot) -> Result<()> {
+        let json =
+            serde_json::to_string(progress).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "UPDATE jobs SET progress = $1, messages_done = $2, messages_total = $3, skipped = $4, \
+             updated_at = $5 WHERE id = $6",
+        )
+        .bind(json)
+        .bind(progress.counts.messages_done as i64)
+        .bind(progress.counts.messages_total as i64)
+        .bind(progress.skipped as i64)
+        .bind(now())
+        .bind(job_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn skipped_messages(&self, job_id: &str) -> Result<Vec<SkippedMessageView>> {
+        let rows: Vec<SkippedRow> = sqlx::query_as(
+            "SELECT source_folder, source_uid, size, internal_date, subject, reason \
+                 FROM skipped_messages WHERE job_id = $1 ORDER BY source_folder, source_uid",
+        )
+        .bind(job_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(folder, uid, size, date, subject, reason)| SkippedMessageView {
+                    folder,
+                    uid: uid as u32,
+                    reason,
+                    size: size.map(|s| s as u64),
+                    date,
+                    subject,
+                },
+            )
+            .collect())
+    }
+
+    /// Forgets the skipped list so the next run tries those messages again.
+    pub async fn clear_skipped(&self, job_id: &str) -> Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM skipped_messages WHERE job_id = $1")
+                .bind(job_id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+
+    pub async fn audit(
+        &self,
+        staff: &str,
+        action: &str,
+        job_id: Option<&str>,
+        detail: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (id, at, staff, action, job_id, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(super::random_id())
+        .bind(now())
+        .bind(staff)
+        .bind(action)
+        .bind(job_id)
+        .bind(detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn export_uid_map_csv(
+        &self,
+        job_id: &str,
+    ) -> Result<String, crate::engine::EngineError> {
+        crate::engine::UidMap::new(self.pool.clone(), job_id.to_owned())
+            .export_csv()
+            .await
+    }
+
+    pub async fn export_uid_map_json(
+        &self,
+        job_id: &str,
+    ) -> Result<String, crate::engine::EngineError> {
+        crate::engine::UidMap::new(self.pool.clone(), job_id.to_owned())
+            .export_json()
+            .await
+    }
+}

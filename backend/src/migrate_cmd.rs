@@ -1,0 +1,417 @@
+//! `mailferry migrate`: turns the command line into engine settings, shows progress on a
+//! terminal, and prints the result (text, or one JSON object as the last stdout line).
+
+use crate::cli::{MigrateArgs, ServeArgs};
+use crate::config::Config;
+use crate::db::{redact_url, Database};
+use crate::engine::{
+    self, Auth, Endpoint, Event, Events, FolderRules, Password, Report, Security, Settings, Side,
+};
+use serde::Serialize;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Exit status when the run completed but some messages were skipped or failed.
+pub const EXIT_INCOMPLETE: u8 = 3;
+/// Exit status when the run stopped early for a reason the user must fix (over quota).
+pub const EXIT_STOPPED: u8 = 4;
+/// Exit status on a fatal error (bad arguments, login refused, unreachable server).
+pub const EXIT_FATAL: u8 = 2;
+
+/// An account URL, parsed: `imap[s]://USER@HOST[:PORT]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountUrl {
+    pub tls: bool,
+    pub user: String,
+    pub host: String,
+    pub port: u16,
+}
+
+pub fn parse_account_url(url: &str) -> Result<AccountUrl, String> {
+    let (tls, rest) = if let Some(r) = url.strip_prefix("imaps://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("imap://") {
+        (false, r)
+    } else {
+        return Err(format!("{url:?} must start with imap:// or imaps://"));
+    };
+    let rest = rest.trim_end_matches('/');
+    let at = rest
+        .rfind('@')
+        .ok_or_else(|| format!("{url:?} has no user: write imap://USER@HOST:PORT"))?;
+    let (userinfo, hostport) = (&rest[..at], &rest[at + 1..]);
+    if userinfo.contains(':') {
+        return Err(
+            "put passwords in MAILFERRY_FROM_PASSWORD / MAILFERRY_TO_PASSWORD or a password file, not in the URL"
+                .to_owned(),
+        );
+    }
+    let user =
+        percent_decode(userinfo).ok_or_else(|| format!("bad %-escape in the user of {url:?}"))?;
+    if user.is_empty() {
+        return Err(format!("{url:?} has an empty user"));
+    }
+    let default_port = if tls { 993 } else { 143 };
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let end = v6
+            .find(']')
+            .ok_or_else(|| format!("bad IPv6 address in {url:?}"))?;
+        let host = &v6[..end];
+        let port = match v6[end + 1..].strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| format!("bad port in {url:?}"))?,
+            None => default_port,
+        };
+        (host.to_owned(), port)
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (
+                h.to_owned(),
+                p.parse().map_err(|_| format!("bad port in {url:?}"))?,
+            ),
+            None => (hostport.to_owned(), default_port),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok(AccountUrl {
+        tls,
+        user,
+        host,
+        port,
+    })
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        // A `%` without two hex digits is kept as is: user names like
+        // `usuario1%ncc%migracion` exist and must work unescaped.
+        let escaped = s
+            .get(i + 1..i + 3)
+            .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        if let (b'%', Some(byte)) = (bytes[i], escaped) {
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn password(side: Side, file: Option<&Path>) -> Result<Password, String> {
+    let var = match side {
+        Side::Source => "MAILFERRY_FROM_PASSWORD",
+        Side::Target => "MAILFERRY_TO_PASSWORD",
+    };
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "cannot read the {side} password file {}: {e}",
+                path.display()
+            )
+        })?;
+        return Ok(Password::new(text.trim_end_matches(['\r', '\n'])));
+    }
+    match std::env::var(var) {
+        Ok(p) if !p.is_empty() => Ok(Password::new(p)),
+        _ => Err(format!(
+            "no {side} password: set {var} or use --{}-password-file",
+            if side == Side::Source { "from" } else { "to" }
+        )),
+    }
+}
+
+fn endpoint(side: Side, url: &str, args: &MigrateArgs) -> Result<Endpoint, String> {
+    let parsed = parse_account_url(url).map_err(|e| format!("{side}: {e}"))?;
+    let (file, auth_as) = match side {
+        Side::Source => (args.from_password_file.as_deref(), &args.from_auth_as),
+        Side::Target => (args.to_password_file.as_deref(), &args.to_auth_as),
+    };
+    let security = if parsed.tls {
+        Security::ImplicitTls
+    } else if args.allow_plaintext {
+        Security::Plain
+    } else {
+        Security::StartTls
+    };
+    Ok(Endpoint {
+        side,
+        host: parsed.host,
+        port: parsed.port,
+        security,
+        user: parsed.user,
+        password: password(side, file)?,
+        auth: match auth_as {
+            Some(owner) => Auth::Plain {
+                authzid: Some(owner.clone()),
+            },
+            None => Auth::Login,
+        },
+        ca_file: args.ca_file.clone(),
+        timeout: Duration::from_secs(args.timeout.max(1)),
+    })
+}
+
+/// The JSON object printed last with `--json`.
+#[derive(Debug, Serialize)]
+struct JsonResult<'a> {
+    ok: bool,
+    job_id: &'a str,
+    copied: u64,
+    already_present: u64,
+    skipped: u64,
+    failed: u64,
+    flags_updated: u64,
+    bytes_copied: u64,
+    seconds: f64,
+    skipped_messages: &'a [engine::SkippedMessage],
+    failed_folders: &'a [engine::FailedFolder],
+    stopped: Option<&'a str>,
+    error: Option<String>,
+}
+
+pub async fn run(config_file: Option<&Path>, args: MigrateArgs) -> ExitCode {
+    let started = Instant::now();
+    match run_inner(config_file, &args, started).await {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("mailferry migrate: {message}");
+            if args.json {
+                let empty = Report::default();
+                let out = JsonResult {
+                    ok: false,
+                    job_id: "",
+                    copied: 0,
+                    already_present: 0,
+                    skipped: 0,
+                    failed: 0,
+                    flags_updated: 0,
+                    bytes_copied: 0,
+                    seconds: started.elapsed().as_secs_f64(),
+                    skipped_messages: &empty.skipped_messages,
+                    failed_folders: &empty.failed_folders,
+                    stopped: None,
+                    error: Some(message),
+                };
+                println!("{}", serde_json::to_string(&out).unwrap_or_default());
+            }
+            ExitCode::from(EXIT_FATAL)
+        }
+    }
+}
+
+async fn run_inner(
+    config_file: Option<&Path>,
+    args: &MigrateArgs,
+    started: Instant,
+) -> Result<ExitCode, String> {
+    let source = endpoint(Side::Source, &args.from, args)?;
+    let target = endpoint(Side::Target, &args.to, args)?;
+    let serve_args = ServeArgs {
+        database_url: args.db.clone(),
+        data_dir: args.data_dir.clone(),
+        ..ServeArgs::default()
+    };
+    let config = Config::load(config_file, &serve_args).map_err(|e| e.to_string())?;
+    let db = Database::open(&config.database_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::debug!(database = %redact_url(&config.database_url), "database ready");
+
+    let mut settings = Settings::new(source, target);
+    settings.rules = FolderRules {
+        map: FolderRules::parse_map(&args.map)?,
+        include: args.include.clone(),
+        exclude: args.exclude.clone(),
+        include_all_mail: false,
+    };
+    settings.dry_run = args.dry_run;
+    settings.connections = args.connections.max(1);
+
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let show_progress = !args.json && std::io::stderr().is_terminal();
+    let progress = tokio::spawn(progress_task(rx, show_progress));
+    let result = engine::run(&settings, db.pool(), Events::new(Some(tx))).await;
+    let _ = progress.await;
+    let outcome = result.map_err(|e| e.to_string())?;
+    let report = &outcome.report;
+
+    if let Some(path) = &args.export_map {
+        let map = engine::UidMap::new(db.pool().clone(), report.job_id.clone());
+        let text = if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        {
+            map.export_json().await
+        } else {
+            map.export_csv().await
+        }
+        .map_err(|e| e.to_string())?;
+        std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+
+    let seconds = started.elapsed().as_secs_f64();
+    if args.dry_run && !args.json {
+        println!("Folder plan (dry run, nothing changed):");
+        for p in &outcome.planned {
+            println!(
+                "  {:<40} -> {:<40} {:>7} messages, {:>7} to copy ({}{})",
+                p.plan.source.display(),
+                p.plan.target_display(),
+                p.messages,
+                p.messages.saturating_sub(p.already_mapped),
+                p.plan.reason,
+                if p.plan.target_exists {
+                    ""
+                } else {
+                    ", will be created"
+                }
+            );
+        }
+    }
+    if args.json {
+        let out = JsonResult {
+            ok: report.skipped == 0 && report.failed == 0 && report.stopped.is_none(),
+            job_id: &report.job_id,
+            copied: report.copied,
+            already_present: report.already_present,
+            skipped: report.skipped,
+            failed: report.failed,
+            flags_updated: report.flags_updated,
+            bytes_copied: report.bytes_copied,
+            seconds,
+            skipped_messages: &report.skipped_messages,
+            failed_folders: &report.failed_folders,
+            stopped: report.stopped.as_deref(),
+            error: None,
+        };
+        println!(
+            "{}",
+            serde_json::to_string(&out).map_err(|e| e.to_string())?
+        );
+    } else if !args.dry_run {
+        println!(
+            "{} copied, {} already present, {} skipped, {} failed, {} flag updates; {:.1} MB in {:.1} s (job {})",
+            report.copied,
+            report.already_present,
+            report.skipped,
+            report.failed,
+            report.flags_updated,
+            report.bytes_copied as f64 / 1e6,
+            seconds,
+            report.job_id
+        );
+        for s in &report.skipped_messages {
+            println!(
+                "  skipped: {} UID {} ({} bytes, subject {:?}): {}",
+                s.folder,
+                s.uid,
+                s.size.unwrap_or(0),
+                s.subject.as_deref().unwrap_or(""),
+                s.reason
+            );
+        }
+        for f in &report.failed_folders {
+            println!(
+                "  failed folder: {} ({} messages): {}",
+                f.folder, f.messages, f.error
+            );
+        }
+        if let Some(reason) = &report.stopped {
+            println!("  stopped: {reason}");
+        }
+    }
+    let _ = std::io::stdout().flush();
+    Ok(if report.stopped.is_some() {
+        ExitCode::from(EXIT_STOPPED)
+    } else if report.skipped > 0 || report.failed > 0 {
+        ExitCode::from(EXIT_INCOMPLETE)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// A one-line progress display on stderr, redrawn a few times a second.
+async fn progress_task(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, show: bool) {
+    let (mut total, mut copied, mut skipped, mut bytes) = (0u64, 0u64, 0u64, 0u64);
+    let mut last = Instant::now();
+    let start = Instant::now();
+    while let Some(event) = rx.recv().await {
+        match &event {
+            Event::FolderPlanned { to_copy, .. } => total += to_copy,
+            Event::MessageCopied { bytes: b, .. } => {
+                copied += 1;
+                bytes += b;
+            }
+            Event::MessageSkipped { .. } => skipped += 1,
+            Event::FolderFailed { folder, error } if show => {
+                eprintln!("\rfolder {folder} failed: {error}");
+            }
+            _ => {}
+        }
+        let finished = matches!(event, Event::Finished { .. });
+        if show && (finished || last.elapsed() > Duration::from_millis(200)) {
+            last = Instant::now();
+            let done = copied + skipped;
+            let width = 30usize;
+            let filled = (done.min(total) * width as u64)
+                .checked_div(total)
+                .map_or(width, |f| f as usize);
+            let secs = start.elapsed().as_secs_f64().max(0.001);
+            eprint!(
+                "\r[{}{}] {done}/{total} messages, {:.1} MB, {:.0} msg/s{}",
+                "#".repeat(filled),
+                "-".repeat(width - filled),
+                bytes as f64 / 1e6,
+                copied as f64 / secs,
+                if skipped > 0 {
+                    format!(", {skipped} skipped")
+                } else {
+                    String::new()
+                }
+            );
+            if finished {
+                eprintln!();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_urls_parse_with_defaults_and_escapes() {
+        assert_eq!(
+            parse_account_url("imaps://alice@mail.example.com").unwrap(),
+            AccountUrl {
+                tls: true,
+                user: "alice".into(),
+                host: "mail.example.com".into(),
+                port: 993
+            }
+        );
+        let u = parse_account_url("imap://bob%40example.com@127.0.0.1:1143").unwrap();
+        assert_eq!(
+            (u.tls, u.user.as_str(), u.port),
+            (false, "bob@example.com", 1143)
+        );
+        let u = parse_account_url("imap://usuario1%ncc%migracion@h").unwrap();
+        assert_eq!(u.user, "usuario1%ncc%migracion");
+        let u = parse_account_url("imap://user*master@[::1]:143").unwrap();
+        assert_eq!((u.user.as_str(), u.host.as_str()), ("user*master", "::1"));
+        assert!(parse_account_url("imap://u:secret@h")
+            .unwrap_err()
+            .contains("MAILFERRY_FROM_PASSWORD"));
+        assert!(parse_account_url("http://u@h").is_err());
+    }
+}

@@ -1,0 +1,308 @@
+//! The migration routes an admin configures: named server profiles (where and how to
+//! connect) and routes (from which profile to which). End users choose among routes only,
+//! so the portal never connects to a host the admin did not name.
+
+use crate::engine::{Auth, Endpoint, Password, Security, Side};
+use mailferry_shared::{AccountSide, RouteInfo};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// TLS from the first byte (port 993).
+    #[default]
+    Tls,
+    /// STARTTLS on the plain port (143).
+    Starttls,
+    /// No encryption: only with `allow_plaintext = true`.
+    Plain,
+}
+
+/// How a master (admin) login acts for a user.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MasterLogin {
+    /// SASL PLAIN with the user as authorization identity (most servers).
+    #[default]
+    Plain,
+    /// Dovecot's `LOGIN user*master password`.
+    Star,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerProfile {
+    pub host: String,
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub tls: TlsMode,
+    /// Must be set explicitly to send passwords over an unencrypted connection.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// Extra CA certificates (PEM) to trust for this server.
+    pub ca_file: Option<PathBuf>,
+    pub master_user: Option<String>,
+    pub master_password: Option<String>,
+    pub master_password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub master_login: MasterLogin,
+    /// Jobs using this server at once (all nodes together). Default 10.
+    pub max_jobs: Option<u32>,
+    /// Connections per job. Default 3.
+    pub connections_per_job: Option<u32>,
+    /// Longest wait for one network step, in seconds. Default 60.
+    pub timeout_seconds: Option<u64>,
+}
+
+impl std::fmt::Debug for ServerProfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerProfile")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("master_user", &self.master_user)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub source: String,
+    pub target: String,
+    /// What users see, e.g. "Old mail server → Microsoft 365".
+    pub label: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("route {route}: no server profile named {server} (configured: {known})")]
+    UnknownServer {
+        route: String,
+        server: String,
+        known: String,
+    },
+    #[error("server {0}: tls = \"plain\" sends passwords unencrypted; set allow_plaintext = true to allow it")]
+    PlaintextNotAllowed(String),
+    #[error("server {0}: master_user needs master_password or master_password_file")]
+    MasterWithoutPassword(String),
+    #[error("server {server}: cannot read master_password_file: {source}")]
+    MasterPasswordFile {
+        server: String,
+        source: std::io::Error,
+    },
+}
+
+/// The validated set of profiles and routes.
+#[derive(Debug, Clone, Default)]
+pub struct Routes {
+    servers: BTreeMap<String, ServerProfile>,
+    routes: BTreeMap<String, RouteConfig>,
+}
+
+impl Routes {
+    pub fn new(
+        mut servers: BTreeMap<String, ServerProfile>,
+        routes: BTreeMap<String, RouteConfig>,
+    ) -> Result<Self, ProfileError> {
+        for (name, profile) in servers.iter_mut() {
+            if profile.tls == TlsMode::Plain && !profile.allow_plaintext {
+                return Err(ProfileError::PlaintextNotAllowed(name.clone()));
+            }
+            if let Some(file) = &profile.master_password_file {
+                let text = std::fs::read_to_string(file).map_err(|source| {
+                    ProfileError::MasterPasswordFile {
+                        server: name.clone(),
+                        source,
+                    }
+                })?;
+                profile.master_password = Some(text.trim_end_matches(['\r', '\n']).to_owned());
+            }
+            if profile.master_user.is_some() && profile.master_password.is_none() {
+                return Err(ProfileError::MasterWithoutPassword(name.clone()));
+            }
+        }
+        let known = servers.keys().cloned().collect::<Vec<_>>().join(", ");
+        for (route, config) in &routes {
+            for server in [&config.source, &config.target] {
+                if !servers.contains_key(server) {
+                    return Err(ProfileError::UnknownServer {
+                        route: route.clone(),
+                        server: server.clone(),
+                        known: known.clone(),
+                    });
+                }
+            }
+        }
+        Ok(Routes { servers, routes })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.routes.keys().map(String::as_str)
+    }
+
+    pub fn route(&self, name: &str) -> Option<&RouteConfig> {
+        self.routes.get(name)
+    }
+
+    pub fn server(&self, name: &str) -> Option<&ServerProfile> {
+        self.servers.get(name)
+    }
+
+    /// The profile one side of a route uses.
+    pub fn profile_for(&self, route: &str, side: AccountSide) -> Option<(&str, &ServerProfile)> {
+        let config = self.routes.get(route)?;
+        let name = match side {
+            AccountSide::Source => &config.source,
+            AccountSide::Target => &config.target,
+        };
+        self.servers
+            .get_key_value(name)
+            .map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Both sides of the route log in with a master user: users give no passwords.
+    pub fn uses_master_user(&self, route: &str, side: AccountSide) -> bool {
+        self.profile_for(route, side)
+            .is_some_and(|(_, p)| p.master_user.is_some())
+    }
+
+    pub fn infos(&self) -> Vec<RouteInfo> {
+        self.routes
+            .iter()
+            .map(|(name, config)| RouteInfo {
+                name: name.clone(),
+                label: config
+                    .label
+                    .clone()
+                    .unwrap_or_else(|| format!("{} → {}", config.source, config.target)),
+                source_server: config.source.clone(),
+                target_server: config.target.clone(),
+                master_user: self.uses_master_user(name, AccountSide::Source)
+                    && self.uses_master_user(name, AccountSide::Target),
+            })
+            .collect()
+    }
+
+    /// How the engine reaches `user`'s mailbox on one side of a route. With a master user
+    /// configured, `password` is ignored and the admin credentials act for the user.
+    pub fn endpoint(
+        &self,
+        route: &str,
+        side: AccountSide,
+        user: &str,
+        password: &str,
+    ) -> Option<Endpoint> {
+        let (_, profile) = self.profile_for(route, side)?;
+        let security = match profile.tls {
+            TlsMode::Tls => Security::ImplicitTls,
+            TlsMode::Starttls => Security::StartTls,
+            TlsMode::Plain => Security::Plain,
+        };
+        let port = profile.port.unwrap_or(match profile.tls {
+            TlsMode::Tls => 993,
+            _ => 143,
+        });
+        let (login_user, secret, auth) = match (&profile.master_user, &profile.master_password) {
+            (Some(master), Some(master_password)) => match profile.master_login {
+                MasterLogin::Plain => (
+                    master.clone(),
+                    master_password.clone(),
+                    Auth::Plain {
+                        authzid: Some(user.to_owned()),
+                    },
+                ),
+                MasterLogin::Star => (
+                    format!("{user}*{master}"),
+                    master_password.clone(),
+                    Auth::Login,
+                ),
+            },
+            _ => (user.to_owned(), password.to_owned(), Auth::Login),
+        };
+        Some(Endpoint {
+            side: match side {
+                AccountSide::Source => Side::Source,
+                AccountSide::Target => Side::Target,
+            },
+            host: profile.host.clone(),
+            port,
+            security,
+            user: login_user,
+            password: Password::new(secret),
+            auth,
+            ca_file: profile.ca_file.clone(),
+            timeout: Duration::from_secs(profile.timeout_seconds.unwrap_or(60)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Routes, ProfileError> {
+        #[derive(Deserialize)]
+        struct File {
+            servers: BTreeMap<String, ServerProfile>,
+            routes: BTreeMap<String, RouteConfig>,
+        }
+        let file: File = toml::from_str(text).unwrap();
+        Routes::new(file.servers, file.routes)
+    }
+
+    #[test]
+    fn plaintext_needs_explicit_permission() {
+        let err = parse(
+            "[servers.old]\nhost='127.0.0.1'\ntls='plain'\n[servers.new]\nhost='h'\n\
+             [routes.r]\nsource='old'\ntarget='new'\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("allow_plaintext"), "{err}");
+    }
+
+    #[test]
+    fn route_to_an_unknown_server_is_refused() {
+        let err = parse("[servers.old]\nhost='h'\n[routes.r]\nsource='old'\ntarget='nope'\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn master_user_acts_for_the_user_with_sasl_plain() {
+        let routes = parse(
+            "[servers.old]\nhost='old.example'\nmaster_user='admin'\nmaster_password='pw'\n\
+             [servers.new]\nhost='new.example'\ntls='starttls'\n\
+             [routes.r]\nsource='old'\ntarget='new'\n",
+        )
+        .unwrap();
+        let source = routes
+            .endpoint("r", AccountSide::Source, "alice", "")
+            .unwrap();
+        assert_eq!(source.user, "admin");
+        assert_eq!(
+            source.auth,
+            Auth::Plain {
+                authzid: Some("alice".into())
+            }
+        );
+        assert_eq!(source.port, 993);
+        let target = routes
+            .endpoint("r", AccountSide::Target, "alice", "secret")
+            .unwrap();
+        assert_eq!((target.user.as_str(), target.port), ("alice", 143));
+        assert_eq!(target.security, Security::StartTls);
+        // The route list never exposes hosts' secrets; master routes are flagged.
+        assert!(!routes.infos()[0].master_user);
+        assert!(
+            format!("{:?}", routes).contains("admin") && !format!("{:?}", routes).contains("pw\"")
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! Seals credentials at rest with an authenticated cipher (XChaCha20-Poly1305) under the
+//! server's key. The key comes from the config (`secret_key`, base64) or from a key file
+//! created on first start with mode 0600. Sealed values are base64 text, portable across
+//! SQLite and PostgreSQL.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
+use std::path::{Path, PathBuf};
+
+const KEY_LEN: usize = 32;
+const NONCE_LEN: usize = 24;
+pub const KEY_FILE_NAME: &str = "secret.key";
+
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error("cannot read or create the key file {path}: {source}")]
+    KeyFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the secret key must be {KEY_LEN} bytes, base64-encoded")]
+    BadKey,
+    #[error("the system random generator failed")]
+    Random,
+    /// Wrong key, or the value was tampered with: never decrypted silently.
+    #[error("sealed credentials cannot be opened (wrong key or damaged data)")]
+    Open,
+}
+
+#[derive(Clone)]
+pub struct Vault {
+    cipher: XChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Vault(***)")
+    }
+}
+
+impl Vault {
+    /// The key from `secret_key` (base64) if given, else from `DATA_DIR/secret.key`,
+    /// created on first use.
+    pub fn open(secret_key: Option<&str>, data_dir: &Path) -> Result<Self, VaultError> {
+        let key = match secret_key {
+            Some(text) => B64.decode(text.trim()).map_err(|_| VaultError::BadKey)?,
+            None => load_or_create_key_file(&data_dir.join(KEY_FILE_NAME))?,
+        };
+        if key.len() != KEY_LEN {
+            return Err(VaultError::BadKey);
+        }
+        Ok(Vault {
+            cipher: XChaCha20Poly1305::new(Key::from_slice(&key)),
+        })
+    }
+
+    pub fn seal(&self, plain: &[u8]) -> Result<String, VaultError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::getrandom(&mut nonce).map_err(|_| VaultError::Random)?;
+        let sealed = self
+            .cipher
+            .encrypt(XNonce::from_slice(&nonce), plain)
+            .map_err(|_| VaultError::Open)?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        Ok(B64.encode(out))
+    }
+
+    pub fn open_sealed(&self, sealed: &str) -> Result<Vec<u8>, VaultError> {
+        let bytes = B64.decode(sealed).map_err(|_| VaultError::Open)?;
+        if bytes.len() < NONCE_LEN {
+            return Err(VaultError::Open);
+        }
+        let (nonce, body) = bytes.split_at(NONCE_LEN);
+        self.cipher
+            .decrypt(XNonce::from_slice(nonce), body)
+            .map_err(|_| VaultError::Open)
+    }
+}
+
+fn load_or_create_key_file(path: &Path) -> Result<Vec<u8>, VaultError> {
+    let io = |source| VaultError::KeyFile {
+        path: path.to_owned(),
+        source,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => B64.decode(text.trim()).map_err(|_| VaultError::BadKey),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(io)?;
+            }
+            let mut key = [0u8; KEY_LEN];
+            getrandom::getrandom(&mut key).map_err(|_| VaultError::Random)?;
+            write_private(path, B64.encode(key).as_bytes()).map_err(io)?;
+            tracing::info!(path = %path.display(), "created a new secret key for credentials");
+            Ok(key.to_vec())
+        }
+        Err(err) => Err(io(err)),
+    }
+}
+
+/// Creates the file readable by its owner only, failing if it already exists.
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_value_opens_with_the_same_key_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::open(None, dir.path()).unwrap();
+        let sealed = vault.seal(b"hunter2").unwrap();
+        assert!(!sealed.contains("hunter2"));
+        assert_eq!(vault.open_sealed(&sealed).unwrap(), b"hunter2");
+        // The key file is reused on the next start...
+        let again = Vault::open(None, dir.path()).unwrap();
+        assert_eq!(again.open_sealed(&sealed).unwrap(), b"hunter2");
+        // ...and another key cannot open it.
+        let other = tempfile::tempdir().unwrap();
+        let stranger = Vault::open(None, other.path()).unwrap();
+        assert!(matches!(
+            stranger.open_sealed(&sealed),
+            Err(VaultError::Open)
+        ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_file_is_private_to_its_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        Vault::open(None, dir.path()).unwrap();
+        let mode = std::fs::metadata(dir.path().join(KEY_FILE_NAME))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn tampered_value_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::open(None, dir.path()).unwrap();
+        let mut raw = B64.decode(vault.seal(b"secret").unwrap()).unwrap();
+        let last = raw.len() - 1;
+        raw[last] ^= 1;
+        assert!(vault.open_sealed(&B64.encode(raw)).is_err());
+    }
+
+    #[test]
+    fn configured_key_must_have_the_right_length() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            Vault::open(Some("c2hvcnQ="), dir.path()),
+            Err(VaultError::BadKey)
+        ));
+    }
+}

@@ -1,0 +1,196 @@
+//! An HTTP client for the portal's API with a cookie jar (one per simulated browser).
+//! It keeps every response body it saw, so a test can prove that no password was ever
+//! sent back.
+
+use anyhow::{bail, Context};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone)]
+pub struct Api {
+    base: String,
+    client: reqwest::Client,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+/// A response: status and body text.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json<T: DeserializeOwned>(&self) -> anyhow::Result<T> {
+        serde_json::from_str(&self.body)
+            .with_context(|| format!("unexpected answer ({}): {}", self.status, self.body))
+    }
+}
+
+impl Api {
+    /// A fresh "browser" for the portal at `base` (`http://127.0.0.1:PORT`).
+    pub fn new(base: &str) -> Api {
+        Api {
+            base: base.trim_end_matches('/').to_owned(),
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .build()
+                .expect("HTTP client"),
+            seen: Arc::default(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    fn record(&self, body: &str) {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(body.to_owned());
+    }
+
+    /// Every body received so far, joined.
+    pub fn everything_seen(&self) -> String {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .join("\n")
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Answer> {
+        let response = self.client.get(self.url(path)).send().await?;
+        let status = response.status().as_u16();
+        let body = response.text().await?;
+        self.record(&body);
+        Ok(Answer { status, body })
+    }
+
+    pub async fn post<B: Serialize>(&self, path: &str, body: &B) -> anyhow::Result<Answer> {
+        self.post_with_origin(path, body, None).await
+    }
+
+    pub async fn post_with_origin<B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+        origin: Option<&str>,
+    ) -> anyhow::Result<Answer> {
+        let mut request = self.client.post(self.url(path)).json(body);
+        if let Some(origin) = origin {
+            request = request.header("Origin", origin);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let body = response.text().await?;
+        self.record(&body);
+        Ok(Answer { status, body })
+    }
+
+    /// GET that must answer 200 with JSON of type `T`.
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let answer = self.get(path).await?;
+        if answer.status != 200 {
+            bail!("GET {path} answered {}: {}", answer.status, answer.body);
+        }
+        answer.json()
+    }
+
+    /// POST that must answer 200 with JSON of type `T`.
+    pub async fn post_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
+        let answer = self.post(path, body).await?;
+        if answer.status != 200 {
+            bail!("POST {path} answered {}: {}", answer.status, answer.body);
+        }
+        answer.json()
+    }
+
+    /// Opens a server-sent-events stream (optionally resuming after `last_event_id`).
+    pub async fn events(
+        &self,
+        path: &str,
+        last_event_id: Option<i64>,
+    ) -> anyhow::Result<SseStream> {
+        let mut request = self
+            .client
+            .get(self.url(path))
+            .header("Accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id.to_string());
+        }
+        let response = request.send().await?;
+        if response.status() != 200 {
+            let status = response.status();
+            bail!("GET {path} answered {status}: {}", response.text().await?);
+        }
+        Ok(SseStream {
+            response,
+            buffer: String::new(),
+            seen: self.seen.clone(),
+        })
+    }
+}
+
+/// One server-sent event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub event: String,
+    pub data: String,
+}
+
+pub struct SseStream {
+    response: reqwest::Response,
+    buffer: String,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl SseStream {
+    /// The next event (comments and keep-alives skipped); `None` when the stream ends.
+    pub async fn next(&mut self) -> anyhow::Result<Option<SseEvent>> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let frame: String = self.buffer.drain(..end + 2).collect();
+                let mut event = SseEvent {
+                    id: None,
+                    event: "message".into(),
+                    data: String::new(),
+                };
+                let mut has_data = false;
+                for line in frame.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        event.id = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        event.event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        if has_data {
+                            event.data.push('\n');
+                        }
+                        event.data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                        has_data = true;
+                    }
+                }
+                if has_data {
+                    self.seen
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(event.data.clone());
+                    return Ok(Some(event));
+                }
+                continue;
+            }
+            match self.response.chunk().await? {
+                Some(bytes) => self
+                    .buffer
+                    .push_str(&String::from_utf8_lossy(&bytes).replace("\r\n", "\n")),
+                None => return Ok(None),
+            }
+        }
+    }
+}

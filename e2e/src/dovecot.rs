@@ -1,0 +1,515 @@
+//! Private Dovecot 2.3 instances for tests.
+//!
+//! Each [`Dovecot`] owns a temporary directory holding its configuration, passwd files,
+//! certificates, runtime sockets, state, log and maildirs, and listens only on two free
+//! 127.0.0.1 ports: plain IMAP (which also offers STARTTLS) and IMAPS. It runs as
+//! `dovecot -F` in its own process group; dropping the value (also while a test panics)
+//! stops the whole group and removes the directory, so no process or file is left behind.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::imap_client::{Account, Security};
+use crate::ports::free_port;
+use crate::tls::{generate_pki, TestPki};
+
+/// How a private Dovecot is set up. `Default` gives the common case: `.` separator, no
+/// namespace prefix, no quota, plaintext login allowed on the plain port, no master user.
+#[derive(Debug, Clone)]
+pub struct DovecotOptions {
+    /// Hierarchy separator of the personal namespace: `.` or `/`. Migrations between
+    /// servers with different separators must rewrite folder names.
+    pub separator: char,
+    /// Personal namespace prefix, e.g. `INBOX.` (Courier/Cyrus style); empty for none.
+    /// When set it must end with the separator.
+    pub prefix: String,
+    /// Per-user storage quota in bytes: APPENDs beyond it fail with `NO [OVERQUOTA]`.
+    pub quota_bytes: Option<u64>,
+    /// Largest message accepted by APPEND, in bytes (`quota_max_mail_size`). Dovecot 2.3
+    /// does not advertise APPENDLIMIT; an APPEND over it fails with a tagged NO.
+    pub max_mail_size: Option<u64>,
+    /// Allow LOGIN/AUTHENTICATE on the plain (non-TLS) port.
+    pub plaintext_auth: bool,
+    /// A master user `(name, password)`: `user*name` LOGIN and SASL PLAIN with an
+    /// authorization identity log in as `user` without knowing the user's password.
+    pub master_user: Option<(String, String)>,
+    /// Folders (without prefix) that carry a SPECIAL-USE attribute, e.g. `("Sent", "\\Sent")`.
+    /// They are not created automatically.
+    pub special_use: Vec<(String, String)>,
+}
+
+impl Default for DovecotOptions {
+    fn default() -> Self {
+        DovecotOptions {
+            separator: '.',
+            prefix: String::new(),
+            quota_bytes: None,
+            max_mail_size: None,
+            plaintext_auth: true,
+            master_user: None,
+            special_use: [
+                ("Sent", "\\Sent"),
+                ("Drafts", "\\Drafts"),
+                ("Trash", "\\Trash"),
+                ("Junk", "\\Junk"),
+            ]
+            .iter()
+            .map(|(n, a)| (n.to_string(), a.to_string()))
+            .collect(),
+        }
+    }
+}
+
+/// A running private Dovecot. Stopped, and its directory removed, on drop.
+#[derive(Debug)]
+pub struct Dovecot {
+    child: Option<Child>,
+    pgid: i32,
+    imap_port: u16,
+    imaps_port: u16,
+    pki: TestPki,
+    options: DovecotOptions,
+    passwd_lock: Mutex<()>,
+    // Declared last: dropped after the processes are gone.
+    dir: tempfile::TempDir,
+}
+
+/// The unprivileged identity mail processes run as.
+struct MailIdentity {
+    user: String,
+    group: String,
+    uid: u32,
+    gid: u32,
+    root: bool,
+}
+
+fn mail_identity() -> Result<MailIdentity> {
+    // SAFETY: geteuid/getegid/getpwuid/getgrgid are called with valid arguments; the
+    // returned pointers are read immediately, before any other call could reuse them.
+    unsafe {
+        let euid = libc::geteuid();
+        if euid == 0 {
+            return Ok(MailIdentity {
+                user: "nobody".into(),
+                group: "nogroup".into(),
+                uid: 65534,
+                gid: 65534,
+                root: true,
+            });
+        }
+        let egid = libc::getegid();
+        let pw = libc::getpwuid(euid);
+        if pw.is_null() {
+            bail!("no passwd entry for uid {euid}");
+        }
+        let user = std::ffi::CStr::from_ptr((*pw).pw_name)
+            .to_string_lossy()
+            .into_owned();
+        let gr = libc::getgrgid(egid);
+        if gr.is_null() {
+            bail!("no group entry for gid {egid}");
+        }
+        let group = std::ffi::CStr::from_ptr((*gr).gr_name)
+            .to_string_lossy()
+            .into_owned();
+        Ok(MailIdentity {
+            user,
+            group,
+            uid: euid,
+            gid: egid,
+            root: false,
+        })
+    }
+}
+
+fn chown(path: &Path, uid: u32, gid: u32) -> Result<()> {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))
+        .with_context(|| format!("chown {}", path.display()))
+}
+
+impl Dovecot {
+    /// Starts a Dovecot with `options` and waits until its plain port sends a greeting.
+    ///
+    /// Blocking (a second or so): call it before or outside async work. On failure the
+    /// error carries the tail of Dovecot's log.
+    pub fn start(options: DovecotOptions) -> Result<Dovecot> {
+        if options.separator != '.' && options.separator != '/' {
+            bail!("separator must be '.' or '/'");
+        }
+        if !options.prefix.is_empty() && !options.prefix.ends_with(options.separator) {
+            bail!("namespace prefix must end with the separator");
+        }
+        let id = mail_identity()?;
+        let dir = tempfile::Builder::new()
+            .prefix("mailferry-dovecot-")
+            .tempdir()
+            .context("creating the Dovecot directory")?;
+        let root = dir.path().to_path_buf();
+        // Mail processes (unprivileged) must traverse the directory to reach the maildirs.
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755))?;
+        for sub in ["run", "state", "tls"] {
+            std::fs::create_dir(root.join(sub))?;
+        }
+        std::fs::set_permissions(root.join("tls"), std::fs::Permissions::from_mode(0o700))?;
+        let mail = root.join("mail");
+        std::fs::create_dir(&mail)?;
+        chown(&mail, id.uid, id.gid)?;
+        let pki = generate_pki(&root.join("tls"))?;
+        std::fs::write(root.join("passwd"), "")?;
+        std::fs::set_permissions(root.join("passwd"), std::fs::Permissions::from_mode(0o644))?;
+        if let Some((name, password)) = &options.master_user {
+            check_passwd_field(name)?;
+            check_passwd_field(password)?;
+            std::fs::write(
+                root.join("master-users"),
+                format!("{name}:{{PLAIN}}{password}\n"),
+            )?;
+            std::fs::set_permissions(
+                root.join("master-users"),
+                std::fs::Permissions::from_mode(0o644),
+            )?;
+        }
+
+        let imap_port = free_port();
+        let imaps_port = free_port();
+        let conf = render_config(&root, &pki, &id, &options, imap_port, imaps_port);
+        let conf_path = root.join("dovecot.conf");
+        std::fs::write(&conf_path, conf)?;
+        let log_path = root.join("dovecot.log");
+        std::fs::write(&log_path, "")?;
+        let stdout = std::fs::File::create(root.join("dovecot.stdout"))?;
+        let stderr = stdout.try_clone()?;
+
+        let child = Command::new("dovecot")
+            .arg("-F")
+            .arg("-c")
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .process_group(0)
+            .spawn()
+            .context("running `dovecot` (is dovecot-imapd installed?)")?;
+        let pgid = i32::try_from(child.id()).context("pid out of range")?;
+        let mut dovecot = Dovecot {
+            child: Some(child),
+            pgid,
+            imap_port,
+            imaps_port,
+            pki,
+            options,
+            passwd_lock: Mutex::new(()),
+            dir,
+        };
+        dovecot.wait_for_greeting()?;
+        Ok(dovecot)
+    }
+
+    fn wait_for_greeting(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    bail!(
+                        "dovecot exited at start ({status}).\n{}",
+                        self.diagnostics()
+                    );
+                }
+            }
+            if let Ok(stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, self.imap_port)) {
+                stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+                let mut line = String::new();
+                if BufReader::new(stream).read_line(&mut line).is_ok() && line.starts_with("* OK") {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "dovecot did not greet on 127.0.0.1:{} within 20 s.\n{}",
+                    self.imap_port,
+                    self.diagnostics()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn diagnostics(&self) -> String {
+        let mut out = String::new();
+        let stdout =
+            std::fs::read_to_string(self.dir.path().join("dovecot.stdout")).unwrap_or_default();
+        if !stdout.trim().is_empty() {
+            let _ = writeln!(out, "dovecot output:\n{}", tail(&stdout, 40));
+        }
+        let _ = write!(out, "dovecot log (tail):\n{}", tail(&self.log_text(), 40));
+        out
+    }
+
+    /// Adds (or replaces) a user with a PLAIN password. Works before and after start:
+    /// Dovecot re-reads the passwd-file when it changes.
+    pub fn add_user(&self, name: &str, password: &str) -> Result<()> {
+        check_passwd_field(name)?;
+        check_passwd_field(password)?;
+        let _guard = self
+            .passwd_lock
+            .lock()
+            .map_err(|_| anyhow!("passwd lock poisoned"))?;
+        let path = self.dir.path().join("passwd");
+        let old = std::fs::read_to_string(&path)?;
+        let mut new = String::new();
+        for line in old.lines() {
+            if line.split(':').next() != Some(name) {
+                new.push_str(line);
+                new.push('\n');
+            }
+        }
+        new.push_str(&format!("{name}:{{PLAIN}}{password}\n"));
+        // Replace atomically so the auth process never reads half a file.
+        let tmp = self.dir.path().join("passwd.new");
+        std::fs::write(&tmp, new)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(())
+    }
+
+    /// Port of plain IMAP on 127.0.0.1 (STARTTLS is offered there too).
+    pub fn imap_port(&self) -> u16 {
+        self.imap_port
+    }
+
+    /// Port of IMAPS (TLS from the first byte) on 127.0.0.1.
+    pub fn imaps_port(&self) -> u16 {
+        self.imaps_port
+    }
+
+    /// PEM file of the CA that signed the server certificate; clients trust it to verify.
+    pub fn ca_pem_path(&self) -> &Path {
+        &self.pki.ca_cert
+    }
+
+    /// The options the server was started with.
+    pub fn options(&self) -> &DovecotOptions {
+        &self.options
+    }
+
+    /// Everything Dovecot has logged so far (logins are logged as `imap-login: Info: Login: user=<..>`).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default()
+    }
+
+    /// Number of successful IMAP logins logged so far (any user).
+    pub fn login_count(&self) -> usize {
+        self.log_text()
+            .lines()
+            .filter(|l| l.contains("imap-login: ") && l.contains(" Login: user=<"))
+            .count()
+    }
+
+    /// The Maildir of `user` on disk (exists after the user's first login).
+    pub fn maildir_of(&self, user: &str) -> PathBuf {
+        self.dir.path().join("mail").join(user).join("Maildir")
+    }
+
+    /// Connection details for `user` on the plain port (no TLS).
+    pub fn account(&self, user: &str, password: &str) -> Account {
+        Account {
+            host: "127.0.0.1".into(),
+            port: self.imap_port,
+            security: Security::Plain,
+            user: user.into(),
+            password: password.into(),
+        }
+    }
+
+    /// Connection details for `user` on the IMAPS port, trusting this server's CA.
+    pub fn account_tls(&self, user: &str, password: &str) -> Account {
+        Account {
+            host: "localhost".into(),
+            port: self.imaps_port,
+            security: Security::Tls {
+                ca_pem: self.pki.ca_cert.clone(),
+            },
+            user: user.into(),
+            password: password.into(),
+        }
+    }
+
+    /// Stops Dovecot now (also done on drop). Idempotent.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        // SAFETY: signalling our own child's process group.
+        unsafe {
+            libc::kill(-self.pgid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Whatever is left of the group (children orphaned by the master) is killed.
+        // SAFETY: as above; kill(-pgid, 0) only probes.
+        unsafe {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while libc::kill(-self.pgid, 0) == 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            libc::kill(-self.pgid, libc::SIGKILL);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Process group id of the Dovecot processes (its master's pid).
+    pub fn process_group(&self) -> i32 {
+        self.pgid
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn check_passwd_field(s: &str) -> Result<()> {
+    if s.is_empty() || s.contains([':', '\n', '\r']) {
+        bail!("user names and passwords must be non-empty and contain no ':' or newline");
+    }
+    Ok(())
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn render_config(
+    root: &Path,
+    pki: &TestPki,
+    id: &MailIdentity,
+    o: &DovecotOptions,
+    imap_port: u16,
+    imaps_port: u16,
+) -> String {
+    let r = root.display();
+    let mut c = String::new();
+    let _ = writeln!(
+        c,
+        r#"# Private Dovecot for Mailferry's tests (generated).
+base_dir = {r}/run
+state_dir = {r}/state
+log_path = {r}/dovecot.log
+instance_name = mailferry-test-{imap_port}
+protocols = imap
+listen = 127.0.0.1
+shutdown_clients = yes
+auth_verbose = yes
+auth_failure_delay = 0
+auth_mechanisms = plain login
+disable_plaintext_auth = {no_plain}
+ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}
+mail_fsync = never
+mail_location = maildir:~/Maildir
+first_valid_uid = {uid}
+first_valid_gid = {gid}
+mail_uid = {uid}
+mail_gid = {gid}"#,
+        no_plain = if o.plaintext_auth { "no" } else { "yes" },
+        cert = pki.server_cert.display(),
+        key = pki.server_key.display(),
+        uid = id.uid,
+        gid = id.gid,
+    );
+    if !id.root {
+        let _ = writeln!(
+            c,
+            "default_internal_user = {u}\ndefault_internal_group = {g}\ndefault_login_user = {u}",
+            u = id.user,
+            g = id.group
+        );
+    }
+    let _ = writeln!(
+        c,
+        r#"
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {imaps_port}
+    ssl = yes
+  }}
+}}
+"#
+    );
+    if o.master_user.is_some() {
+        let _ = writeln!(
+            c,
+            r#"auth_master_user_separator = *
+passdb {{
+  driver = passwd-file
+  master = yes
+  args = scheme=PLAIN {r}/master-users
+  result_success = continue
+}}"#
+        );
+    }
+    let _ = writeln!(
+        c,
+        r#"passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN {r}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={r}/mail/%u
+}}
+namespace inbox {{
+  inbox = yes
+  separator = {sep}
+  prefix = {prefix}"#,
+        uid = id.uid,
+        gid = id.gid,
+        sep = o.separator,
+        prefix = o.prefix,
+    );
+    for (name, attr) in &o.special_use {
+        let _ = writeln!(
+            c,
+            "  mailbox \"{name}\" {{\n    special_use = {attr}\n  }}",
+            name = name.replace('"', "")
+        );
+    }
+    let _ = writeln!(c, "}}");
+    if o.quota_bytes.is_some() || o.max_mail_size.is_some() {
+        let _ = writeln!(
+            c,
+            "mail_plugins = $mail_plugins quota\nprotocol imap {{\n  mail_plugins = $mail_plugins imap_quota\n}}\nplugin {{\n  quota = maildir:User quota"
+        );
+        if let Some(bytes) = o.quota_bytes {
+            let _ = writeln!(c, "  quota_rule = *:storage={bytes}B");
+        }
+        if let Some(bytes) = o.max_mail_size {
+            let _ = writeln!(c, "  quota_max_mail_size = {bytes}B");
+        }
+        let _ = writeln!(c, "}}");
+    }
+    c
+}

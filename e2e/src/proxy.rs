@@ -1,0 +1,415 @@
+//! A fault-injecting IMAP proxy on loopback, put between a client under test and a real
+//! Dovecot, to reproduce what hostile or old servers do (see shared QUIRKS.md):
+//!
+//! - answer `BAD` to chosen fetch forms (a server that does not know `BODY.PEEK[]`);
+//! - drop the connection when a given message's body is fetched (a poison message);
+//! - hide capabilities (e.g. `UIDPLUS`, then `APPENDUID` codes are removed too);
+//! - drop the connection every N commands, after the command reached the server but
+//!   before its reply reached the client (the lost-OK case that makes duplicates);
+//! - refuse APPENDs larger than a size, with the server-style words.
+//!
+//! The proxy understands just enough IMAP to do this: lines, and literals passed through
+//! untouched in both directions.
+
+use std::collections::HashSet;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Mutex;
+
+/// What to break. `Default` breaks nothing (a transparent proxy).
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Fetch items answered with `BAD` (matched case-insensitively in FETCH commands),
+    /// e.g. `"BODY.PEEK[]"`.
+    pub bad_fetch_forms: Vec<String>,
+    /// (folder, UID): fetching this message's body closes the connection.
+    pub poison: Vec<(String, u32)>,
+    /// Capabilities removed from every CAPABILITY list the client sees.
+    pub hide_capabilities: Vec<String>,
+    /// Every Nth command (counted over all connections) is passed to the server, then the
+    /// connection is closed before the client gets the reply.
+    pub drop_every: Option<u64>,
+    /// APPENDs of messages larger than this are refused with `NO [LIMIT]`. Also hides
+    /// LITERAL+ and MULTIAPPEND so that every message is announced before it is sent.
+    pub append_max_size: Option<usize>,
+}
+
+/// Counters, for tests to check the faults really happened.
+#[derive(Debug, Default)]
+pub struct ProxyStats {
+    pub connections: AtomicU64,
+    pub commands: AtomicU64,
+    pub drops: AtomicU64,
+    pub bad_answers: AtomicU64,
+    pub poison_drops: AtomicU64,
+    pub refused_appends: AtomicU64,
+}
+
+/// A running proxy; it stops accepting when dropped.
+#[derive(Debug)]
+pub struct FaultProxy {
+    port: u16,
+    stats: Arc<ProxyStats>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+impl FaultProxy {
+    /// Listens on a free 127.0.0.1 port and forwards to 127.0.0.1:`upstream_port`.
+    pub async fn start(upstream_port: u16, faults: Faults) -> Result<FaultProxy> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let port = listener.local_addr()?.port();
+        let stats = Arc::new(ProxyStats::default());
+        let upstream = SocketAddr::from((Ipv4Addr::LOCALHOST, upstream_port));
+        let mut faults = faults;
+        if faults.append_max_size.is_some() {
+            faults.hide_capabilities.push("LITERAL+".into());
+            faults.hide_capabilities.push("MULTIAPPEND".into());
+        }
+        let faults = Arc::new(faults);
+        let accept_stats = stats.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                accept_stats.connections.fetch_add(1, Ordering::SeqCst);
+                let faults = faults.clone();
+                let stats = accept_stats.clone();
+                tokio::spawn(async move {
+                    let _ = relay(client, upstream, faults, stats).await;
+                });
+            }
+        });
+        Ok(FaultProxy {
+            port,
+            stats,
+            accept,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn stats(&self) -> &ProxyStats {
+        &self.stats
+    }
+}
+
+/// Reads one line (up to LF) and, if it announces a literal, the literal too.
+/// Returns (line, literal) or None at end of stream.
+async fn read_unit(
+    reader: &mut BufReader<OwnedReadHalf>,
+) -> Result<Option<(Vec<u8>, Option<Vec<u8>>)>> {
+    let mut line = Vec::new();
+    if reader.read_until(b'\n', &mut line).await? == 0 {
+        return Ok(None);
+    }
+    let literal = match literal_len(&line) {
+        Some(n) => {
+            let mut buf = vec![0; n];
+            reader.read_exact(&mut buf).await?;
+            Some(buf)
+        }
+        None => None,
+    };
+    Ok(Some((line, literal)))
+}
+
+fn literal_len(line: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(line).ok()?.trim_end();
+    let inner = text.strip_suffix('}')?;
+    let open = inner.rfind('{')?;
+    inner[open + 1..].trim_end_matches(['+', '-']).parse().ok()
+}
+
+/// A synchronising literal (`{n}` without `+`): the client waits for `+` before sending it.
+fn is_sync_literal(line: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(line);
+    let t = text.trim_end();
+    t.ends_with('}') && !t.ends_with("+}") && !t.ends_with("-}") && literal_len(line).is_some()
+}
+
+async fn relay(
+    client: TcpStream,
+    upstream: SocketAddr,
+    faults: Arc<Faults>,
+    stats: Arc<ProxyStats>,
+) -> Result<()> {
+    let server = TcpStream::connect(upstream).await?;
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (client_read, client_write) = client.into_split();
+    let (server_read, mut server_write) = server.into_split();
+    let client_write = Arc::new(Mutex::new(client_write));
+
+    let s2c_writer = client_write.clone();
+    let s2c_faults = faults.clone();
+    let s2c = tokio::spawn(async move {
+        let mut reader = BufReader::new(server_read);
+        loop {
+            // Literals are read by read_unit only after the line: server literals are
+            // always announced at a line end, so this keeps them intact.
+            let Ok(Some((line, literal))) = read_unit_server(&mut reader).await else {
+                break;
+            };
+            let line = rewrite_server_line(&line, &s2c_faults);
+            let mut w = s2c_writer.lock().await;
+            if w.write_all(&line).await.is_err() {
+                break;
+            }
+            if let Some(lit) = literal {
+                if w.write_all(&lit).await.is_err() {
+                    break;
+                }
+            }
+        }
+        let mut w = s2c_writer.lock().await;
+        let _ = w.shutdown().await;
+    });
+
+    let mut reader = BufReader::new(client_read);
+    let mut selected = String::new();
+    let result: Result<()> = async {
+        loop {
+            // One command: its first line; literals are read only after the line went on
+            // (a client waits for `+` before sending a synchronising literal).
+            let mut first = Vec::new();
+            if reader.read_until(b'\n', &mut first).await? == 0 {
+                return Ok(());
+            }
+            let text = String::from_utf8_lossy(&first).into_owned();
+            let mut words = text.split_whitespace();
+            let tag = words.next().unwrap_or("*").to_owned();
+            let verb: Vec<String> = words.take(2).map(|w| w.to_ascii_uppercase()).collect();
+            let upper = text.to_ascii_uppercase();
+
+            if verb
+                .first()
+                .is_some_and(|v| v == "SELECT" || v == "EXAMINE")
+            {
+                selected = text
+                    .split_whitespace()
+                    .nth(2)
+                    .unwrap_or("")
+                    .trim_matches('"')
+                    .to_owned();
+            }
+            let is_fetch = upper.contains(" FETCH ");
+            if is_fetch {
+                if let Some(form) = faults
+                    .bad_fetch_forms
+                    .iter()
+                    .find(|f| upper.contains(&f.to_ascii_uppercase()))
+                {
+                    stats.bad_answers.fetch_add(1, Ordering::SeqCst);
+                    let reply = format!(
+                        "{tag} BAD Error in IMAP command FETCH: Unknown attribute {form}\r\n"
+                    );
+                    client_write
+                        .lock()
+                        .await
+                        .write_all(reply.as_bytes())
+                        .await?;
+                    stats.commands.fetch_add(1, Ordering::SeqCst);
+                    continue;
+                }
+                if fetches_body(&upper) {
+                    let uids = fetch_uids(&upper);
+                    if faults.poison.iter().any(|(folder, uid)| {
+                        folder.eq_ignore_ascii_case(&selected) && uids.contains(uid)
+                    }) {
+                        stats.poison_drops.fetch_add(1, Ordering::SeqCst);
+                        s2c.abort();
+                        return Ok(());
+                    }
+                }
+            }
+            if let (Some(limit), Some(n)) = (faults.append_max_size, literal_len(&first)) {
+                if verb.first().is_some_and(|v| v == "APPEND")
+                    && n > limit
+                    && is_sync_literal(&first)
+                {
+                    stats.refused_appends.fetch_add(1, Ordering::SeqCst);
+                    let reply =
+                        format!("{tag} NO [LIMIT] Mail size is too large (max {limit} bytes)\r\n");
+                    client_write
+                        .lock()
+                        .await
+                        .write_all(reply.as_bytes())
+                        .await?;
+                    stats.commands.fetch_add(1, Ordering::SeqCst);
+                    continue;
+                }
+            }
+
+            // Forward the command, literal by literal.
+            let mut line = first;
+            loop {
+                server_write.write_all(&line).await?;
+                server_write.flush().await?;
+                let Some(n) = literal_len(&line) else { break };
+                let mut literal = vec![0; n];
+                reader.read_exact(&mut literal).await?;
+                server_write.write_all(&literal).await?;
+                line = Vec::new();
+                if reader.read_until(b'\n', &mut line).await? == 0 {
+                    return Ok(());
+                }
+            }
+            server_write.flush().await?;
+            let n = stats.commands.fetch_add(1, Ordering::SeqCst) + 1;
+            if let Some(every) = faults.drop_every {
+                let harmless = verb.first().is_some_and(|v| v == "LOGOUT");
+                if every > 0 && n.is_multiple_of(every) && !harmless {
+                    // The server got the command; the client never sees the reply.
+                    s2c.abort();
+                    stats.drops.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                    return Ok(());
+                }
+            }
+        }
+    }
+    .await;
+    s2c.abort();
+    let mut w = client_write.lock().await;
+    let _ = w.shutdown().await;
+    let _ = server_write.shutdown().await;
+    result
+}
+
+/// Server side reading: a line, and a literal it announces (read raw).
+async fn read_unit_server(
+    reader: &mut BufReader<OwnedReadHalf>,
+) -> Result<Option<(Vec<u8>, Option<Vec<u8>>)>> {
+    read_unit(reader).await
+}
+
+/// The client's view of a server line: hidden capabilities and their codes removed.
+fn rewrite_server_line(line: &[u8], faults: &Faults) -> Vec<u8> {
+    if faults.hide_capabilities.is_empty() {
+        return line.to_vec();
+    }
+    let Ok(text) = std::str::from_utf8(line) else {
+        return line.to_vec();
+    };
+    let upper = text.to_ascii_uppercase();
+    if !(upper.contains("CAPABILITY") || upper.contains("[APPENDUID") || upper.contains("[COPYUID"))
+    {
+        return line.to_vec();
+    }
+    let hidden: HashSet<String> = faults
+        .hide_capabilities
+        .iter()
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    let mut out = text.to_owned();
+    if upper.starts_with("* CAPABILITY") || upper.contains("[CAPABILITY ") {
+        let mut kept: Vec<String> = Vec::new();
+        for word in text.trim_end_matches(['\r', '\n']).split(' ') {
+            let bare = word.trim_end_matches(']').to_ascii_uppercase();
+            if hidden.contains(&bare) {
+                // Keep the bracket that closed the code when the last name goes.
+                if word.ends_with(']') {
+                    if let Some(last) = kept.last_mut() {
+                        last.push(']');
+                    }
+                }
+            } else {
+                kept.push(word.to_owned());
+            }
+        }
+        out = format!("{}\r\n", kept.join(" "));
+    }
+    if hidden.contains("UIDPLUS") {
+        for code in ["[APPENDUID ", "[COPYUID "] {
+            if let Some(start) = out.to_ascii_uppercase().find(code) {
+                if let Some(len) = out[start..].find(']') {
+                    out.replace_range(start..start + len + 1, "");
+                }
+            }
+        }
+    }
+    out.into_bytes()
+}
+
+fn fetches_body(upper: &str) -> bool {
+    let without_size = upper.replace("RFC822.SIZE", "");
+    without_size.contains("BODY[]")
+        || without_size.contains("BODY.PEEK[]")
+        || without_size.contains("BINARY")
+        || without_size.contains("RFC822")
+}
+
+/// The UIDs a `UID FETCH set ...` command names (`*` counts as a very large UID).
+fn fetch_uids(upper: &str) -> Vec<u32> {
+    let Some(pos) = upper.find("UID FETCH ") else {
+        return Vec::new();
+    };
+    let set = upper[pos + 10..].split_whitespace().next().unwrap_or("");
+    let mut out = Vec::new();
+    for piece in set.split(',') {
+        let parse = |s: &str| {
+            if s == "*" {
+                Some(u32::MAX)
+            } else {
+                s.parse::<u32>().ok()
+            }
+        };
+        match piece.split_once(':') {
+            Some((a, b)) => {
+                if let (Some(a), Some(b)) = (parse(a), parse(b)) {
+                    let (lo, hi) = (a.min(b), a.max(b));
+                    out.extend(lo..=hi.min(lo.saturating_add(100_000)));
+                }
+            }
+            None => out.extend(parse(piece)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_lines_lose_hidden_names() {
+        let faults = Faults {
+            hide_capabilities: vec!["UIDPLUS".into()],
+            ..Faults::default()
+        };
+        let out = rewrite_server_line(b"* CAPABILITY IMAP4rev1 UIDPLUS MOVE\r\n", &faults);
+        assert_eq!(out, b"* CAPABILITY IMAP4rev1 MOVE\r\n");
+        let out = rewrite_server_line(b"a1 OK [APPENDUID 12 7] Append completed.\r\n", &faults);
+        assert_eq!(out, b"a1 OK  Append completed.\r\n");
+        let out = rewrite_server_line(
+            b"a1 OK [CAPABILITY IMAP4rev1 UIDPLUS] Logged in\r\n",
+            &faults,
+        );
+        assert_eq!(out, b"a1 OK [CAPABILITY IMAP4rev1] Logged in\r\n");
+    }
+
+    #[test]
+    fn fetch_sets_and_body_items_are_recognised() {
+        assert_eq!(
+            fetch_uids("M3 UID FETCH 1:3,7 (UID BODY.PEEK[])"),
+            vec![1, 2, 3, 7]
+        );
+        assert!(fetches_body("M3 UID FETCH 1 (UID RFC822)"));
+        assert!(!fetches_body("M3 UID FETCH 1:* (UID RFC822.SIZE FLAGS)"));
+        assert!(literal_len(b"a APPEND x (\\Seen) {310}\r\n") == Some(310));
+        assert!(is_sync_literal(b"a APPEND x {3}\r\n") && !is_sync_literal(b"a APPEND x {3+}\r\n"));
+    }
+}

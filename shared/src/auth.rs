@@ -1,0 +1,139 @@
+use serde::{Deserialize, Serialize};
+
+/// Which account of a migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountSide {
+    Source,
+    Target,
+}
+
+/// A migration route the admin configured: which server mail comes from and goes to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteInfo {
+    pub name: String,
+    pub label: String,
+    pub source_server: String,
+    pub target_server: String,
+    /// Users of this route sign in with their user names only (an admin login is used).
+    pub master_user: bool,
+}
+
+/// `POST /api/check`: try one side's credentials.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRequest {
+    pub route: String,
+    pub side: AccountSide,
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for CheckRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckRequest")
+            .field("route", &self.route)
+            .field("side", &self.side)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The answer for one side: did the login work, and if not, why, in plain words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub side: AccountSide,
+    pub ok: bool,
+    /// `ok`, `wrong_password`, `unreachable`, `tls`, `not_allowed`, `rate_limited`, `other`.
+    pub code: String,
+    pub message: String,
+}
+
+/// `POST /api/session`: sign in to the portal with both accounts.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInRequest {
+    pub route: String,
+    pub source_user: String,
+    pub source_password: String,
+    pub target_user: String,
+    pub target_password: String,
+}
+
+impl std::fmt::Debug for SignInRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignInRequest")
+            .field("route", &self.route)
+            .field("source_user", &self.source_user)
+            .field("target_user", &self.target_user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The answer to a sign-in: each side's check, and the job when both worked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignInResult {
+    pub source: CheckResult,
+    pub target: CheckResult,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+}
+
+/// `POST /api/my/job/password`: a password changed during the migration.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordUpdate {
+    pub side: AccountSide,
+    pub password: String,
+}
+
+impl std::fmt::Debug for PasswordUpdate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordUpdate")
+            .field("side", &self.side)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StaffRole {
+    Helpdesk,
+    Admin,
+}
+
+/// `POST /api/staff/session`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaffSignIn {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for StaffSignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaffSignIn")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who is signed in (`GET /api/me`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Me {
+    Anonymous,
+    User {
+        job_id: String,
+        source_user: String,
+        target_user: String,
+        route: String,
+    },
+    Staff {
+        username: String,
+        role: StaffRole,
+    },
+}
+
+/// One staff account, as the admin overview lists it (`GET /api/admin/staff`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaffAccount {
+    pub username: String,
+    pub role: StaffRole,
+}

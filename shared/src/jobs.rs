@@ -1,0 +1,234 @@
+use serde::{Deserialize, Serialize};
+
+/// Where a migration stands. Every status says what is true now, in one word a
+/// helpdesk can filter on; `JobView::status_reason` says why, in words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Signed in, credentials checked, not started yet.
+    Ready,
+    /// Waiting for a free worker (or for the server profile's concurrency limit).
+    Queued,
+    /// A worker is logging in to both servers.
+    Connecting,
+    /// Messages are being copied.
+    Copying,
+    /// Everything was copied; delta syncs may follow.
+    Synced,
+    /// The run finished but some messages could not be copied (see the skipped list).
+    CompletedWithSkips,
+    /// The run stopped on an error that a retry may fix (reason given).
+    Failed,
+    /// The target mailbox is full: make room, then retry.
+    PausedOverQuota,
+    /// The server asked us to slow down; the job resumes by itself.
+    PausedThrottled,
+    /// A password stopped working: the user must enter the new one.
+    PausedPasswordChanged,
+    /// Stopped by the user or the helpdesk.
+    Cancelled,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 11] = [
+        JobStatus::Ready,
+        JobStatus::Queued,
+        JobStatus::Connecting,
+        JobStatus::Copying,
+        JobStatus::Synced,
+        JobStatus::CompletedWithSkips,
+        JobStatus::Failed,
+        JobStatus::PausedOverQuota,
+        JobStatus::PausedThrottled,
+        JobStatus::PausedPasswordChanged,
+        JobStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Ready => "ready",
+            JobStatus::Queued => "queued",
+            JobStatus::Connecting => "connecting",
+            JobStatus::Copying => "copying",
+            JobStatus::Synced => "synced",
+            JobStatus::CompletedWithSkips => "completed_with_skips",
+            JobStatus::Failed => "failed",
+            JobStatus::PausedOverQuota => "paused_over_quota",
+            JobStatus::PausedThrottled => "paused_throttled",
+            JobStatus::PausedPasswordChanged => "paused_password_changed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<JobStatus> {
+        JobStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// A worker holds the job right now.
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Queued | JobStatus::Connecting | JobStatus::Copying
+        )
+    }
+
+    /// The run is over (for now): nothing happens until someone acts or a sync is due.
+    pub fn is_settled(self) -> bool {
+        !self.is_active() && self != JobStatus::Ready
+    }
+
+    /// A short label for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            JobStatus::Ready => "Ready to start",
+            JobStatus::Queued => "Waiting to start",
+            JobStatus::Connecting => "Connecting",
+            JobStatus::Copying => "Copying",
+            JobStatus::Synced => "Done",
+            JobStatus::CompletedWithSkips => "Done, some messages skipped",
+            JobStatus::Failed => "Failed",
+            JobStatus::PausedOverQuota => "Paused: new mailbox full",
+            JobStatus::PausedThrottled => "Paused: server busy",
+            JobStatus::PausedPasswordChanged => "Paused: password changed",
+            JobStatus::Cancelled => "Cancelled",
+        }
+    }
+}
+
+/// Messages and bytes: how many in all, how many done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub messages_total: u64,
+    pub messages_done: u64,
+    pub bytes_total: u64,
+    pub bytes_done: u64,
+}
+
+/// Progress of one folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderProgress {
+    pub source: String,
+    pub target: String,
+    /// Messages in the source folder.
+    pub messages: u64,
+    /// Of those, how many this run copies (the rest are already on the target).
+    pub to_copy: u64,
+    pub copied: u64,
+    pub skipped: u64,
+    pub bytes_to_copy: u64,
+    pub bytes_copied: u64,
+    pub done: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A message that could not be copied, and why, in plain words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedMessageView {
+    pub folder: String,
+    pub uid: u32,
+    pub reason: String,
+    pub size: Option<u64>,
+    /// INTERNALDATE, unix seconds.
+    pub date: Option<i64>,
+    pub subject: Option<String>,
+}
+
+/// Everything a page shows about one job. Never carries a password.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    pub id: String,
+    pub route: String,
+    pub source_user: String,
+    pub target_user: String,
+    pub status: JobStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    /// Progress of the current (or last) run.
+    pub counts: Counts,
+    pub skipped: u64,
+    pub failed: u64,
+    /// Messages per second over the last minute of copying.
+    pub rate_messages: f64,
+    pub rate_bytes: f64,
+    /// Seconds left at the current rate, when it can be told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_seconds: Option<u64>,
+    pub folders: Vec<FolderProgress>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
+}
+
+/// One entry of a job's event log, as stored and as streamed (SSE `id` = `seq`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobEvent {
+    pub seq: i64,
+    pub at: i64,
+    #[serde(flatten)]
+    pub kind: JobEventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JobEventKind {
+    /// The job's status changed.
+    Status {
+        status: JobStatus,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Copy progress (sent at most about once a second while copying).
+    Progress {
+        counts: Counts,
+        rate_messages: f64,
+        rate_bytes: f64,
+    },
+    FolderPlanned {
+        source: String,
+        target: String,
+        messages: u64,
+        to_copy: u64,
+    },
+    FolderDone {
+        source: String,
+        copied: u64,
+        skipped: u64,
+    },
+    FolderFailed {
+        source: String,
+        error: String,
+    },
+    MessageSkipped {
+        folder: String,
+        uid: u32,
+        reason: String,
+    },
+    /// Someone acted on the job (start, cancel, sync now, retry, password change).
+    Action {
+        actor: String,
+        action: String,
+    },
+}
+
+/// A page of jobs for the helpdesk table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobPage {
+    pub jobs: Vec<JobView>,
+    pub total: u64,
+    pub page: u64,
+    pub per_page: u64,
+}
+
+/// The whole story of one job for the helpdesk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobDetail {
+    pub job: JobView,
+    pub events: Vec<JobEvent>,
+    pub skipped_messages: Vec<SkippedMessageView>,
+}
