@@ -127,14 +127,6 @@ async fn migration_survives_a_killed_backend_and_completes_exactly() {
     })
     .await;
     assert_eq!(done.status, JobStatus::Synced, "{done:?}");
-    for line in portal.log_text().lines().filter(|l| {
-        l.contains("settled")
-            || l.contains("INBOX")
-            || l.contains("resuming")
-            || l.contains("job workers")
-    }) {
-        eprintln!("LOG {line}");
-    }
     assert_exact_copy(&servers, "alice", &done).await;
 
     // No password in anything the API sent or the server logged.

@@ -126,6 +126,14 @@ pub async fn find_appended(
         .filter(|(uid, size)| *uid >= floor && !taken.contains(uid) && sizes.contains(size))
         .map(|(uid, _)| *uid)
         .collect();
+    tracing::debug!(
+        floor,
+        present = present.len(),
+        max_uid,
+        wanted = wanted.len(),
+        candidates = candidates.len(),
+        "looking for appended messages on the target"
+    );
     let mut hashes: Vec<(u32, String)> = Vec::new();
     if !candidates.is_empty() {
         let done = session

@@ -321,6 +321,9 @@ async fn settle_pending(
             // whole command; the client was gone before the reply). Give it time, then
             // look again: re-sending too early is how duplicates are made.
             tokio::time::sleep(ctx.settings.settle_delay).await;
+            // A fresh view: servers (Dovecot) do not bring new messages into a session's
+            // view during FETCH, so without a new SELECT the second look sees nothing new.
+            dst.select(&target.wire, false).await?;
             found = scan(dst, floor, &wanted, &taken).await?;
         }
         let mut done = Vec::new();
@@ -591,6 +594,8 @@ async fn store_batch(
                 if !missing.is_empty() {
                     // The server may still be saving what it received: look again later.
                     tokio::time::sleep(ctx.settings.settle_delay).await;
+                    // Re-select for a fresh view (see `settle_pending`).
+                    dst.select(&target.wire, false).await?;
                     let (more, still) = find(dst, target, &outgoing, &missing).await?;
                     found.extend(more);
                     missing = still;

@@ -410,7 +410,46 @@ pub fn plan_folders(
             reason,
         });
     }
+    keep_special_folders_apart(&mut plans, target);
     plans
+}
+
+/// A special folder of the target (Sent, Trash...) takes one source folder by role, never
+/// several: a source with both `Sent` (\Sent) and `Gesendete Objekte` would otherwise have
+/// two folders merged into one, and the user would lose the difference. The source folder
+/// carrying the SPECIAL-USE attribute wins, then one named exactly like the target folder,
+/// then the first; the others keep their own names. Explicit `--map` merges stay merges.
+fn keep_special_folders_apart(plans: &mut [FolderPlan], target: &FolderTree) {
+    let by_role = |p: &FolderPlan| matches!(p.reason, "special-use" | "well-known name");
+    let mut groups: std::collections::BTreeMap<Vec<String>, Vec<usize>> = Default::default();
+    for (i, plan) in plans.iter().enumerate() {
+        if by_role(plan) {
+            groups.entry(plan.target_path.clone()).or_default().push(i);
+        }
+    }
+    for (target_path, members) in groups {
+        if members.len() < 2 {
+            continue;
+        }
+        let rank = |i: &usize| {
+            let source = &plans[*i].source;
+            let has_attribute = source
+                .attributes
+                .iter()
+                .any(|a| SpecialUse::from_attribute(a).is_some());
+            let same_name = source
+                .display()
+                .eq_ignore_ascii_case(&target_path.join("/"));
+            (!has_attribute, !same_name, *i)
+        };
+        let winner = members.iter().copied().min_by_key(rank);
+        for i in members {
+            if Some(i) != winner {
+                let own = plans[i].source.path.clone();
+                plans[i].retarget(target, own, "same name (target's special folder taken)");
+            }
+        }
+    }
 }
 
 fn target_path_for(
@@ -654,6 +693,35 @@ mod tests {
         let p = plan_of(&plans, "Projekte/Entwürfe 2");
         assert_eq!(p.target_wire, "Projekte/Entw&APw-rfe 2");
         assert!(!p.target_exists);
+    }
+
+    #[test]
+    fn two_source_folders_never_merge_into_one_special_target() {
+        let src = tree(
+            &[
+                ("INBOX", "/", &[]),
+                ("Sent", "/", &["\\Sent"]),
+                ("Gesendete Objekte", "/", &[]),
+                ("Corbeille", "/", &[]),
+            ],
+            "",
+        );
+        let dst = tree(
+            &[
+                ("INBOX", "/", &[]),
+                ("Sent", "/", &["\\Sent"]),
+                ("Trash", "/", &["\\Trash"]),
+            ],
+            "",
+        );
+        let plans = plan_folders(&src, &dst, &FolderRules::default());
+        assert_eq!(plan_of(&plans, "Sent").target_wire, "Sent");
+        assert_eq!(
+            plan_of(&plans, "Gesendete Objekte").target_wire,
+            "Gesendete Objekte"
+        );
+        // Alone for its role, a foreign name still lands in the target's special folder.
+        assert_eq!(plan_of(&plans, "Corbeille").target_wire, "Trash");
     }
 
     #[test]
