@@ -2,7 +2,12 @@
 
 mod api;
 mod app;
+mod components;
+mod format;
+mod live;
 mod pages;
+mod session;
+mod staff;
 
 fn main() {
     console_error_panic_hook::set_once();

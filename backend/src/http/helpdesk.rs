@@ -11,8 +11,8 @@ use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use mailferry_shared::{JobDetail, JobPage, JobStatus, JobView, RouteInfo};
-use serde::{Deserialize, Serialize};
+use mailferry_shared::{JobDetail, JobPage, JobStatus, JobView, RouteInfo, StaffAccount};
+use serde::Deserialize;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -174,6 +174,14 @@ async fn retry_skipped(
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ApiFailure> {
     state.store.view(&id).await?;
+    // Refuse before forgetting anything: a job that cannot run keeps its skipped list.
+    if !state.store.has_credentials(&id).await? || state.store.status(&id).await?.is_active() {
+        return Err(ApiFailure::Conflict(
+            "This job cannot be retried now: it is running, or its passwords are no longer \
+             stored (the user must sign in again)."
+                .into(),
+        ));
+    }
     let cleared = state.store.clear_skipped(&id).await?;
     requeue(
         &state,
@@ -217,23 +225,17 @@ async fn admin_routes(State(state): State<AppState>, _admin: AdminAuth) -> Json<
     Json(state.routes.infos())
 }
 
-#[derive(Debug, Serialize)]
-struct StaffEntry {
-    username: String,
-    role: mailferry_shared::StaffRole,
-}
-
 async fn admin_staff(
     State(state): State<AppState>,
     _admin: AdminAuth,
-) -> Result<Json<Vec<StaffEntry>>, ApiFailure> {
+) -> Result<Json<Vec<StaffAccount>>, ApiFailure> {
     let staff = crate::staff::list(state.db.pool())
         .await
         .map_err(|e| ApiFailure::Internal(e.into()))?;
     Ok(Json(
         staff
             .into_iter()
-            .map(|(username, role)| StaffEntry { username, role })
+            .map(|(username, role)| StaffAccount { username, role })
             .collect(),
     ))
 }

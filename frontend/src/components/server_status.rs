@@ -2,13 +2,15 @@ use crate::api;
 use leptos::prelude::*;
 use mailferry_shared::HealthStatus;
 
+/// A one-line answer to "is the server up?", with its version.
 #[component]
-pub fn Home() -> impl IntoView {
+pub fn ServerStatus() -> impl IntoView {
     let health = LocalResource::new(api::health);
-    let server_status = move || {
-        match health.get() {
-        None => view! { <span class="status"><span class="dot"></span>"Checking the server…"</span> }
-            .into_any(),
+    move || match health.get() {
+        None => {
+            view! { <span class="status"><span class="dot"></span>"Checking the server…"</span> }
+                .into_any()
+        }
         Some(Ok(h)) if h.status == HealthStatus::Ok => view! {
             <span class="status ok" data-testid="server-status">
                 <span class="dot"></span>
@@ -23,20 +25,12 @@ pub fn Home() -> impl IntoView {
             </span>
         }
         .into_any(),
-        Some(Err(message)) => view! {
-            <span class="status bad" data-testid="server-status"><span class="dot"></span>{message}</span>
+        Some(Err(failure)) => view! {
+            <span class="status bad" data-testid="server-status">
+                <span class="dot"></span>
+                {failure.message}
+            </span>
         }
         .into_any(),
-    }
-    };
-    view! {
-        <section class="card">
-            <h1>"Move your mailbox"</h1>
-            <p class="lead">
-                "Mailferry copies every message, folder, flag and date from your old mail server "
-                "to the new one. You can close this page at any time: the migration keeps going."
-            </p>
-            {server_status}
-        </section>
     }
 }

@@ -1,0 +1,9 @@
+pub mod batch_progress;
+pub mod chart;
+pub mod check_note;
+pub mod event_log;
+pub mod import_preview;
+pub mod progress;
+pub mod server_status;
+pub mod skipped;
+pub mod status_chip;

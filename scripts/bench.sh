@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Benchmarks (figures, not pass/fail): `mailferry migrate` against mbsync on the same
+# seeded 10,000-message mailbox between two private Dovecot servers (messages/s, MB/s,
+# peak memory of each), and the admin CSV import's validation speed on 10,000 rows.
+# Release builds; run on an otherwise idle machine for comparable figures.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-test-deps.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+cargo build --release -p mailferry --bins --examples
+target="${CARGO_TARGET_DIR:-target}"
+echo "== CSV import validation"
+"$target/release/examples/bench_csv_import"
+echo "== IMAP copy: mailferry vs mbsync"
+MAILFERRY_BIN="$target/release/mailferry" \
+  cargo test --release -p mailferry-e2e --test engine_bench -- --ignored --nocapture
