@@ -62,6 +62,16 @@ impl FolderMap {
         FolderMap::default()
     }
 
+    /// A map from `(source, target)` pairs, e.g. the folders a migration job reports
+    /// (names with `/` between levels).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> FolderMap {
+        pairs
+            .into_iter()
+            .fold(FolderMap::identity(), |map, (source, target)| {
+                map.with(source, target)
+            })
+    }
+
     /// Adds `source -> target`.
     pub fn with(mut self, source: &str, target: &str) -> FolderMap {
         self.0.insert(source.to_string(), target.to_string());

@@ -228,13 +228,13 @@ async fn user_migrates_through_the_page_and_helpdesk_exports_the_uid_map() {
         .get_json(&format!("/api/helpdesk/jobs/{job_id}"))
         .await
         .unwrap();
-    let mut map = FolderMap::identity();
-    for folder in &detail.job.folders {
-        map = map.with(
-            &folder.source.replace('.', "/"),
-            &folder.target.replace('.', "/"),
-        );
-    }
+    let map = FolderMap::from_pairs(
+        detail
+            .job
+            .folders
+            .iter()
+            .map(|f| (f.source.as_str(), f.target.as_str())),
+    );
     let source_snapshot = snapshot(&source.account_tls("alice", SOURCE_PW))
         .await
         .unwrap();

@@ -81,13 +81,11 @@ async fn wait_for(
 /// Compares the accounts through the folder map the job reports (the engine maps
 /// `Gesendete Objekte` to the target's Sent folder, and so on).
 async fn assert_exact_copy(servers: &Servers, user: &str, job: &JobView) {
-    let mut map = FolderMap::identity();
-    for folder in &job.folders {
-        map = map.with(
-            &folder.source.replace('.', "/"),
-            &folder.target.replace('.', "/"),
-        );
-    }
+    let map = FolderMap::from_pairs(
+        job.folders
+            .iter()
+            .map(|f| (f.source.as_str(), f.target.as_str())),
+    );
     let source = snapshot(&servers.source.account_tls(user, SOURCE_PW))
         .await
         .unwrap();
