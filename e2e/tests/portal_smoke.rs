@@ -41,6 +41,28 @@ async fn unknown_api_path_is_a_json_404_and_client_routes_get_the_app() {
         body.contains(".wasm"),
         "index.html should load the app: {body}"
     );
+
+    // The app's WebAssembly goes out gzip-compressed to browsers that accept it.
+    let wasm = body
+        .split('"')
+        .find(|part| part.ends_with(".wasm"))
+        .expect("index.html names the .wasm file");
+    let response = reqwest::Client::new()
+        .get(portal.url(&format!("/{}", wasm.trim_start_matches('/'))))
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    assert_eq!(header("content-encoding").as_deref(), Some("gzip"));
+    assert_eq!(header("content-type").as_deref(), Some("application/wasm"));
 }
 
 #[tokio::test]
