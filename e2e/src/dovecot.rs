@@ -164,8 +164,8 @@ impl Dovecot {
         std::fs::create_dir(&mail)?;
         chown(&mail, id.uid, id.gid)?;
         let pki = generate_pki(&root.join("tls"))?;
-        std::fs::write(root.join("passwd"), "")?;
-        std::fs::set_permissions(root.join("passwd"), std::fs::Permissions::from_mode(0o644))?;
+        std::fs::create_dir(root.join("users"))?;
+        std::fs::set_permissions(root.join("users"), std::fs::Permissions::from_mode(0o755))?;
         if let Some((name, password)) = &options.master_user {
             check_passwd_field(name)?;
             check_passwd_field(password)?;
@@ -254,30 +254,28 @@ impl Dovecot {
         out
     }
 
-    /// Adds (or replaces) a user with a PLAIN password. Works before and after start:
-    /// Dovecot re-reads the passwd-file when it changes.
+    /// Adds (or replaces) a user with a PLAIN password. Works before and after start.
+    /// (A replaced password may take a second to be seen: Dovecot re-checks a file at most
+    /// once a second.)
     pub fn add_user(&self, name: &str, password: &str) -> Result<()> {
         check_passwd_field(name)?;
+        if name.contains('/') || name.starts_with('.') {
+            bail!("test user names may not contain '/' or start with '.'");
+        }
         check_passwd_field(password)?;
         let _guard = self
             .passwd_lock
             .lock()
             .map_err(|_| anyhow!("passwd lock poisoned"))?;
-        let path = self.dir.path().join("passwd");
-        let old = std::fs::read_to_string(&path)?;
-        let mut new = String::new();
-        for line in old.lines() {
-            if line.split(':').next() != Some(name) {
-                new.push_str(line);
-                new.push('\n');
-            }
-        }
-        new.push_str(&format!("{name}:{{PLAIN}}{password}\n"));
-        // Replace atomically so the auth process never reads half a file.
-        let tmp = self.dir.path().join("passwd.new");
-        std::fs::write(&tmp, new)?;
+        // One passwd-file per user: Dovecot re-checks a passwd-file at most once a second,
+        // so a user added to a shared file just after another login stayed unknown. A new
+        // user's own file is read on its first lookup.
+        let users = self.dir.path().join("users");
+        let tmp = users.join(format!(".{name}.new"));
+        std::fs::write(&tmp, format!("{name}:{{PLAIN}}{password}\n"))?;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
-        std::fs::rename(&tmp, &path)?;
+        // Replace atomically so the auth process never reads half a file.
+        std::fs::rename(&tmp, users.join(name))?;
         Ok(())
     }
 
@@ -475,7 +473,7 @@ passdb {{
         c,
         r#"passdb {{
   driver = passwd-file
-  args = scheme=PLAIN {r}/passwd
+  args = scheme=PLAIN {r}/users/%u
 }}
 userdb {{
   driver = static
