@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install-test-deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release -p mailferry --bins --examples
-target="${CARGO_TARGET_DIR:-target}"
+target=$(realpath "${CARGO_TARGET_DIR:-target}")
 echo "== CSV import validation"
 "$target/release/examples/bench_csv_import"
 echo "== IMAP copy: mailferry vs mbsync"
