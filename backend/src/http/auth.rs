@@ -40,6 +40,14 @@ pub async fn sign_out(session: &Session) -> Result<(), ApiFailure> {
     Ok(())
 }
 
+/// Who the request's session belongs to, if anyone.
+async fn who<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<Option<Who>, ApiFailure> {
+    let session = Session::from_request_parts(parts, state)
+        .await
+        .map_err(|_| ApiFailure::Unauthorized)?;
+    current(&session).await
+}
+
 /// An end user, signed in for one job.
 #[derive(Debug, Clone)]
 pub struct UserAuth {
@@ -53,10 +61,7 @@ impl<S: Send + Sync> FromRequestParts<S> for UserAuth {
     type Rejection = ApiFailure;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let session = Session::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiFailure::Unauthorized)?;
-        match current(&session).await? {
+        match who(parts, state).await? {
             Some(Who::User {
                 job_id,
                 route,
@@ -88,10 +93,7 @@ impl<S: Send + Sync> FromRequestParts<S> for StaffAuth {
     type Rejection = ApiFailure;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let session = Session::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiFailure::Unauthorized)?;
-        match current(&session).await? {
+        match who(parts, state).await? {
             Some(Who::Staff { username, role }) => Ok(StaffAuth { username, role }),
             Some(Who::User { .. }) => Err(ApiFailure::Forbidden(
                 "Only helpdesk and admin staff may do this.".into(),

@@ -96,26 +96,7 @@ async fn uid_map_csv(
     staff: StaffAuth,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiFailure> {
-    state.store.view(&id).await?;
-    let csv = state
-        .store
-        .export_uid_map_csv(&id)
-        .await
-        .map_err(|e| ApiFailure::Internal(e.into()))?;
-    state
-        .store
-        .audit(&staff.username, "export_uid_map", Some(&id), "csv")
-        .await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"uid-map-{id}.csv\""),
-            ),
-        ],
-        csv,
-    ))
+    export_uid_map(&state, &staff, &id, false).await
 }
 
 async fn uid_map_json(
@@ -123,42 +104,63 @@ async fn uid_map_json(
     staff: StaffAuth,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiFailure> {
-    state.store.view(&id).await?;
-    let json = state
+    export_uid_map(&state, &staff, &id, true).await
+}
+
+/// The UID map as a download (CSV or JSON), audited.
+async fn export_uid_map(
+    state: &AppState,
+    staff: &StaffAuth,
+    id: &str,
+    json: bool,
+) -> Result<impl IntoResponse, ApiFailure> {
+    state.store.view(id).await?;
+    let body = state
         .store
-        .export_uid_map_json(&id)
+        .export_uid_map(id, json)
         .await
         .map_err(|e| ApiFailure::Internal(e.into()))?;
+    let (extension, content_type) = if json {
+        ("json", "application/json")
+    } else {
+        ("csv", "text/csv; charset=utf-8")
+    };
     state
         .store
-        .audit(&staff.username, "export_uid_map", Some(&id), "json")
+        .audit(&staff.username, "export_uid_map", Some(id), extension)
         .await?;
     Ok((
         [
-            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (header::CONTENT_TYPE, content_type.to_owned()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"uid-map-{id}.json\""),
+                format!("attachment; filename=\"uid-map-{id}.{extension}\""),
             ),
         ],
-        json,
+        body,
     ))
 }
 
-/// Starts a pass again (needs stored credentials), logging who did it.
-async fn requeue(
+/// A pass can only run with the passwords stored.
+async fn ensure_passwords_stored(state: &AppState, id: &str) -> Result<(), ApiFailure> {
+    if state.store.has_credentials(id).await? {
+        Ok(())
+    } else {
+        Err(ApiFailure::Conflict(
+            "This job's passwords are no longer stored; the user must sign in again (or use a \
+             route with a master user)."
+                .into(),
+        ))
+    }
+}
+
+/// Queues a pass, logging who did it in the job's log and the audit log.
+async fn queue_and_log(
     state: &AppState,
     staff: &StaffAuth,
     id: &str,
     action: &str,
 ) -> Result<(), ApiFailure> {
-    if !state.store.has_credentials(id).await? {
-        return Err(ApiFailure::Conflict(
-            "This job's passwords are no longer stored; the user must sign in again (or use a \
-             route with a master user)."
-                .into(),
-        ));
-    }
     state.store.queue(id).await?;
     state.store.log_action(id, &staff.username, action).await?;
     state
@@ -173,17 +175,15 @@ async fn retry_skipped(
     staff: StaffAuth,
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ApiFailure> {
-    state.store.view(&id).await?;
     // Refuse before forgetting anything: a job that cannot run keeps its skipped list.
-    if !state.store.has_credentials(&id).await? || state.store.status(&id).await?.is_active() {
+    if state.store.view(&id).await?.status.is_active() {
         return Err(ApiFailure::Conflict(
-            "This job cannot be retried now: it is running, or its passwords are no longer \
-             stored (the user must sign in again)."
-                .into(),
+            "This job is running; retry its skipped messages once it has finished.".into(),
         ));
     }
+    ensure_passwords_stored(&state, &id).await?;
     let cleared = state.store.clear_skipped(&id).await?;
-    requeue(
+    queue_and_log(
         &state,
         &staff,
         &id,
@@ -198,8 +198,9 @@ async fn sync_now(
     staff: StaffAuth,
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ApiFailure> {
-    state.store.view(&id).await?;
-    requeue(&state, &staff, &id, "sync now").await?;
+    // Also answers 404 for an unknown job.
+    ensure_passwords_stored(&state, &id).await?;
+    queue_and_log(&state, &staff, &id, "sync now").await?;
     Ok(Json(state.store.view(&id).await?))
 }
 

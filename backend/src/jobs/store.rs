@@ -184,12 +184,7 @@ impl JobStore {
     }
 
     pub async fn has_credentials(&self, job_id: &str) -> Result<bool> {
-        let sealed: Option<Option<String>> =
-            sqlx::query_scalar("SELECT credentials FROM jobs WHERE id = $1")
-                .bind(job_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(sealed.ok_or(StoreError::NotFound)?.is_some())
+        Ok(self.credentials(job_id).await?.is_some())
     }
 
     pub async fn credentials(&self, job_id: &str) -> Result<Option<String>> {
@@ -604,21 +599,17 @@ impl JobStore {
         Ok(())
     }
 
-    pub async fn export_uid_map_csv(
+    /// The job's source-UID -> target-UID map as CSV (`json == false`) or JSON.
+    pub async fn export_uid_map(
         &self,
         job_id: &str,
+        json: bool,
     ) -> Result<String, crate::engine::EngineError> {
-        crate::engine::UidMap::new(self.pool.clone(), job_id.to_owned())
-            .export_csv()
-            .await
-    }
-
-    pub async fn export_uid_map_json(
-        &self,
-        job_id: &str,
-    ) -> Result<String, crate::engine::EngineError> {
-        crate::engine::UidMap::new(self.pool.clone(), job_id.to_owned())
-            .export_json()
-            .await
+        let map = crate::engine::UidMap::new(self.pool.clone(), job_id.to_owned());
+        if json {
+            map.export_json().await
+        } else {
+            map.export_csv().await
+        }
     }
 }
