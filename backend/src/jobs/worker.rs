@@ -285,7 +285,19 @@ impl WorkerPool {
                 store.append_event(&job.id, kind).await?;
             }
         }
-        store.save_progress(&job.id, &tracker.snapshot()).await?;
+        // The final counts always reach live watchers, also for a run shorter than a tick.
+        let last = tracker.snapshot();
+        store.save_progress(&job.id, &last).await?;
+        store
+            .append_event(
+                &job.id,
+                JobEventKind::Progress {
+                    counts: last.counts,
+                    rate_messages: last.rate_messages,
+                    rate_bytes: last.rate_bytes,
+                },
+            )
+            .await?;
         Ok(match result {
             Err(join_error) => {
                 tracing::error!(error = %join_error, "the copy task ended abnormally");
