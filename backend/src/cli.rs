@@ -177,4 +177,13 @@ pub struct ServeArgs {
     /// Directory holding the built web app (Trunk's output) [default: ./dist].
     #[arg(long, env = "MAILFERRY_STATIC_DIR", value_name = "DIR")]
     pub static_dir: Option<PathBuf>,
+
+    /// File holding the key that seals stored passwords; every node sharing one database
+    /// needs the same key [default: DATA_DIR/secret.key, created on first start].
+    #[arg(long, env = "MAILFERRY_SECRET_KEY_FILE", value_name = "FILE")]
+    pub secret_key_file: Option<PathBuf>,
+
+    /// This node's name in leases, job runs and /api/health [default: HOSTNAME-RANDOM].
+    #[arg(long, env = "MAILFERRY_NODE_NAME", value_name = "NAME")]
+    pub node_name: Option<String>,
 }

@@ -12,6 +12,7 @@ pub const DEFAULT_DATA_DIR: &str = "data";
 pub const DEFAULT_STATIC_DIR: &str = "dist";
 pub const SQLITE_FILE_NAME: &str = "mailferry.db";
 pub const DEFAULT_WORKERS: usize = 4;
+pub const DEFAULT_LEASE_SECONDS: u64 = 30;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -23,8 +24,16 @@ pub struct Config {
     pub routes: Routes,
     /// Jobs this node runs at once.
     pub workers: usize,
-    /// Base64 key sealing credentials; default: `DATA_DIR/secret.key`, created on first start.
+    /// How long a node's hold on a job lasts without a heartbeat (renewed every third of
+    /// it): after a node dies, another takes its jobs over this long after its last beat.
+    pub lease_seconds: i64,
+    /// Base64 key sealing credentials (inline); else read from `secret_key_file`.
     pub secret_key: Option<String>,
+    /// The key file; default `DATA_DIR/secret.key`, created on first start. Every node
+    /// sharing one database needs the same key.
+    pub secret_key_file: PathBuf,
+    /// This node's name in leases and job runs; default `HOSTNAME-RANDOM`.
+    pub node_name: String,
     /// Run a delta sync this many minutes after each completed run (off when unset).
     pub delta_sync_minutes: Option<u64>,
     /// Keep credentials this long after a job completes (for delta syncs); 0 erases them at once.
@@ -46,7 +55,10 @@ struct FileConfig {
     #[serde(default)]
     routes: BTreeMap<String, RouteConfig>,
     workers: Option<usize>,
+    lease_seconds: Option<u64>,
     secret_key: Option<String>,
+    secret_key_file: Option<PathBuf>,
+    node_name: Option<String>,
     delta_sync_minutes: Option<u64>,
     credential_retention_hours: Option<u64>,
     secure_cookies: Option<bool>,
@@ -95,7 +107,22 @@ impl Config {
         Ok(Config {
             routes,
             workers: from_file.workers.unwrap_or(DEFAULT_WORKERS).max(1),
+            lease_seconds: from_file
+                .lease_seconds
+                .unwrap_or(DEFAULT_LEASE_SECONDS)
+                .clamp(3, 3600) as i64,
             secret_key: from_file.secret_key,
+            secret_key_file: args
+                .secret_key_file
+                .clone()
+                .or(from_file.secret_key_file)
+                .unwrap_or_else(|| data_dir.join(crate::vault::KEY_FILE_NAME)),
+            node_name: args
+                .node_name
+                .clone()
+                .or(from_file.node_name)
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(default_node_name),
             delta_sync_minutes: from_file.delta_sync_minutes,
             credential_retention_hours: from_file.credential_retention_hours.unwrap_or(0),
             secure_cookies: from_file.secure_cookies.unwrap_or(false),
@@ -112,6 +139,17 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATIC_DIR)),
         })
     }
+}
+
+/// `HOSTNAME-XXXXXX`: readable in the helpdesk, unique across restarts (a restarted node
+/// is a new node: the old one's leases run out and its jobs are taken over).
+fn default_node_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".to_owned());
+    format!("{host}-{}", &crate::jobs::random_id()[..6])
 }
 
 /// `sqlite://` URL that creates the file if it does not exist yet.

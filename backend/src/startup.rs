@@ -17,8 +17,17 @@ use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let db = Database::open(&config.database_url).await?;
     tracing::info!(database = %redact_url(&config.database_url), "database ready");
-    let vault = Vault::open(config.secret_key.as_deref(), &config.data_dir)?;
-    let store = JobStore::new(db.pool().clone(), Notifier::default());
+    let vault = Vault::open(config.secret_key.as_deref(), &config.secret_key_file)?;
+    vault.check_against(db.pool()).await?;
+    let notifier = Notifier::default();
+    let store = JobStore::new(db.pool().clone(), db.kind(), notifier.clone());
+    if db.kind() == DatabaseKind::Postgres {
+        // News of jobs run by other nodes reaches this node's streams and workers at once.
+        tokio::spawn(crate::jobs::relay::listen(
+            config.database_url.clone(),
+            notifier,
+        ));
+    }
     if db.kind() == DatabaseKind::Sqlite {
         // SQLite means one node: any lease left is from this server's previous life.
         let released = store.release_all_leases().await?;
@@ -33,7 +42,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::warn!("no migration routes are configured: end users cannot sign in until the config file names servers and routes");
     }
     let routes = Arc::new(config.routes.clone());
-    let mut worker_settings = WorkerSettings::new(config.workers);
+    tracing::info!(node = %config.node_name, "this node's name");
+    let mut worker_settings = WorkerSettings::new(config.node_name.clone(), config.workers);
+    worker_settings.lease_seconds = config.lease_seconds;
     worker_settings.delta_sync_minutes = config.delta_sync_minutes;
     worker_settings.credential_retention_hours = config.credential_retention_hours;
     let workers = WorkerPool::new(
@@ -51,6 +62,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         routes,
         vault,
         limiter: Arc::new(RateLimiter::default()),
+        node: config.node_name.as_str().into(),
         shutdown: shutdown_rx,
     };
     let app = http::router(state, &config.static_dir);

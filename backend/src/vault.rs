@@ -41,12 +41,12 @@ impl std::fmt::Debug for Vault {
 }
 
 impl Vault {
-    /// The key from `secret_key` (base64) if given, else from `DATA_DIR/secret.key`,
-    /// created on first use.
-    pub fn open(secret_key: Option<&str>, data_dir: &Path) -> Result<Self, VaultError> {
+    /// The key from `secret_key` (base64) if given, else from `key_file` (usually
+    /// `DATA_DIR/secret.key`), created on first use.
+    pub fn open(secret_key: Option<&str>, key_file: &Path) -> Result<Self, VaultError> {
         let key = match secret_key {
             Some(text) => B64.decode(text.trim()).map_err(|_| VaultError::BadKey)?,
-            None => load_or_create_key_file(&data_dir.join(KEY_FILE_NAME))?,
+            None => load_or_create_key_file(key_file)?,
         };
         if key.len() != KEY_LEN {
             return Err(VaultError::BadKey);
@@ -77,6 +77,51 @@ impl Vault {
         self.cipher
             .decrypt(XNonce::from_slice(nonce), body)
             .map_err(|_| VaultError::Open)
+    }
+}
+
+/// The settings entry holding a value sealed with the key every node must share.
+const CANARY_SETTING: &str = "vault_canary";
+const CANARY_TEXT: &[u8] = b"mailferry: credentials are sealed with this key";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyCheckError {
+    #[error(
+        "this database's stored passwords were sealed with a different secret key than this \
+         server's. Every node (and every restart) must use the same key: copy the key file \
+         (secret.key in the first node's data directory) to this node and point \
+         --secret-key-file / MAILFERRY_SECRET_KEY_FILE at it, or set the same secret_key in \
+         every config file"
+    )]
+    Mismatch,
+    #[error("cannot check the secret key against the database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("cannot check the secret key: {0}")]
+    Vault(#[from] VaultError),
+}
+
+impl Vault {
+    /// Makes sure this key is the one the database's credentials are sealed with: the
+    /// first server to start stores a value sealed with its key; later servers (other
+    /// nodes, restarts) must be able to open it, or they refuse to start rather than
+    /// fail every job with unreadable passwords.
+    pub async fn check_against(&self, pool: &sqlx::AnyPool) -> Result<(), KeyCheckError> {
+        let mine = self.seal(CANARY_TEXT)?;
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(CANARY_SETTING)
+        .bind(&mine)
+        .execute(pool)
+        .await?;
+        let stored: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+            .bind(CANARY_SETTING)
+            .fetch_one(pool)
+            .await?;
+        match self.open_sealed(&stored) {
+            Ok(plain) if plain == CANARY_TEXT => Ok(()),
+            _ => Err(KeyCheckError::Mismatch),
+        }
     }
 }
 
@@ -123,16 +168,16 @@ mod tests {
     #[test]
     fn sealed_value_opens_with_the_same_key_only() {
         let dir = tempfile::tempdir().unwrap();
-        let vault = Vault::open(None, dir.path()).unwrap();
+        let vault = Vault::open(None, &dir.path().join(KEY_FILE_NAME)).unwrap();
         let sealed = vault.seal(b"hunter2").unwrap();
         assert!(!sealed.contains("hunter2"));
         assert_eq!(vault.open_sealed(&sealed).unwrap(), b"hunter2");
         // The key file is reused on the next start...
-        let again = Vault::open(None, dir.path()).unwrap();
+        let again = Vault::open(None, &dir.path().join(KEY_FILE_NAME)).unwrap();
         assert_eq!(again.open_sealed(&sealed).unwrap(), b"hunter2");
         // ...and another key cannot open it.
         let other = tempfile::tempdir().unwrap();
-        let stranger = Vault::open(None, other.path()).unwrap();
+        let stranger = Vault::open(None, &other.path().join(KEY_FILE_NAME)).unwrap();
         assert!(matches!(
             stranger.open_sealed(&sealed),
             Err(VaultError::Open)
@@ -144,7 +189,7 @@ mod tests {
     fn key_file_is_private_to_its_owner() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        Vault::open(None, dir.path()).unwrap();
+        Vault::open(None, &dir.path().join(KEY_FILE_NAME)).unwrap();
         let mode = std::fs::metadata(dir.path().join(KEY_FILE_NAME))
             .unwrap()
             .permissions()
@@ -155,7 +200,7 @@ mod tests {
     #[test]
     fn tampered_value_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let vault = Vault::open(None, dir.path()).unwrap();
+        let vault = Vault::open(None, &dir.path().join(KEY_FILE_NAME)).unwrap();
         let mut raw = B64.decode(vault.seal(b"secret").unwrap()).unwrap();
         let last = raw.len() - 1;
         raw[last] ^= 1;
@@ -166,8 +211,25 @@ mod tests {
     fn configured_key_must_have_the_right_length() {
         let dir = tempfile::tempdir().unwrap();
         assert!(matches!(
-            Vault::open(Some("c2hvcnQ="), dir.path()),
+            Vault::open(Some("c2hvcnQ="), &dir.path().join(KEY_FILE_NAME)),
             Err(VaultError::BadKey)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_server_with_another_key_refuses_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = crate::config::sqlite_url(&dir.path().join("db.sqlite"));
+        let db = crate::db::Database::open(&url).await.unwrap();
+        let first = Vault::open(None, &dir.path().join("a.key")).unwrap();
+        first.check_against(db.pool()).await.unwrap();
+        // The same key again (a restart, another node given the key file) is accepted...
+        let same = Vault::open(None, &dir.path().join("a.key")).unwrap();
+        same.check_against(db.pool()).await.unwrap();
+        // ...a different one is refused, with advice.
+        let other = Vault::open(None, &dir.path().join("b.key")).unwrap();
+        let err = other.check_against(db.pool()).await.unwrap_err();
+        assert!(matches!(err, KeyCheckError::Mismatch));
+        assert!(err.to_string().contains("same key"), "{err}");
     }
 }

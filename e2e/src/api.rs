@@ -41,6 +41,14 @@ impl Api {
         }
     }
 
+    /// The same "browser" (cookies, recorded bodies) talking to another node at `base`.
+    pub fn at(&self, base: &str) -> Api {
+        Api {
+            base: base.trim_end_matches('/').to_owned(),
+            ..self.clone()
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -109,6 +117,23 @@ impl Api {
             bail!("POST {path} answered {}: {}", answer.status, answer.body);
         }
         answer.json()
+    }
+
+    /// Signs in as staff; fails unless the portal says the session is a staff one.
+    pub async fn staff_sign_in(&self, username: &str, password: &str) -> anyhow::Result<()> {
+        let me: mailferry_shared::Me = self
+            .post_json(
+                "/api/staff/session",
+                &mailferry_shared::StaffSignIn {
+                    username: username.into(),
+                    password: password.into(),
+                },
+            )
+            .await?;
+        if !matches!(me, mailferry_shared::Me::Staff { .. }) {
+            bail!("signed in as {me:?}, not as staff");
+        }
+        Ok(())
     }
 
     /// Opens a server-sent-events stream (optionally resuming after `last_event_id`).

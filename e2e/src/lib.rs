@@ -5,6 +5,7 @@
 //! - [`seed`]: fills a mailbox deterministically from a seed, with every oddity a migration meets.
 //! - [`compare`]: compares two accounts message by message (bytes, flags, INTERNALDATE).
 //! - [`portal`]: starts the `mailferry` binary on a free port with a fresh database.
+//! - [`postgres`]: private PostgreSQL servers on loopback (and whether the suite uses one).
 //! - [`browser`]: headless Chromium through ChromeDriver.
 
 pub mod ports;
@@ -12,6 +13,7 @@ pub mod ports;
 pub mod compare;
 pub mod dovecot;
 pub mod imap_client;
+pub mod login_log;
 pub mod proxy;
 pub mod seed;
 pub mod tls;
@@ -20,3 +22,4 @@ pub mod tls;
 pub mod api;
 pub mod browser;
 pub mod portal;
+pub mod postgres;

@@ -69,6 +69,9 @@ pub struct Portal {
     port: u16,
     data_dir: tempfile::TempDir,
     extra_env: Vec<(String, String)>,
+    /// The private PostgreSQL behind this portal when the suite runs on PostgreSQL
+    /// (dropped after the portal is stopped).
+    postgres: Option<crate::postgres::SuitePostgres>,
 }
 
 impl Portal {
@@ -79,6 +82,15 @@ impl Portal {
 
     /// A portal whose config file is `config` (TOML: servers, routes, workers...).
     pub async fn start_with_config(config: &str) -> anyhow::Result<Portal> {
+        Self::start_with_config_and_env(config, Vec::new()).await
+    }
+
+    /// A portal with a config file and extra environment variables: e.g. one node of
+    /// several sharing `MAILFERRY_DATABASE_URL`, named by `MAILFERRY_NODE_NAME`.
+    pub async fn start_with_config_and_env(
+        config: &str,
+        mut env: Vec<(String, String)>,
+    ) -> anyhow::Result<Portal> {
         let file = tempfile::Builder::new()
             .prefix("mailferry-config-")
             .suffix(".toml")
@@ -86,11 +98,8 @@ impl Portal {
         std::fs::write(file.path(), config)?;
         // The file must outlive restarts: keep it with the portal's data directory.
         let (_, path) = file.keep()?;
-        Self::start_with_env(vec![(
-            "MAILFERRY_CONFIG".into(),
-            path.display().to_string(),
-        )])
-        .await
+        env.push(("MAILFERRY_CONFIG".into(), path.display().to_string()));
+        Self::start_with_env(env).await
     }
 
     /// Runs `mailferry ARGS` against this portal's database (e.g. `staff add`), with
@@ -127,15 +136,26 @@ impl Portal {
     }
 
     /// As [`Portal::start`], with extra environment variables (e.g. `MAILFERRY_DATABASE_URL`).
-    pub async fn start_with_env(extra_env: Vec<(String, String)>) -> anyhow::Result<Portal> {
+    /// Without a `MAILFERRY_DATABASE_URL` there, the database is SQLite in the data
+    /// directory, or a private PostgreSQL when the suite runs on PostgreSQL.
+    pub async fn start_with_env(mut extra_env: Vec<(String, String)>) -> anyhow::Result<Portal> {
         let data_dir = tempfile::Builder::new()
             .prefix("mailferry-portal-")
             .tempdir()?;
+        let mut postgres = None;
+        if !extra_env.iter().any(|(k, _)| k == "MAILFERRY_DATABASE_URL") {
+            postgres =
+                tokio::task::spawn_blocking(crate::postgres::SuitePostgres::for_suite).await??;
+            if let Some(pg) = &postgres {
+                extra_env.push(("MAILFERRY_DATABASE_URL".into(), pg.url.clone()));
+            }
+        }
         let mut portal = Portal {
             child: None,
             port: free_port(),
             data_dir,
             extra_env,
+            postgres,
         };
         portal.launch().await?;
         Ok(portal)
@@ -196,6 +216,11 @@ impl Portal {
     /// `http://127.0.0.1:PORT` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// The private PostgreSQL behind this portal, when the suite runs on PostgreSQL.
+    pub fn postgres(&self) -> Option<&crate::postgres::PgServer> {
+        self.postgres.as_ref().map(|p| &p.server)
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -4,9 +4,7 @@
 use mailferry_e2e::api::Api;
 use mailferry_e2e::dovecot::{Dovecot, DovecotOptions};
 use mailferry_e2e::portal::{route_config, Portal};
-use mailferry_shared::{
-    BatchView, ImportPreview, ImportRequest, ImportResult, JobPage, JobStatus, Me, StaffSignIn,
-};
+use mailferry_shared::{BatchView, ImportPreview, ImportRequest, ImportResult, JobPage, JobStatus};
 use std::time::{Duration, Instant};
 
 const ADMIN_PW: &str = "admin-password-1";
@@ -36,17 +34,7 @@ async fn bad_rows_are_all_listed_and_fifty_good_users_become_fifty_jobs() {
         .unwrap();
     portal.add_staff("ada", ADMIN_PW, "admin").unwrap();
     let admin = Api::new(&portal.url(""));
-    let me: Me = admin
-        .post_json(
-            "/api/staff/session",
-            &StaffSignIn {
-                username: "ada".into(),
-                password: ADMIN_PW.into(),
-            },
-        )
-        .await
-        .unwrap();
-    assert!(matches!(me, Me::Staff { .. }));
+    admin.staff_sign_in("ada", ADMIN_PW).await.unwrap();
 
     // Every kind of bad row, each on its own line.
     let bad = "\u{feff}source_user,source_password,target_user,target_password,route\r\n\

@@ -7,7 +7,7 @@ use mailferry_e2e::dovecot::{Dovecot, DovecotOptions};
 use mailferry_e2e::portal::{route_config, Portal};
 use mailferry_e2e::seed::{seed_mailbox, SeedSpec};
 use mailferry_shared::{
-    AccountSide, JobEvent, JobEventKind, JobStatus, JobView, Me, SignInRequest, SignInResult,
+    AccountSide, JobEvent, JobEventKind, JobStatus, JobView, SignInRequest, SignInResult,
     StaffSignIn,
 };
 use std::time::{Duration, Instant};
@@ -292,17 +292,7 @@ async fn wrong_password_says_which_side_and_staff_routes_are_closed() {
         .await
         .unwrap();
     assert_eq!(wrong.status, 401);
-    let me: Me = staff
-        .post_json(
-            "/api/staff/session",
-            &StaffSignIn {
-                username: "helen".into(),
-                password: STAFF_PW.into(),
-            },
-        )
-        .await
-        .unwrap();
-    assert!(matches!(me, Me::Staff { .. }));
+    staff.staff_sign_in("helen", STAFF_PW).await.unwrap();
     let page: mailferry_shared::JobPage =
         staff.get_json("/api/helpdesk/jobs?q=caro").await.unwrap();
     assert_eq!(page.total, 1);

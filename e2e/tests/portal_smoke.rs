@@ -2,18 +2,44 @@
 
 use mailferry_e2e::browser::{screenshot, wait_for_text, with_browser};
 use mailferry_e2e::portal::Portal;
+use mailferry_e2e::postgres::{suite_database, SuiteDatabase};
 use mailferry_shared::{ApiError, Health, HealthStatus};
 
+/// The database the suite runs on, as `/api/health` names it.
+fn database_name() -> &'static str {
+    match suite_database() {
+        SuiteDatabase::Sqlite => "sqlite",
+        SuiteDatabase::Postgres => "postgres",
+    }
+}
+
 #[tokio::test]
-async fn health_reports_ok_with_the_sqlite_database() {
+async fn health_reports_ok_with_its_database() {
     let portal = Portal::start().await.unwrap();
     let response = reqwest::get(portal.url("/api/health")).await.unwrap();
     assert_eq!(response.status(), 200);
     let health: Health = response.json().await.unwrap();
     assert_eq!(health.status, HealthStatus::Ok);
-    assert_eq!(health.database, "sqlite");
-    // The default SQLite file was created inside the data directory.
-    assert!(portal.data_dir().join("mailferry.db").is_file());
+    assert_eq!(health.database, database_name());
+    let sqlite_file = portal.data_dir().join("mailferry.db");
+    match suite_database() {
+        // The default SQLite file was created inside the data directory.
+        SuiteDatabase::Sqlite => assert!(sqlite_file.is_file()),
+        // On PostgreSQL the schema is there and no SQLite file was made.
+        SuiteDatabase::Postgres => {
+            assert!(!sqlite_file.exists());
+            let pg = portal.postgres().expect("the suite's PostgreSQL");
+            let tables = pg
+                .psql(
+                    "mailferry",
+                    "SELECT COUNT(*) FROM information_schema.tables WHERE \
+                     (table_schema = 'public' AND table_name IN ('jobs', 'uid_map', 'job_events', 'staff')) \
+                     OR (table_schema = 'tower_sessions' AND table_name = 'session')",
+                )
+                .unwrap();
+            assert_eq!(tables, "5");
+        }
+    }
 }
 
 #[tokio::test]
@@ -72,7 +98,7 @@ async fn start_page_renders_in_chromium_and_shows_the_server_state() {
         client.goto(&portal.url("/")).await?;
         // Text rendered by the WebAssembly app after it called /api/health.
         let status = wait_for_text(client, "[data-testid=server-status]", "Server ready").await?;
-        assert!(status.contains("sqlite"), "{status}");
+        assert!(status.contains(database_name()), "{status}");
         let heading = client
             .find(fantoccini::Locator::Css("h1"))
             .await?

@@ -8,6 +8,9 @@ pub struct Health {
     pub version: String,
     /// `sqlite` or `postgres`.
     pub database: String,
+    /// The name of the node that answered (several may share one PostgreSQL).
+    #[serde(default)]
+    pub node: String,
     /// Why the server is not healthy, in words an operator can act on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,

@@ -231,4 +231,18 @@ pub struct JobDetail {
     pub job: JobView,
     pub events: Vec<JobEvent>,
     pub skipped_messages: Vec<SkippedMessageView>,
+    /// Every run of the job, oldest first (which node, when, how it ended).
+    #[serde(default)]
+    pub runs: Vec<JobRunView>,
+}
+
+/// One run of a job on one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRunView {
+    pub node: String,
+    pub started_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+    /// How it ended: a job status (`synced`, `failed`...), `lease_lost`, or `abandoned`
+    /// (its node stopped and another took the job over); `None` while it runs.
+    pub outcome: Option<String>,
 }

@@ -693,6 +693,9 @@ async fn find(
 pub fn stops_job(e: &EngineError) -> bool {
     matches!(
         e,
-        EngineError::OverQuota { .. } | EngineError::Database(_) | EngineError::Login { .. }
+        EngineError::OverQuota { .. }
+            | EngineError::Database(_)
+            | EngineError::Login { .. }
+            | EngineError::LeaseLost
     )
 }

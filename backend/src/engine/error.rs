@@ -81,6 +81,9 @@ pub enum EngineError {
     Database(#[from] sqlx::Error),
     #[error("the job was cancelled")]
     Cancelled,
+    /// The job's lease now belongs to another worker: this one must stop writing.
+    #[error("another worker has taken this job over")]
+    LeaseLost,
 }
 
 impl EngineError {

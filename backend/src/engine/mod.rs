@@ -63,6 +63,11 @@ pub struct Settings {
     /// How long to wait before deciding that an APPEND left pending by an earlier
     /// (killed) run never arrived.
     pub settle_delay: std::time::Duration,
+    /// The lease owner when a portal worker runs the job: every journal write first
+    /// checks the job is still leased to it, so a worker whose lease another node took
+    /// over stops before it sends anything more (a fencing token). `None` for the
+    /// command line.
+    pub lease_owner: Option<String>,
 }
 
 impl Settings {
@@ -78,6 +83,7 @@ impl Settings {
             max_attempts: 3,
             backoff: Backoff::default(),
             settle_delay: std::time::Duration::from_secs(3),
+            lease_owner: None,
         }
     }
 }
@@ -122,7 +128,7 @@ async fn run_job(
     events: Events,
     job_id: String,
 ) -> Result<Outcome, EngineError> {
-    let map = UidMap::new(pool.clone(), job_id.clone());
+    let map = UidMap::new(pool.clone(), job_id.clone()).fenced_by(settings.lease_owner.clone());
     let mut src = Conn::new(settings.source.clone(), settings.backoff);
     let mut dst = Conn::new(settings.target.clone(), settings.backoff);
     // The first connections say plainly why they fail (wrong password, no TLS...).

@@ -1,7 +1,7 @@
 //! The durable UID map and journal: which source message became which target message.
 //! Every APPEND is preceded by a 'pending' row (the intent), settled to 'done' after.
 
-use super::error::Result;
+use super::error::{EngineError, Result};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
@@ -105,11 +105,23 @@ fn new_job_id(source: &str, target: &str) -> String {
 pub struct UidMap {
     pool: AnyPool,
     job_id: String,
+    lease_owner: Option<String>,
 }
 
 impl UidMap {
     pub fn new(pool: AnyPool, job_id: String) -> Self {
-        UidMap { pool, job_id }
+        UidMap {
+            pool,
+            job_id,
+            lease_owner: None,
+        }
+    }
+
+    /// Intents are written only while the job is leased to `owner` (see
+    /// `Settings::lease_owner`).
+    pub fn fenced_by(mut self, owner: Option<String>) -> Self {
+        self.lease_owner = owner;
+        self
     }
 
     pub fn job_id(&self) -> &str {
@@ -141,6 +153,22 @@ impl UidMap {
     /// Writes the intents for a batch, in one transaction, before the APPEND is sent.
     pub async fn write_intents(&self, rows: &[MapRow]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        if let Some(owner) = &self.lease_owner {
+            // Touching the job row also locks it (PostgreSQL) until the intents are
+            // committed, so a takeover waits for them and then sees them.
+            let still_ours = sqlx::query(
+                "UPDATE jobs SET lease_owner = lease_owner WHERE id = $1 AND lease_owner = $2",
+            )
+            .bind(&self.job_id)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if still_ours == 0 {
+                tx.rollback().await?;
+                return Err(EngineError::LeaseLost);
+            }
+        }
         for r in rows {
             sqlx::query(&format!(
                 "INSERT INTO uid_map (job_id, {COLUMNS}, updated_at) \

@@ -26,6 +26,7 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
         status,
         version: env!("CARGO_PKG_VERSION").to_owned(),
         database: state.db.kind().name().to_owned(),
+        node: state.node.to_string(),
         problem,
     };
     (code, Json(body))

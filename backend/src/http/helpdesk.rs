@@ -75,10 +75,12 @@ async fn detail(
     let job = state.store.view(&id).await?;
     let events = state.store.events_after(&id, 0, 10_000).await?;
     let skipped_messages = state.store.skipped_messages(&id).await?;
+    let runs = state.store.runs(&id).await?;
     Ok(Json(JobDetail {
         job,
         events,
         skipped_messages,
+        runs,
     }))
 }
 

@@ -33,6 +33,8 @@ pub struct AppState {
     pub routes: Arc<Routes>,
     pub vault: Vault,
     pub limiter: Arc<RateLimiter>,
+    /// This node's name (in leases, job runs and `/api/health`).
+    pub node: Arc<str>,
     /// Flips to true when the server shuts down, ending live-progress streams.
     pub shutdown: watch::Receiver<bool>,
 }

@@ -3,12 +3,15 @@
 //! live-progress streams. Events flow one way: engine -> worker -> store -> SSE -> browser.
 
 pub mod credentials;
+pub mod lease;
 pub mod notify;
 pub mod progress;
+pub mod relay;
 pub mod store;
 pub mod worker;
 
 pub use credentials::Credentials;
+pub use lease::LeasedJob;
 pub use notify::Notifier;
 pub use store::{JobFilter, JobStore, StoreError};
 pub use worker::{WorkerPool, WorkerSettings};

@@ -4,6 +4,7 @@
 use super::notify::Notifier;
 use super::now;
 use super::progress::ProgressSnapshot;
+use crate::db::DatabaseKind;
 use mailferry_shared::{JobEvent, JobEventKind, JobPage, JobStatus, JobView, SkippedMessageView};
 use sqlx::AnyPool;
 
@@ -32,16 +33,6 @@ pub struct JobFilter {
     pub descending: bool,
     pub page: u64,
     pub per_page: u64,
-}
-
-/// A job a worker has leased.
-#[derive(Debug, Clone)]
-pub struct LeasedJob {
-    pub id: String,
-    pub route: String,
-    pub source_user: String,
-    pub target_user: String,
-    pub credentials: Option<String>,
 }
 
 const JOB_COLUMNS: &str = "id, route, source_user, target_user, status, status_reason, progress, \
@@ -119,13 +110,22 @@ fn view_from_row(row: JobRow) -> Result<JobView> {
 
 #[derive(Debug, Clone)]
 pub struct JobStore {
-    pool: AnyPool,
-    notifier: Notifier,
+    pub(super) pool: AnyPool,
+    pub(super) kind: DatabaseKind,
+    pub(super) notifier: Notifier,
 }
 
 impl JobStore {
-    pub fn new(pool: AnyPool, notifier: Notifier) -> Self {
-        JobStore { pool, notifier }
+    pub fn new(pool: AnyPool, kind: DatabaseKind, notifier: Notifier) -> Self {
+        JobStore {
+            pool,
+            kind,
+            notifier,
+        }
+    }
+
+    pub fn kind(&self) -> DatabaseKind {
+        self.kind
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -300,7 +300,7 @@ impl JobStore {
             .await
             {
                 Ok(_) => {
-                    self.notifier.job_changed(job_id);
+                    self.announce_job(job_id).await;
                     return Ok(next);
                 }
                 Err(err) => last_error = Some(err),
@@ -377,26 +377,27 @@ impl JobStore {
         .execute(&self.pool)
         .await?;
         self.set_status(job_id, JobStatus::Queued, None).await?;
-        self.notifier.work_queued();
+        self.announce_work().await;
         Ok(true)
     }
 
     /// Stops the job: at once when no worker has it, else the worker stops it within
-    /// seconds (it watches `cancel_requested`).
+    /// seconds (it watches `cancel_requested`). The flag is set first, and no node leases
+    /// a job that carries it, so a job cannot start between the check and the cancel.
     pub async fn cancel(&self, job_id: &str) -> Result<()> {
         let status = self.status(job_id).await?;
+        sqlx::query("UPDATE jobs SET cancel_requested = 1 WHERE id = $1")
+            .bind(job_id)
+            .execute(&self.pool)
+            .await?;
         let leased: Option<Option<i64>> =
             sqlx::query_scalar("SELECT lease_until FROM jobs WHERE id = $1")
                 .bind(job_id)
                 .fetch_optional(&self.pool)
                 .await?;
-        let held = leased.flatten().is_some_and(|until| until >= now());
-        if held {
-            sqlx::query("UPDATE jobs SET cancel_requested = 1 WHERE id = $1")
-                .bind(job_id)
-                .execute(&self.pool)
-                .await?;
-        } else if status != JobStatus::Cancelled {
+        let t = self.clock().await? / 1000;
+        let held = leased.flatten().is_some_and(|until| until >= t);
+        if !held && status != JobStatus::Cancelled {
             self.set_status(job_id, JobStatus::Cancelled, Some("Cancelled.".into()))
                 .await?;
             self.erase_credentials(job_id).await?;
@@ -414,116 +415,6 @@ impl JobStore {
         )
         .await?;
         Ok(())
-    }
-
-    /// Leases the next job that is due, for `lease_seconds`. `allowed` says whether a job
-    /// of the given route may start now (per-server limits).
-    pub async fn claim_next(
-        &self,
-        node: &str,
-        lease_seconds: i64,
-        allowed: impl Fn(&str, &[(String, i64)]) -> bool,
-    ) -> Result<Option<LeasedJob>> {
-        let t = now();
-        // Jobs running right now, per route, for the concurrency limits.
-        let running: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT route, COUNT(*) FROM jobs WHERE lease_until >= $1 GROUP BY route",
-        )
-        .bind(t)
-        .fetch_all(&self.pool)
-        .await?;
-        let candidates: Vec<(String, String)> = sqlx::query_as(
-            "SELECT id, route FROM jobs WHERE (lease_until IS NULL OR lease_until < $1) AND ( \
-                 status IN ('queued', 'connecting', 'copying') \
-                 OR (next_sync_at IS NOT NULL AND next_sync_at <= $1 AND credentials IS NOT NULL \
-                     AND status IN ('synced', 'completed_with_skips')) ) \
-             ORDER BY updated_at, id LIMIT 50",
-        )
-        .bind(t)
-        .fetch_all(&self.pool)
-        .await?;
-        for (id, route) in candidates {
-            if !allowed(&route, &running) {
-                continue;
-            }
-            let claimed = sqlx::query(
-                "UPDATE jobs SET lease_owner = $1, lease_until = $2, started_at = $3, \
-                 next_sync_at = NULL WHERE id = $4 AND (lease_until IS NULL OR lease_until < $3)",
-            )
-            .bind(node)
-            .bind(t + lease_seconds)
-            .bind(t)
-            .bind(&id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-            if claimed == 1 {
-                let row: (String, String, String, String, Option<String>) = sqlx::query_as(
-                    "SELECT id, route, source_user, target_user, credentials FROM jobs WHERE id = $1",
-                )
-                .bind(&id)
-                .fetch_one(&self.pool)
-                .await?;
-                return Ok(Some(LeasedJob {
-                    id: row.0,
-                    route: row.1,
-                    source_user: row.2,
-                    target_user: row.3,
-                    credentials: row.4,
-                }));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Renews the lease. Returns `Ok(None)` when the lease is lost (another node took the
-    /// job), else whether a cancel was requested.
-    pub async fn heartbeat(
-        &self,
-        job_id: &str,
-        node: &str,
-        lease_seconds: i64,
-    ) -> Result<Option<bool>> {
-        let renewed =
-            sqlx::query("UPDATE jobs SET lease_until = $1 WHERE id = $2 AND lease_owner = $3")
-                .bind(now() + lease_seconds)
-                .bind(job_id)
-                .bind(node)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-        if renewed == 0 {
-            return Ok(None);
-        }
-        let cancel: i64 = sqlx::query_scalar("SELECT cancel_requested FROM jobs WHERE id = $1")
-            .bind(job_id)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(Some(cancel != 0))
-    }
-
-    pub async fn release(&self, job_id: &str, node: &str, next_sync_at: Option<i64>) -> Result<()> {
-        sqlx::query(
-            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, cancel_requested = 0, \
-             next_sync_at = $1 WHERE id = $2 AND lease_owner = $3",
-        )
-        .bind(next_sync_at)
-        .bind(job_id)
-        .bind(node)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Drops every lease: only for a single-node (SQLite) server at start-up, where no
-    /// other node can hold one, so interrupted jobs resume at once.
-    pub async fn release_all_leases(&self) -> Result<u64> {
-        Ok(sqlx::query(
-            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL",
-        )
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
     }
 
     pub async fn save_progress(&self, job_id: &str, progress: &ProgressSnapshot) -> Result<()> {

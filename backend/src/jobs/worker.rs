@@ -4,9 +4,10 @@
 //! from the UID map.
 
 use super::credentials::Credentials;
+use super::lease::LeasedJob;
 use super::now;
 use super::progress::ProgressTracker;
-use super::store::{JobStore, LeasedJob};
+use super::store::JobStore;
 use crate::engine::{self, EngineError, Event, Events, Settings};
 use crate::profiles::Routes;
 use crate::vault::Vault;
@@ -32,9 +33,9 @@ pub struct WorkerSettings {
 }
 
 impl WorkerSettings {
-    pub fn new(workers: usize) -> Self {
+    pub fn new(node: String, workers: usize) -> Self {
         WorkerSettings {
-            node: super::random_id(),
+            node,
             workers,
             lease_seconds: 30,
             poll: Duration::from_secs(2),
@@ -115,9 +116,17 @@ impl WorkerPool {
     }
 
     async fn run_job(&self, job: LeasedJob) {
+        let node = &self.settings.node;
         let outcome = self.copy(&job).await;
         let (status, reason, keep_credentials) = match outcome {
-            Ok(outcome) => outcome,
+            Ok(Some(outcome)) => outcome,
+            Ok(None) => {
+                // Another node holds the job now: its status is that node's to write.
+                if let Err(err) = self.store.release(&job, node, None, "lease_lost").await {
+                    tracing::error!(error = %err, "cannot record the end of the run");
+                }
+                return;
+            }
             Err(err) => {
                 tracing::error!(error = %err, "job store error while running the job");
                 (
@@ -130,7 +139,6 @@ impl WorkerPool {
                 )
             }
         };
-        let node = &self.settings.node;
         let next_sync = match (status, self.settings.delta_sync_minutes) {
             (JobStatus::Synced | JobStatus::CompletedWithSkips, Some(minutes)) => {
                 Some(now() + minutes as i64 * 60)
@@ -144,7 +152,12 @@ impl WorkerPool {
                 self.store.erase_credentials(&job.id).await?;
             }
             self.store.set_status(&job.id, status, reason).await?;
-            self.store.release(&job.id, node, next_sync).await
+            self.store
+                .release(&job, node, next_sync, status.as_str())
+                .await?;
+            // A slot under the servers' limits is free: any node may start the next job.
+            self.store.announce_work().await;
+            Ok::<(), super::StoreError>(())
         }
         .await;
         if let Err(err) = result {
@@ -153,28 +166,26 @@ impl WorkerPool {
     }
 
     /// Runs the engine for one job. Returns the final status, its reason, and whether the
-    /// credentials must be kept (the job is not over).
-    async fn copy(
-        &self,
-        job: &LeasedJob,
-    ) -> Result<(JobStatus, Option<String>, bool), super::StoreError> {
+    /// credentials must be kept (the job is not over); `None` when the lease was lost to
+    /// another node, which now owns the job's status.
+    async fn copy(&self, job: &LeasedJob) -> Result<Option<RunEnd>, super::StoreError> {
         let store = &self.store;
         let Some(sealed) = job.credentials.as_deref() else {
-            return Ok((
+            return Ok(Some((
                 JobStatus::PausedPasswordChanged,
                 Some("The passwords for this migration are no longer stored: sign in again to continue.".into()),
                 true,
-            ));
+            )));
         };
         let credentials = match Credentials::open(sealed, &self.vault) {
             Ok(c) => c,
             Err(err) => {
                 tracing::error!(error = %err, "stored credentials cannot be opened");
-                return Ok((
+                return Ok(Some((
                     JobStatus::PausedPasswordChanged,
                     Some("The stored passwords cannot be read (the server key changed): sign in again.".into()),
                     true,
-                ));
+                )));
             }
         };
         let endpoints = (
@@ -192,14 +203,14 @@ impl WorkerPool {
             ),
         );
         let (Some(source), Some(target)) = endpoints else {
-            return Ok((
+            return Ok(Some((
                 JobStatus::Failed,
                 Some(format!(
                     "The route {:?} is no longer configured; ask your administrator.",
                     job.route
                 )),
                 true,
-            ));
+            )));
         };
         let connections = self
             .routes
@@ -214,11 +225,15 @@ impl WorkerPool {
             .await?;
         let mut settings = Settings::new(source, target);
         settings.connections = connections;
+        settings.lease_owner = Some(self.settings.node.clone());
         let (tx, mut rx) = mpsc::unbounded_channel();
         let pool = store.pool().clone();
         let engine_task =
             tokio::spawn(async move { engine::run(&settings, &pool, Events::new(Some(tx))).await });
         let abort = engine_task.abort_handle();
+        // However this function returns (also on a database error), the copy stops with it:
+        // a copy left running after its lease is released could run twice.
+        let _stop_copy_on_return = AbortOnDrop(abort.clone());
 
         let mut tracker = ProgressTracker::new();
         let mut copying = false;
@@ -265,12 +280,13 @@ impl WorkerPool {
                             let _ = (&mut engine_task).await;
                             while let Ok(event) = rx.try_recv() { tracker.apply(&event); }
                             store.save_progress(&job.id, &tracker.snapshot()).await?;
-                            return Ok((JobStatus::Cancelled, Some("Cancelled.".into()), false));
+                            return Ok(Some((JobStatus::Cancelled, Some("Cancelled.".into()), false)));
                         }
                         None => {
                             abort.abort();
+                            let _ = (&mut engine_task).await;
                             tracing::warn!("lease lost to another node; stopping here");
-                            return Ok((JobStatus::Queued, None, true));
+                            return Ok(None);
                         }
                     }
                 }
@@ -298,7 +314,7 @@ impl WorkerPool {
                 },
             )
             .await?;
-        Ok(match result {
+        Ok(Some(match result {
             Err(join_error) => {
                 tracing::error!(error = %join_error, "the copy task ended abnormally");
                 (
@@ -335,10 +351,26 @@ impl WorkerPool {
                     )
                 }
             }
+            Ok(Err(EngineError::LeaseLost)) => {
+                tracing::warn!("lease lost to another node; stopped before writing more");
+                return Ok(None);
+            }
             Ok(Err(err)) => classify(&err),
-        })
+        }))
     }
 }
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How a run ends: the job's status, its reason, and whether the stored credentials must
+/// be kept (the job is not over).
+type RunEnd = (JobStatus, Option<String>, bool);
 
 /// What a fatal engine error means for the job, in words for the user.
 fn classify(err: &EngineError) -> (JobStatus, Option<String>, bool) {

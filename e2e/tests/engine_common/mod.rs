@@ -20,6 +20,8 @@ pub struct Pair {
     pub source: Dovecot,
     pub target: Dovecot,
     pub dir: tempfile::TempDir,
+    /// The UID map's private PostgreSQL when the suite runs on PostgreSQL.
+    pub postgres: Option<mailferry_e2e::postgres::SuitePostgres>,
 }
 
 impl Pair {
@@ -32,6 +34,7 @@ impl Pair {
             source: s,
             target: t,
             dir: tempfile::tempdir()?,
+            postgres: mailferry_e2e::postgres::SuitePostgres::for_suite()?,
         })
     }
 
@@ -44,6 +47,9 @@ impl Pair {
     }
 
     pub fn db_url(&self) -> String {
+        if let Some(pg) = &self.postgres {
+            return pg.url.clone();
+        }
         format!(
             "sqlite://{}?mode=rwc",
             self.dir.path().join("map.db").display()

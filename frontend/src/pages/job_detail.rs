@@ -12,7 +12,7 @@ use crate::staff::use_staff_guard;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::use_params_map;
-use mailferry_shared::{JobStatus, SkippedMessageView};
+use mailferry_shared::{JobRunView, JobStatus, SkippedMessageView};
 
 #[component]
 pub fn JobDetailPage() -> impl IntoView {
@@ -34,11 +34,13 @@ fn JobDetailView(id: String) -> impl IntoView {
         async move { api::job_detail(&id).await }
     });
     let skipped = RwSignal::new(Vec::<SkippedMessageView>::new());
+    let runs = RwSignal::new(Vec::<JobRunView>::new());
     let load_error = RwSignal::new(None::<String>);
     Effect::new(move |_| match detail.get() {
         Some(Ok(d)) => {
             live.seed_log(d.events);
             skipped.set(d.skipped_messages);
+            runs.set(d.runs);
             if live.job.with_untracked(|j| j.is_none()) {
                 live.job.set(Some(d.job));
             }
@@ -81,10 +83,52 @@ fn JobDetailView(id: String) -> impl IntoView {
             </h2>
             <SkippedList messages=skipped />
         </section>
+        <section class="card" aria-labelledby="runs-title">
+            <h2 id="runs-title">"Runs " <span class="count">{move || runs.with(|r| r.len())}</span></h2>
+            <RunTable runs />
+        </section>
         <section class="card" aria-labelledby="log-title">
             <h2 id="log-title">"Event log"</h2>
             <EventLog events=live.log />
         </section>
+    }
+}
+
+/// Which node ran the job when, and how each run ended.
+#[component]
+fn RunTable(runs: RwSignal<Vec<JobRunView>>) -> impl IntoView {
+    view! {
+        <Show
+            when=move || runs.with(|r| !r.is_empty())
+            fallback=|| view! { <p class="muted">"Not run yet."</p> }
+        >
+            <table class="runs" data-testid="job-runs">
+                <thead>
+                    <tr><th scope="col">"Node"</th><th scope="col">"Started"</th><th scope="col">"Ended"</th><th scope="col">"Outcome"</th></tr>
+                </thead>
+                <tbody>
+                    {move || runs.get().into_iter().map(|run| view! {
+                        <tr>
+                            <td>{run.node.clone()}</td>
+                            <td>{format::date(run.started_at_ms / 1000)}</td>
+                            <td>{run.finished_at_ms.map(|t| format::date(t / 1000)).unwrap_or_else(|| "—".into())}</td>
+                            <td>{run_outcome(run.outcome.as_deref())}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </Show>
+    }
+}
+
+fn run_outcome(outcome: Option<&str>) -> String {
+    match outcome {
+        None => "Running".into(),
+        Some("abandoned") => "Node stopped; another node took over".into(),
+        Some("lease_lost") => "Handed over to another node".into(),
+        Some(other) => JobStatus::parse(other)
+            .map(|s| s.label().to_owned())
+            .unwrap_or_else(|| other.to_owned()),
     }
 }
 

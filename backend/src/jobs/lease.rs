@@ -1,0 +1,281 @@
+//! The job queue shared by every node: leases, heartbeats, takeover and the record of
+//! runs. One node holds a job at a time; its lease lasts `lease_seconds` unless renewed;
+//! a job whose node died is leased again by any node once the lease has run out, and
+//! resumes from the UID map.
+//!
+//! Leasing is serialised across nodes (a PostgreSQL advisory lock held for the claiming
+//! transaction; SQLite's single writer lock), so the per-server job limits, counted from
+//! the leases of every node, cannot be overshot by two nodes claiming at once. Times come
+//! from the database's clock, so nodes with skewed clocks still agree on expiry.
+
+use super::store::{JobStore, Result};
+use crate::db::DatabaseKind;
+use mailferry_shared::JobRunView;
+use sqlx::{Any, Transaction};
+
+/// A job a worker has leased.
+#[derive(Debug, Clone)]
+pub struct LeasedJob {
+    pub id: String,
+    /// This run's row in `job_runs`.
+    pub run_id: String,
+    pub route: String,
+    pub source_user: String,
+    pub target_user: String,
+    pub credentials: Option<String>,
+}
+
+/// The key of the advisory lock that serialises claims on PostgreSQL ("MFqueue").
+const QUEUE_LOCK_KEY: i64 = 0x004d_4671_7565_7565;
+
+/// Jobs due now: queued, interrupted mid-run (their lease ran out), or due a delta sync.
+const DUE: &str = "(lease_until IS NULL OR lease_until < $1) AND cancel_requested = 0 AND ( \
+     status IN ('queued', 'connecting', 'copying') \
+     OR (next_sync_at IS NOT NULL AND next_sync_at <= $1 AND credentials IS NOT NULL \
+         AND status IN ('synced', 'completed_with_skips')) )";
+
+impl JobStore {
+    /// The database's clock, in Unix milliseconds (this machine's clock on SQLite, where
+    /// every worker runs in this process).
+    pub async fn clock(&self) -> Result<i64> {
+        self.clock_on(&self.pool).await
+    }
+
+    async fn clock_on<'e, E>(&self, executor: E) -> Result<i64>
+    where
+        E: sqlx::Executor<'e, Database = Any>,
+    {
+        match self.kind {
+            DatabaseKind::Sqlite => Ok(now_ms()),
+            DatabaseKind::Postgres => Ok(sqlx::query_scalar(
+                "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+            )
+            .fetch_one(executor)
+            .await?),
+        }
+    }
+
+    /// Takes the queue lock for the rest of the transaction: one claimer at a time
+    /// across every node.
+    async fn lock_queue(&self, tx: &mut Transaction<'static, Any>) -> Result<()> {
+        match self.kind {
+            DatabaseKind::Postgres => {
+                // pg_advisory_xact_lock returns `void`, which the Any driver cannot
+                // carry; counting its one row keeps the reply to a BIGINT.
+                sqlx::query(
+                    "SELECT COUNT(*) FROM (SELECT pg_advisory_xact_lock($1)) AS queue_lock",
+                )
+                .bind(QUEUE_LOCK_KEY)
+                .execute(&mut **tx)
+                .await?;
+            }
+            DatabaseKind::Sqlite => {
+                // A write as the first statement takes SQLite's write lock now (waiting
+                // out busy_timeout) rather than failing to upgrade a read later.
+                sqlx::query("UPDATE jobs SET lease_owner = lease_owner WHERE 1 = 0")
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Leases the next due job for `lease_seconds`. `allowed(route, running)` says whether
+    /// a job of `route` may start while `running` (route, jobs) are leased on all nodes.
+    pub async fn claim_next(
+        &self,
+        node: &str,
+        lease_seconds: i64,
+        allowed: impl Fn(&str, &[(String, i64)]) -> bool,
+    ) -> Result<Option<LeasedJob>> {
+        let mut tx = self.pool.begin().await?;
+        self.lock_queue(&mut tx).await?;
+        let now_ms = self.clock_on(&mut *tx).await?;
+        let t = now_ms / 1000;
+        let running: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT route, COUNT(*) FROM jobs WHERE lease_until >= $1 GROUP BY route",
+        )
+        .bind(t)
+        .fetch_all(&mut *tx)
+        .await?;
+        let candidates: Vec<(String, String)> = sqlx::query_as(&format!(
+            "SELECT id, route FROM jobs WHERE {DUE} ORDER BY updated_at, id LIMIT 100"
+        ))
+        .bind(t)
+        .fetch_all(&mut *tx)
+        .await?;
+        let Some(id) = candidates
+            .into_iter()
+            .find(|(_, route)| allowed(route, &running))
+            .map(|(id, _)| id)
+        else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        let claimed = sqlx::query(&format!(
+            "UPDATE jobs SET lease_owner = $2, lease_until = $3, started_at = $1, \
+             next_sync_at = NULL WHERE id = $4 AND {DUE}"
+        ))
+        .bind(t)
+        .bind(node)
+        .bind(t + lease_seconds)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed != 1 {
+            // Only possible on a database without the queue lock's guarantee.
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        // A run left open was cut short: its node stopped renewing the lease.
+        sqlx::query(
+            "UPDATE job_runs SET finished_at_ms = $1, outcome = 'abandoned' \
+             WHERE job_id = $2 AND finished_at_ms IS NULL",
+        )
+        .bind(now_ms)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+        let run_id = super::random_id();
+        sqlx::query(
+            "INSERT INTO job_runs (id, job_id, node, started_at_ms) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&run_id)
+        .bind(&id)
+        .bind(node)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        let row: (String, String, String, String, Option<String>) = sqlx::query_as(
+            "SELECT id, route, source_user, target_user, credentials FROM jobs WHERE id = $1",
+        )
+        .bind(&id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(LeasedJob {
+            id: row.0,
+            run_id,
+            route: row.1,
+            source_user: row.2,
+            target_user: row.3,
+            credentials: row.4,
+        }))
+    }
+
+    /// Renews the lease. Returns `Ok(None)` when the lease is lost (another node took the
+    /// job), else whether a cancel was requested.
+    pub async fn heartbeat(
+        &self,
+        job_id: &str,
+        node: &str,
+        lease_seconds: i64,
+    ) -> Result<Option<bool>> {
+        let t = self.clock().await? / 1000;
+        let renewed =
+            sqlx::query("UPDATE jobs SET lease_until = $1 WHERE id = $2 AND lease_owner = $3")
+                .bind(t + lease_seconds)
+                .bind(job_id)
+                .bind(node)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        if renewed == 0 {
+            return Ok(None);
+        }
+        let cancel: i64 = sqlx::query_scalar("SELECT cancel_requested FROM jobs WHERE id = $1")
+            .bind(job_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Some(cancel != 0))
+    }
+
+    /// Gives the job back after a run (when this node still holds it) and closes the run
+    /// with its outcome (a status, or `lease_lost`).
+    pub async fn release(
+        &self,
+        job: &LeasedJob,
+        node: &str,
+        next_sync_at: Option<i64>,
+        outcome: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, cancel_requested = 0, \
+             next_sync_at = $1 WHERE id = $2 AND lease_owner = $3",
+        )
+        .bind(next_sync_at)
+        .bind(&job.id)
+        .bind(node)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query(
+            "UPDATE job_runs SET finished_at_ms = $1, outcome = $2 WHERE id = $3 AND finished_at_ms IS NULL",
+        )
+        .bind(self.clock().await?)
+        .bind(outcome)
+        .bind(&job.run_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Drops every lease: only for a single-node (SQLite) server at start-up, where no
+    /// other node can hold one, so interrupted jobs resume at once.
+    pub async fn release_all_leases(&self) -> Result<u64> {
+        sqlx::query(
+            "UPDATE job_runs SET finished_at_ms = $1, outcome = 'abandoned' WHERE finished_at_ms IS NULL",
+        )
+        .bind(self.clock().await?)
+        .execute(&self.pool)
+        .await?;
+        Ok(sqlx::query(
+            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL",
+        )
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// The node holding the job now, if its lease is current.
+    pub async fn holder(&self, job_id: &str) -> Result<Option<String>> {
+        let t = self.clock().await? / 1000;
+        let row: Option<Option<String>> =
+            sqlx::query_scalar("SELECT lease_owner FROM jobs WHERE id = $1 AND lease_until >= $2")
+                .bind(job_id)
+                .bind(t)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.flatten())
+    }
+
+    /// Every run of the job, oldest first: which node ran it, when, and how it ended.
+    pub async fn runs(&self, job_id: &str) -> Result<Vec<JobRunView>> {
+        let rows: Vec<(String, i64, Option<i64>, Option<String>)> = sqlx::query_as(
+            "SELECT node, started_at_ms, finished_at_ms, outcome FROM job_runs \
+             WHERE job_id = $1 ORDER BY started_at_ms, id",
+        )
+        .bind(job_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(node, started_at_ms, finished_at_ms, outcome)| JobRunView {
+                    node,
+                    started_at_ms,
+                    finished_at_ms,
+                    outcome,
+                },
+            )
+            .collect())
+    }
+}
+
+/// Unix milliseconds on this machine.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,412 @@
+//! Several portal nodes sharing one PostgreSQL job queue, against real Dovecot servers:
+//! jobs are shared out, each runs on one node at a time, the per-server limit holds across
+//! nodes (checked from Dovecot's own login log), live progress reaches a browser connected
+//! to a node that is not running the job, and the jobs of a node killed mid-copy are
+//! finished by the other node with exact copies and no duplicates.
+
+use mailferry_e2e::api::Api;
+use mailferry_e2e::compare::{compare, snapshot, FolderMap};
+use mailferry_e2e::dovecot::{Dovecot, DovecotOptions};
+use mailferry_e2e::login_log::{peak_concurrency, sessions};
+use mailferry_e2e::portal::Portal;
+use mailferry_e2e::postgres::PgServer;
+use mailferry_e2e::seed::{seed_mailbox, SeedSpec};
+use mailferry_shared::{
+    Health, ImportRequest, ImportResult, JobDetail, JobEvent, JobEventKind, JobPage, JobStatus,
+    JobView, SignInRequest, SignInResult,
+};
+use std::time::{Duration, Instant};
+
+const ADMIN_PW: &str = "admin-password-1";
+
+fn password(side: &str, i: usize) -> String {
+    format!("{side}-pw-{i}")
+}
+
+fn user(i: usize) -> String {
+    format!("user{i:02}")
+}
+
+/// Two Dovecots, one PostgreSQL, and the nodes started so far.
+struct Cluster {
+    source: Dovecot,
+    target: Dovecot,
+    pg: PgServer,
+    db_url: String,
+    key_dir: tempfile::TempDir,
+    config: String,
+    nodes: Vec<Portal>,
+}
+
+impl Cluster {
+    /// `users` accounts on both servers, each source seeded with `messages` messages.
+    /// `workers` per node; the target server takes at most `max_jobs` mailboxes at once,
+    /// each job with at most `connections` connections per side.
+    async fn new(
+        users: usize,
+        messages: usize,
+        workers: usize,
+        max_jobs: u32,
+        connections: u32,
+    ) -> Cluster {
+        let source = Dovecot::start(DovecotOptions::default()).unwrap();
+        let target = Dovecot::start(DovecotOptions::default()).unwrap();
+        for i in 1..=users {
+            source.add_user(&user(i), &password("src", i)).unwrap();
+            target.add_user(&user(i), &password("tgt", i)).unwrap();
+            seed_mailbox(
+                &source.account_tls(&user(i), &password("src", i)),
+                &SeedSpec::new(500 + i as u64, messages),
+            )
+            .await
+            .unwrap();
+        }
+        let pg = tokio::task::spawn_blocking(PgServer::start)
+            .await
+            .unwrap()
+            .unwrap();
+        let db_url = pg.create_database("mailferry").unwrap();
+        let config = format!(
+            "workers = {workers}\nlease_seconds = 6\n\
+             [servers.old]\nhost = \"localhost\"\nport = {}\ntls = \"tls\"\nca_file = \"{}\"\n\
+             connections_per_job = {connections}\n\
+             [servers.new]\nhost = \"localhost\"\nport = {}\ntls = \"tls\"\nca_file = \"{}\"\n\
+             max_jobs = {max_jobs}\n\
+             [routes.default]\nsource = \"old\"\ntarget = \"new\"\nlabel = \"Old to new\"\n",
+            source.imaps_port(),
+            source.ca_pem_path().display(),
+            target.imaps_port(),
+            target.ca_pem_path().display(),
+        );
+        Cluster {
+            source,
+            target,
+            pg,
+            db_url,
+            key_dir: tempfile::tempdir().unwrap(),
+            config,
+            nodes: Vec::new(),
+        }
+    }
+
+    /// Starts another node on the shared database and key. Returns its index.
+    async fn add_node(&mut self, name: &str) -> usize {
+        let env = vec![
+            ("MAILFERRY_DATABASE_URL".into(), self.db_url.clone()),
+            ("MAILFERRY_NODE_NAME".into(), name.into()),
+            (
+                "MAILFERRY_SECRET_KEY_FILE".into(),
+                self.key_dir.path().join("secret.key").display().to_string(),
+            ),
+        ];
+        let node = Portal::start_with_config_and_env(&self.config, env)
+            .await
+            .unwrap();
+        let health: Health = reqwest::get(node.url("/api/health"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(health.database, "postgres");
+        assert_eq!(health.node, name);
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    fn node(&self, i: usize) -> &Portal {
+        &self.nodes[i]
+    }
+
+    async fn staff(&self, node: usize) -> Api {
+        let api = Api::new(&self.node(node).url(""));
+        api.staff_sign_in("ada", ADMIN_PW).await.unwrap();
+        api
+    }
+
+    /// Imports users `from..=to` as one CSV batch through `admin`.
+    async fn import(&self, admin: &Api, users: std::ops::RangeInclusive<usize>) {
+        let mut csv = String::from("source_user,source_password,target_user,target_password\n");
+        for i in users.clone() {
+            csv.push_str(&format!(
+                "{},{},{},{}\n",
+                user(i),
+                password("src", i),
+                user(i),
+                password("tgt", i)
+            ));
+        }
+        let result: ImportResult = admin
+            .post_json(
+                "/api/admin/import",
+                &ImportRequest {
+                    csv,
+                    import_valid_rows: false,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(result.preview.errors.is_empty(), "{:?}", result.preview);
+        assert_eq!(result.batch.unwrap().jobs as usize, users.count());
+    }
+
+    /// Waits until every listed job is settled; returns them.
+    async fn wait_all_settled(&self, staff: &Api, jobs: usize, limit: Duration) -> Vec<JobView> {
+        let started = Instant::now();
+        loop {
+            let page: JobPage = staff
+                .get_json("/api/helpdesk/jobs?per_page=500")
+                .await
+                .unwrap();
+            if page.jobs.len() == jobs && page.jobs.iter().all(|j| j.status.is_settled()) {
+                return page.jobs;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "jobs not finished in time: {:?}",
+                page.jobs
+                    .iter()
+                    .map(|j| (&j.source_user, j.status))
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn assert_exact_copy(&self, job: &JobView) {
+        let i: usize = job.source_user[4..].parse().unwrap();
+        let map = FolderMap::from_pairs(
+            job.folders
+                .iter()
+                .map(|f| (f.source.as_str(), f.target.as_str())),
+        );
+        let source = snapshot(&self.source.account_tls(&user(i), &password("src", i)))
+            .await
+            .unwrap();
+        let target = snapshot(&self.target.account_tls(&user(i), &password("tgt", i)))
+            .await
+            .unwrap();
+        assert!(
+            source
+                .folders
+                .values()
+                .map(|f| f.messages.len())
+                .sum::<usize>()
+                > 0
+        );
+        let differences = compare(&source, &target, &map);
+        assert!(
+            differences.is_empty(),
+            "{}: differences: {differences:#?}",
+            job.source_user
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_nodes_share_twenty_jobs_within_the_server_limit() {
+    // Two workers per node and a limit of three mailboxes on the target: the limit can
+    // only be reached with both nodes copying, and only kept if they count together.
+    let mut cluster = Cluster::new(20, 60, 2, 3, 2).await;
+    let a = cluster.add_node("node-a").await;
+    let b = cluster.add_node("node-b").await;
+    cluster.node(a).add_staff("ada", ADMIN_PW, "admin").unwrap();
+    // Staff sign in on node B with an account made through node A: one database.
+    let admin = cluster.staff(b).await;
+    cluster.import(&admin, 1..=20).await;
+    let jobs = cluster
+        .wait_all_settled(&admin, 20, Duration::from_secs(300))
+        .await;
+
+    let mut per_node = std::collections::BTreeMap::<String, usize>::new();
+    let mut windows = Vec::new();
+    for job in &jobs {
+        assert_eq!(job.status, JobStatus::Synced, "{job:?}");
+        // Each job ran exactly once, on one node, and finished there.
+        let detail: JobDetail = admin
+            .get_json(&format!("/api/helpdesk/jobs/{}", job.id))
+            .await
+            .unwrap();
+        assert_eq!(detail.runs.len(), 1, "{:?}", detail.runs);
+        let run = &detail.runs[0];
+        assert_eq!(run.outcome.as_deref(), Some("synced"), "{run:?}");
+        *per_node.entry(run.node.clone()).or_default() += 1;
+        windows.push((run.started_at_ms, run.finished_at_ms.unwrap()));
+        cluster.assert_exact_copy(job).await;
+    }
+    // Both nodes took part.
+    assert_eq!(per_node.len(), 2, "{per_node:?}");
+
+    // From the target server's side: never more than three mailboxes open at once, and
+    // three were reached (the limit was really tested); no mailbox had more connections
+    // than one job uses (a job running twice at once would double them).
+    let logins = sessions(&cluster.target.log_text());
+    assert!(logins.len() >= 20, "{} sessions", logins.len());
+    let (peak_users, peak_sessions) = peak_concurrency(&logins);
+    assert_eq!(peak_users, 3, "mailboxes open at once on the target");
+    assert!(
+        peak_sessions <= 2,
+        "{peak_sessions} sessions for one mailbox"
+    );
+    // From the database's side: at most three runs at any moment.
+    let mut edges: Vec<(i64, i64)> = windows
+        .iter()
+        .flat_map(|&(s, e)| [(s, 1), (e, -1)])
+        .collect();
+    edges.sort_by_key(|&(t, d)| (t, d));
+    let mut running = 0;
+    for (_, d) in edges {
+        running += d;
+        assert!(running <= 3, "more than three runs at once");
+    }
+    eprintln!("jobs per node: {per_node:?}");
+}
+
+#[tokio::test]
+async fn jobs_of_a_killed_node_finish_on_the_other_with_exact_copies() {
+    let mut cluster = Cluster::new(3, 2500, 4, 10, 2).await;
+    let a = cluster.add_node("node-a").await;
+    cluster.node(a).add_staff("ada", ADMIN_PW, "admin").unwrap();
+    let admin_a = cluster.staff(a).await;
+    // Users 1 and 2 through the CSV import, user 3 signs in and starts the job themself.
+    cluster.import(&admin_a, 1..=2).await;
+    let user3 = Api::new(&cluster.node(a).url(""));
+    let signed: SignInResult = user3
+        .post_json(
+            "/api/session",
+            &SignInRequest {
+                route: "default".into(),
+                source_user: user(3),
+                source_password: password("src", 3),
+                target_user: user(3),
+                target_password: password("tgt", 3),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(signed.source.ok && signed.target.ok, "{signed:?}");
+    let _: JobView = user3.post_json("/api/my/job/start", &()).await.unwrap();
+
+    // All three copying on node A (the only node so far).
+    let started = Instant::now();
+    loop {
+        let page: JobPage = admin_a.get_json("/api/helpdesk/jobs").await.unwrap();
+        if page.jobs.len() == 3
+            && page
+                .jobs
+                .iter()
+                .all(|j| j.status == JobStatus::Copying && j.counts.messages_done > 0)
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "{page:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let b = cluster.add_node("node-b").await;
+    // User 3 watches on node B (the session lives in the shared database) while node A
+    // copies: live progress reaches a node that is not running the job.
+    let user3_on_b = user3.at(&cluster.node(b).url(""));
+    let mut stream = user3_on_b.events("/api/my/job/events", None).await.unwrap();
+    let snapshot = stream.next().await.unwrap().expect("a snapshot");
+    let first: JobView = serde_json::from_str(&snapshot.data).unwrap();
+    let mut progress_seen = Vec::new();
+    while progress_seen.len() < 2 {
+        let sse = tokio::time::timeout(Duration::from_secs(20), stream.next())
+            .await
+            .expect("progress from node A reaches node B")
+            .unwrap()
+            .expect("stream open");
+        let event: JobEvent = serde_json::from_str(&sse.data).unwrap();
+        if let JobEventKind::Progress { counts, .. } = event.kind {
+            progress_seen.push(counts.messages_done);
+        }
+    }
+    assert!(progress_seen[1] > first.counts.messages_done.min(progress_seen[0]));
+
+    // Kill node A mid-copy.
+    let before: JobPage = admin_a.get_json("/api/helpdesk/jobs").await.unwrap();
+    assert!(
+        before
+            .jobs
+            .iter()
+            .all(|j| j.counts.messages_done < j.counts.messages_total),
+        "all still copying: {before:?}"
+    );
+    cluster.nodes[a].kill();
+
+    // Node B takes them over once node A's leases run out; user 3's stream on node B
+    // shows it to the end.
+    let finished = tokio::time::timeout(Duration::from_secs(180), async {
+        loop {
+            let Some(sse) = stream.next().await.unwrap() else {
+                panic!("the stream ended before the job did")
+            };
+            let event: JobEvent = serde_json::from_str(&sse.data).unwrap();
+            if let JobEventKind::Status { status, .. } = event.kind {
+                if status.is_settled() {
+                    return status;
+                }
+            }
+        }
+    })
+    .await
+    .expect("user 3's job finishes on node B");
+    assert_eq!(finished, JobStatus::Synced);
+
+    let admin_b = admin_a.at(&cluster.node(b).url(""));
+    let jobs = cluster
+        .wait_all_settled(&admin_b, 3, Duration::from_secs(180))
+        .await;
+    for job in &jobs {
+        assert_eq!(job.status, JobStatus::Synced, "{job:?}");
+        let detail: JobDetail = admin_b
+            .get_json(&format!("/api/helpdesk/jobs/{}", job.id))
+            .await
+            .unwrap();
+        let runs: Vec<(&str, Option<&str>)> = detail
+            .runs
+            .iter()
+            .map(|r| (r.node.as_str(), r.outcome.as_deref()))
+            .collect();
+        assert_eq!(
+            runs,
+            [("node-a", Some("abandoned")), ("node-b", Some("synced"))],
+            "{}",
+            job.source_user
+        );
+        cluster.assert_exact_copy(job).await;
+    }
+    // No password in any answer, stream or log of either node, nor the database URL's.
+    let seen = admin_b.everything_seen()
+        + &user3.everything_seen()
+        + &cluster.node(a).log_text()
+        + &cluster.node(b).log_text();
+    for i in 1..=3 {
+        assert!(!seen.contains(&password("src", i)), "a password leaked");
+        assert!(!seen.contains(&password("tgt", i)), "a password leaked");
+    }
+    assert!(
+        !seen.contains(cluster.pg.password()),
+        "the database password leaked"
+    );
+}
+
+#[tokio::test]
+async fn a_node_with_another_secret_key_refuses_to_start() {
+    let mut cluster = Cluster::new(1, 1, 1, 10, 1).await;
+    cluster.add_node("node-a").await;
+    let other_key = tempfile::tempdir().unwrap();
+    let env = vec![
+        ("MAILFERRY_DATABASE_URL".into(), cluster.db_url.clone()),
+        ("MAILFERRY_NODE_NAME".into(), "node-x".into()),
+        (
+            "MAILFERRY_SECRET_KEY_FILE".into(),
+            other_key.path().join("secret.key").display().to_string(),
+        ),
+    ];
+    let err = match Portal::start_with_config_and_env(&cluster.config, env).await {
+        Ok(_) => panic!("a node with a different key started"),
+        Err(err) => err.to_string(),
+    };
+    assert!(err.contains("same key"), "{err}");
+}
