@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks (figures, not pass/fail): `mailferry migrate` against mbsync on the same
 # seeded 10,000-message mailbox between two private Dovecot servers (messages/s, MB/s,
-# peak memory of each), and the admin CSV import's validation speed on 10,000 rows.
+# peak memory of each), the admin CSV import's validation speed on 10,000 rows, and two
+# portal nodes sharing one PostgreSQL copying 200 mailboxes of 200 messages (total
+# throughput, each node's share and memory) beside mbsync with the same concurrency.
 # Release builds; run on an otherwise idle machine for comparable figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,3 +16,6 @@ echo "== CSV import validation"
 echo "== IMAP copy: mailferry vs mbsync"
 MAILFERRY_BIN="$target/release/mailferry" \
   cargo test --release -p mailferry-e2e --test engine_bench -- --ignored --nocapture
+echo "== Two nodes on PostgreSQL: 200 mailboxes of 200 messages (and mbsync, 8 at a time)"
+MAILFERRY_BIN="$target/release/mailferry" \
+  cargo test --release -p mailferry-e2e --test portal_nodes benchmark -- --ignored --nocapture

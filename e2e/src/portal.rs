@@ -223,6 +223,11 @@ impl Portal {
         self.postgres.as_ref().map(|p| &p.server)
     }
 
+    /// The server's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn data_dir(&self) -> &Path {
         self.data_dir.path()
     }

@@ -199,6 +199,10 @@ async fn user_migrates_through_the_page_and_helpdesk_exports_the_uid_map() {
             href.contains(&job_id) && href.ends_with("uid-map.csv"),
             "{href}"
         );
+        // The runs table names the node that ran the job and how the run ended.
+        let runs = wait_for_text(client, "[data-testid=job-runs]", "Done").await?;
+        let runs = runs.to_lowercase();
+        assert!(runs.contains("node") && runs.contains("outcome"), "{runs}");
         screenshot(client, "helpdesk-job-detail").await?;
         Ok(())
     })

@@ -4,12 +4,13 @@
 //! to a node that is not running the job, and the jobs of a node killed mid-copy are
 //! finished by the other node with exact copies and no duplicates.
 
+use futures::StreamExt;
 use mailferry_e2e::api::Api;
 use mailferry_e2e::compare::{compare, snapshot, FolderMap};
 use mailferry_e2e::dovecot::{Dovecot, DovecotOptions};
 use mailferry_e2e::login_log::{peak_concurrency, sessions};
 use mailferry_e2e::portal::Portal;
-use mailferry_e2e::postgres::PgServer;
+use mailferry_e2e::postgres::{PgOptions, PgServer};
 use mailferry_e2e::seed::{seed_mailbox, SeedSpec};
 use mailferry_shared::{
     Health, ImportRequest, ImportResult, JobDetail, JobEvent, JobEventKind, JobPage, JobStatus,
@@ -49,19 +50,46 @@ impl Cluster {
         max_jobs: u32,
         connections: u32,
     ) -> Cluster {
+        Self::with_database(
+            users,
+            messages,
+            workers,
+            max_jobs,
+            connections,
+            PgOptions::default(),
+        )
+        .await
+    }
+
+    async fn with_database(
+        users: usize,
+        messages: usize,
+        workers: usize,
+        max_jobs: u32,
+        connections: u32,
+        pg_options: PgOptions,
+    ) -> Cluster {
         let source = Dovecot::start(DovecotOptions::default()).unwrap();
         let target = Dovecot::start(DovecotOptions::default()).unwrap();
         for i in 1..=users {
             source.add_user(&user(i), &password("src", i)).unwrap();
             target.add_user(&user(i), &password("tgt", i)).unwrap();
-            seed_mailbox(
-                &source.account_tls(&user(i), &password("src", i)),
-                &SeedSpec::new(500 + i as u64, messages),
-            )
-            .await
-            .unwrap();
         }
-        let pg = tokio::task::spawn_blocking(PgServer::start)
+        // Several mailboxes seeded at once: large clusters would take long one by one.
+        let accounts: Vec<_> = (1..=users)
+            .map(|i| (i, source.account_tls(&user(i), &password("src", i))))
+            .collect();
+        let seeded: Vec<_> = futures::stream::iter(accounts.iter())
+            .map(|(i, account)| async move {
+                seed_mailbox(account, &SeedSpec::new(500 + *i as u64, messages)).await
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        for report in seeded {
+            report.unwrap();
+        }
+        let pg = tokio::task::spawn_blocking(move || PgServer::start_with(pg_options))
             .await
             .unwrap()
             .unwrap();
@@ -409,4 +437,166 @@ async fn a_node_with_another_secret_key_refuses_to_start() {
         Err(err) => err.to_string(),
     };
     assert!(err.contains("same key"), "{err}");
+}
+
+/// Peak resident memory (VmHWM) of a running process, in MB.
+fn peak_mb(pid: Option<u32>) -> f64 {
+    pid.and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Benchmark, not a test (scripts/bench.sh runs it with release builds): 200 mailboxes of
+/// 200 messages imported at once and copied by two nodes sharing a durable PostgreSQL.
+/// Prints the total throughput, each node's share and peak memory, then mbsync copying
+/// the same mailboxes with the same concurrency (8 at a time) for comparison.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: minutes of work; run explicitly"]
+async fn benchmark_two_hundred_mailboxes_across_two_nodes() {
+    let mailboxes = env_or("BENCH_MAILBOXES", 200);
+    let messages = env_or("BENCH_MESSAGES_PER_MAILBOX", 200);
+    let seeding = Instant::now();
+    let mut cluster =
+        Cluster::with_database(mailboxes, messages, 4, 10, 2, PgOptions { durable: true }).await;
+    println!(
+        "seeded {mailboxes} mailboxes of {messages} messages in {:.0} s",
+        seeding.elapsed().as_secs_f64()
+    );
+    let a = cluster.add_node("node-a").await;
+    let b = cluster.add_node("node-b").await;
+    cluster.node(a).add_staff("ada", ADMIN_PW, "admin").unwrap();
+    let admin = cluster.staff(a).await;
+
+    let started = Instant::now();
+    cluster.import(&admin, 1..=mailboxes).await;
+    let jobs = cluster
+        .wait_all_settled(&admin, mailboxes, Duration::from_secs(3600))
+        .await;
+    let secs = started.elapsed().as_secs_f64();
+
+    #[derive(Default)]
+    struct Share {
+        jobs: usize,
+        messages: u64,
+        bytes: u64,
+    }
+    let mut shares = std::collections::BTreeMap::<String, Share>::new();
+    let (mut total_messages, mut total_bytes) = (0u64, 0u64);
+    for job in &jobs {
+        assert_eq!(job.status, JobStatus::Synced, "{job:?}");
+        let detail: JobDetail = admin
+            .get_json(&format!("/api/helpdesk/jobs/{}", job.id))
+            .await
+            .unwrap();
+        let node = detail
+            .runs
+            .last()
+            .map(|r| r.node.clone())
+            .unwrap_or_default();
+        let share = shares.entry(node).or_default();
+        share.jobs += 1;
+        share.messages += job.counts.messages_done;
+        share.bytes += job.counts.bytes_done;
+        total_messages += job.counts.messages_done;
+        total_bytes += job.counts.bytes_done;
+    }
+    let mb = total_bytes as f64 / 1e6;
+    println!(
+        "mailferry, 2 nodes x 4 workers: {mailboxes} mailboxes, {total_messages} messages, {mb:.1} MB in {secs:.1} s \
+         = {:.0} msg/s, {:.1} MB/s, {:.2} mailboxes/s",
+        total_messages as f64 / secs,
+        mb / secs,
+        mailboxes as f64 / secs
+    );
+    for (i, (node, share)) in shares.iter().enumerate() {
+        println!(
+            "  {node}: {} jobs ({:.0}%), {} messages ({:.0}%), {:.1} MB, peak memory {:.0} MB",
+            share.jobs,
+            100.0 * share.jobs as f64 / mailboxes as f64,
+            share.messages,
+            100.0 * share.messages as f64 / total_messages.max(1) as f64,
+            share.bytes as f64 / 1e6,
+            peak_mb(cluster.nodes.get(i).and_then(Portal::pid)),
+        );
+    }
+    let _ = b;
+    // Every tenth copy verified exactly (all of them would take longer than the copy).
+    for job in jobs.iter().step_by(10) {
+        cluster.assert_exact_copy(job).await;
+    }
+
+    // The peer: mbsync copying the same mailboxes into a fresh server, 8 at a time, over
+    // TLS like the nodes.
+    let peer = Dovecot::start(DovecotOptions::default()).unwrap();
+    for i in 1..=mailboxes {
+        peer.add_user(&user(i), &password("tgt", i)).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let configs: Vec<_> = (1..=mailboxes)
+        .map(|i| {
+            let state = dir.path().join(format!("state-{i}"));
+            std::fs::create_dir_all(&state).unwrap();
+            let config = dir.path().join(format!("mbsyncrc-{i}"));
+            std::fs::write(
+                &config,
+                format!(
+                    "IMAPAccount src\nHost localhost\nPort {}\nUser {}\nPass {}\nSSLType IMAPS\nCertificateFile {}\n\n\
+                     IMAPStore src\nAccount src\n\n\
+                     IMAPAccount dst\nHost localhost\nPort {}\nUser {}\nPass {}\nSSLType IMAPS\nCertificateFile {}\n\n\
+                     IMAPStore dst\nAccount dst\n\n\
+                     Channel copy\nFar :src:\nNear :dst:\nPatterns *\nCreate Near\nSync Pull\nExpunge None\nCopyArrivalDate yes\nSyncState {}/\n",
+                    cluster.source.imaps_port(),
+                    user(i),
+                    password("src", i),
+                    cluster.source.ca_pem_path().display(),
+                    peer.imaps_port(),
+                    user(i),
+                    password("tgt", i),
+                    peer.ca_pem_path().display(),
+                    state.display()
+                ),
+            )
+            .unwrap();
+            config
+        })
+        .collect();
+    let started = Instant::now();
+    let outcomes: Vec<_> = futures::stream::iter(configs)
+        .map(|config| async move {
+            tokio::process::Command::new("mbsync")
+                .arg("-c")
+                .arg(&config)
+                .arg("-q")
+                .arg("copy")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .await
+                .map(|s| s.success())
+                .unwrap_or(false)
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let secs = started.elapsed().as_secs_f64();
+    let failed = outcomes.iter().filter(|ok| !**ok).count();
+    println!(
+        "mbsync, 8 at a time: {mailboxes} mailboxes ({failed} runs failed) in {secs:.1} s = {:.0} msg/s, {:.1} MB/s, {:.2} mailboxes/s",
+        total_messages as f64 / secs,
+        mb / secs,
+        mailboxes as f64 / secs
+    );
 }

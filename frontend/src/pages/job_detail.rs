@@ -102,7 +102,7 @@ fn RunTable(runs: RwSignal<Vec<JobRunView>>) -> impl IntoView {
             when=move || runs.with(|r| !r.is_empty())
             fallback=|| view! { <p class="muted">"Not run yet."</p> }
         >
-            <table class="runs" data-testid="job-runs">
+            <table class="data runs" data-testid="job-runs">
                 <thead>
                     <tr><th scope="col">"Node"</th><th scope="col">"Started"</th><th scope="col">"Ended"</th><th scope="col">"Outcome"</th></tr>
                 </thead>
