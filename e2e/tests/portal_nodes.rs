@@ -13,8 +13,8 @@ use mailferry_e2e::portal::Portal;
 use mailferry_e2e::postgres::{PgOptions, PgServer};
 use mailferry_e2e::seed::{seed_mailbox, SeedSpec};
 use mailferry_shared::{
-    Health, ImportRequest, ImportResult, JobDetail, JobEvent, JobEventKind, JobPage, JobStatus,
-    JobView, SignInRequest, SignInResult,
+    Health, ImportRequest, ImportResult, JobDetail, JobEvent, JobEventKind, JobPage, JobRunView,
+    JobStatus, JobView, SignInRequest, SignInResult,
 };
 use std::time::{Duration, Instant};
 
@@ -231,6 +231,15 @@ impl Cluster {
     }
 }
 
+/// Every run of the job, from the helpdesk's job page.
+async fn runs_of(staff: &Api, job: &JobView) -> Vec<JobRunView> {
+    let detail: JobDetail = staff
+        .get_json(&format!("/api/helpdesk/jobs/{}", job.id))
+        .await
+        .unwrap();
+    detail.runs
+}
+
 #[tokio::test]
 async fn two_nodes_share_twenty_jobs_within_the_server_limit() {
     // Two workers per node and a limit of three mailboxes on the target: the limit can
@@ -251,12 +260,9 @@ async fn two_nodes_share_twenty_jobs_within_the_server_limit() {
     for job in &jobs {
         assert_eq!(job.status, JobStatus::Synced, "{job:?}");
         // Each job ran exactly once, on one node, and finished there.
-        let detail: JobDetail = admin
-            .get_json(&format!("/api/helpdesk/jobs/{}", job.id))
-            .await
-            .unwrap();
-        assert_eq!(detail.runs.len(), 1, "{:?}", detail.runs);
-        let run = &detail.runs[0];
+        let runs = runs_of(&admin, job).await;
+        assert_eq!(runs.len(), 1, "{runs:?}");
+        let run = &runs[0];
         assert_eq!(run.outcome.as_deref(), Some("synced"), "{run:?}");
         *per_node.entry(run.node.clone()).or_default() += 1;
         windows.push((run.started_at_ms, run.finished_at_ms.unwrap()));
@@ -387,12 +393,8 @@ async fn jobs_of_a_killed_node_finish_on_the_other_with_exact_copies() {
         .await;
     for job in &jobs {
         assert_eq!(job.status, JobStatus::Synced, "{job:?}");
-        let detail: JobDetail = admin_b
-            .get_json(&format!("/api/helpdesk/jobs/{}", job.id))
-            .await
-            .unwrap();
-        let runs: Vec<(&str, Option<&str>)> = detail
-            .runs
+        let runs = runs_of(&admin_b, job).await;
+        let runs: Vec<(&str, Option<&str>)> = runs
             .iter()
             .map(|r| (r.node.as_str(), r.outcome.as_deref()))
             .collect();
@@ -497,12 +499,8 @@ async fn benchmark_two_hundred_mailboxes_across_two_nodes() {
     let (mut total_messages, mut total_bytes) = (0u64, 0u64);
     for job in &jobs {
         assert_eq!(job.status, JobStatus::Synced, "{job:?}");
-        let detail: JobDetail = admin
-            .get_json(&format!("/api/helpdesk/jobs/{}", job.id))
+        let node = runs_of(&admin, job)
             .await
-            .unwrap();
-        let node = detail
-            .runs
             .last()
             .map(|r| r.node.clone())
             .unwrap_or_default();
