@@ -470,9 +470,20 @@ fn env_or(name: &str, default: usize) -> usize {
 async fn benchmark_two_hundred_mailboxes_across_two_nodes() {
     let mailboxes = env_or("BENCH_MAILBOXES", 200);
     let messages = env_or("BENCH_MESSAGES_PER_MAILBOX", 200);
+    // Two connections per side per job (folders copied two at a time); mbsync uses one.
+    let connections = env_or("BENCH_CONNECTIONS_PER_JOB", 2) as u32;
     let seeding = Instant::now();
-    let mut cluster =
-        Cluster::with_database(mailboxes, messages, 4, 10, 2, PgOptions { durable: true }).await;
+    let mut cluster = Cluster::with_database(
+        mailboxes,
+        messages,
+        4,
+        10,
+        connections,
+        PgOptions {
+            durable: std::env::var_os("BENCH_PG_NOT_DURABLE").is_none(),
+        },
+    )
+    .await;
     println!(
         "seeded {mailboxes} mailboxes of {messages} messages in {:.0} s",
         seeding.elapsed().as_secs_f64()
@@ -513,7 +524,7 @@ async fn benchmark_two_hundred_mailboxes_across_two_nodes() {
     }
     let mb = total_bytes as f64 / 1e6;
     println!(
-        "mailferry, 2 nodes x 4 workers: {mailboxes} mailboxes, {total_messages} messages, {mb:.1} MB in {secs:.1} s \
+        "mailferry, 2 nodes x 4 workers, {connections} connection(s) per side per job: {mailboxes} mailboxes, {total_messages} messages, {mb:.1} MB in {secs:.1} s \
          = {:.0} msg/s, {:.1} MB/s, {:.2} mailboxes/s",
         total_messages as f64 / secs,
         mb / secs,

@@ -494,4 +494,55 @@ mod tests {
             serde_json::from_str(&map.export_json().await.unwrap()).unwrap();
         assert_eq!(json[0]["target_uid"], 11);
     }
+
+    #[tokio::test]
+    async fn a_fenced_map_writes_nothing_once_the_lease_is_someone_elses() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&crate::config::sqlite_url(&dir.path().join("m.db")))
+            .await
+            .unwrap();
+        let job = find_or_create_job(db.pool(), "a@h:1", "b@h:2")
+            .await
+            .unwrap();
+        let set_owner = |owner: &'static str| {
+            let pool = db.pool().clone();
+            let job = job.clone();
+            async move {
+                sqlx::query("UPDATE jobs SET lease_owner = $1 WHERE id = $2")
+                    .bind(owner)
+                    .bind(job)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+        };
+        let map = UidMap::new(db.pool().clone(), job.clone()).fenced_by(Some("node-a".into()));
+        let row = MapRow {
+            source_folder: "INBOX".into(),
+            source_uidvalidity: 7,
+            source_uid: 1,
+            target_folder: "INBOX".into(),
+            target_uidvalidity: None,
+            target_uid: None,
+            state: PENDING.into(),
+            target_uidnext_before: Some(1),
+            size: 10,
+            internal_date: 1_600_000_000,
+            content_hash: "cd".into(),
+            flags: String::new(),
+        };
+        set_owner("node-a").await;
+        map.write_intents(std::slice::from_ref(&row)).await.unwrap();
+        // Another node took the job over: no more intents, so no more APPENDs.
+        set_owner("node-b").await;
+        let second = MapRow {
+            source_uid: 2,
+            ..row
+        };
+        assert!(matches!(
+            map.write_intents(&[second]).await,
+            Err(EngineError::LeaseLost)
+        ));
+        assert_eq!(map.all_rows().await.unwrap().len(), 1);
+    }
 }

@@ -279,3 +279,142 @@ fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Database;
+    use crate::jobs::Notifier;
+
+    async fn store_with_jobs(dir: &std::path::Path, jobs: usize) -> (JobStore, Vec<String>) {
+        let db = Database::open(&crate::config::sqlite_url(&dir.join("q.db")))
+            .await
+            .unwrap();
+        let store = JobStore::new(db.pool().clone(), db.kind(), Notifier::default());
+        let mut ids = Vec::new();
+        for i in 0..jobs {
+            let id = store
+                .open_job(
+                    &format!("u{i}@old:993"),
+                    &format!("u{i}@new:993"),
+                    "r",
+                    "u",
+                    "u",
+                    None,
+                )
+                .await
+                .unwrap();
+            store.queue(&id).await.unwrap();
+            ids.push(id);
+        }
+        (store, ids)
+    }
+
+    /// At most one running job per route.
+    fn one_per_route(route: &str, running: &[(String, i64)]) -> bool {
+        !running.iter().any(|(r, n)| r == route && *n > 0)
+    }
+
+    #[tokio::test]
+    async fn the_limit_counts_leased_jobs_and_a_release_frees_a_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = store_with_jobs(dir.path(), 2).await;
+        let first = store
+            .claim_next("a", 30, one_per_route)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(store
+            .claim_next("b", 30, one_per_route)
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(store.holder(&first.id).await.unwrap().as_deref(), Some("a"));
+        // The worker's end of a run: the status, then the lease.
+        store
+            .set_status(&first.id, mailferry_shared::JobStatus::Synced, None)
+            .await
+            .unwrap();
+        store.release(&first, "a", None, "synced").await.unwrap();
+        let second = store
+            .claim_next("b", 30, one_per_route)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_ne!(second.id, first.id);
+        let runs = store.runs(&first.id).await.unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(
+            (runs[0].node.as_str(), runs[0].outcome.as_deref()),
+            ("a", Some("synced"))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_expired_lease_is_taken_over_and_its_run_marked_abandoned() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ids) = store_with_jobs(dir.path(), 1).await;
+        let held = store
+            .claim_next("a", 30, |_, _| true)
+            .await
+            .unwrap()
+            .unwrap();
+        // While the lease runs nobody else gets the job; the holder's heartbeat renews it.
+        assert!(store
+            .claim_next("b", 30, |_, _| true)
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            store.heartbeat(&held.id, "a", 30).await.unwrap(),
+            Some(false)
+        );
+        // Node a stops beating; its lease runs out.
+        sqlx::query("UPDATE jobs SET lease_until = 0 WHERE id = $1")
+            .bind(&ids[0])
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let taken = store
+            .claim_next("b", 30, |_, _| true)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(taken.id, held.id);
+        // Node a, should it wake up, learns it lost the job.
+        assert_eq!(store.heartbeat(&held.id, "a", 30).await.unwrap(), None);
+        let outcomes: Vec<_> = store
+            .runs(&held.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.node, r.outcome))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                ("a".to_owned(), Some("abandoned".to_owned())),
+                ("b".to_owned(), None)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_job_being_cancelled_is_not_leased() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ids) = store_with_jobs(dir.path(), 1).await;
+        store.cancel(&ids[0]).await.unwrap();
+        assert!(store
+            .claim_next("a", 30, |_, _| true)
+            .await
+            .unwrap()
+            .is_none());
+        // Queued again, it runs.
+        store.queue(&ids[0]).await.unwrap();
+        assert!(store
+            .claim_next("a", 30, |_, _| true)
+            .await
+            .unwrap()
+            .is_some());
+    }
+}
