@@ -34,7 +34,8 @@ cargo test --no-fail-fast -- "$@" 2>&1 | tee "$log" || status=$?
 
 # The integration suite once more with PostgreSQL behind every portal and migrate command
 # (each test starts its own private server on loopback). The multi-node tests already run
-# on PostgreSQL above, and the test kit's own tests use no database.
+# on PostgreSQL above, and the test kit's own tests use no database. (No `-p`: selecting
+# the workspace's default members keeps the features of the first pass, so nothing rebuilds.)
 step "integration tests again, on PostgreSQL"
 pg_tests=()
 for file in e2e/tests/*.rs; do
@@ -42,7 +43,7 @@ for file in e2e/tests/*.rs; do
   case "$name" in portal_nodes | kit_dovecot | engine_bench) continue ;; esac
   pg_tests+=(--test "$name")
 done
-MAILFERRY_TEST_DATABASE=postgres cargo test -p mailferry-e2e "${pg_tests[@]}" --no-fail-fast -- "$@" 2>&1 |
+MAILFERRY_TEST_DATABASE=postgres cargo test "${pg_tests[@]}" --no-fail-fast -- "$@" 2>&1 |
   tee -a "$log" || status=$?
 # One closing line with the totals of every test binary (unit, integration, end-to-end).
 totals=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i; if ($(i+1) ~ /^ignored;?$/) s += $i } }

@@ -128,6 +128,9 @@ impl JobStore {
             tx.rollback().await?;
             return Ok(None);
         }
+        // Read the clock again now that the slot is ours: a run that ended (and freed
+        // the slot) before the queries above ended before this instant too.
+        let now_ms = self.clock_on(&mut *tx).await?;
         // A run left open was cut short: its node stopped renewing the lease.
         sqlx::query(
             "UPDATE job_runs SET finished_at_ms = $1, outcome = 'abandoned' \
@@ -192,7 +195,9 @@ impl JobStore {
     }
 
     /// Gives the job back after a run (when this node still holds it) and closes the run
-    /// with its outcome (a status, or `lease_lost`).
+    /// with its outcome (a status, or `lease_lost`). The run is closed before the lease is
+    /// freed, in one transaction, so a run recorded on another node starts after this one
+    /// ended.
     pub async fn release(
         &self,
         job: &LeasedJob,
@@ -200,6 +205,16 @@ impl JobStore {
         next_sync_at: Option<i64>,
         outcome: &str,
     ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let now_ms = self.clock_on(&mut *tx).await?;
+        sqlx::query(
+            "UPDATE job_runs SET finished_at_ms = $1, outcome = $2 WHERE id = $3 AND finished_at_ms IS NULL",
+        )
+        .bind(now_ms)
+        .bind(outcome)
+        .bind(&job.run_id)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, cancel_requested = 0, \
              next_sync_at = $1 WHERE id = $2 AND lease_owner = $3",
@@ -207,16 +222,9 @@ impl JobStore {
         .bind(next_sync_at)
         .bind(&job.id)
         .bind(node)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE job_runs SET finished_at_ms = $1, outcome = $2 WHERE id = $3 AND finished_at_ms IS NULL",
-        )
-        .bind(self.clock().await?)
-        .bind(outcome)
-        .bind(&job.run_id)
-        .execute(&self.pool)
-        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
