@@ -61,7 +61,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         store,
         routes,
         vault,
-        limiter: Arc::new(RateLimiter::default()),
+        limiter: Arc::new(RateLimiter::new(db.pool().clone())),
         node: config.node_name.as_str().into(),
         shutdown: shutdown_rx,
     };

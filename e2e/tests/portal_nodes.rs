@@ -441,6 +441,46 @@ async fn a_node_with_another_secret_key_refuses_to_start() {
     assert!(err.contains("same key"), "{err}");
 }
 
+#[tokio::test]
+async fn failed_sign_ins_count_on_every_node() {
+    let mut cluster = Cluster::new(1, 1, 1, 10, 1).await;
+    let a = cluster.add_node("node-a").await;
+    let b = cluster.add_node("node-b").await;
+    cluster.node(a).add_staff("ada", ADMIN_PW, "admin").unwrap();
+    // Five wrong passwords, spread over both nodes.
+    for attempt in 0..5 {
+        let node = if attempt % 2 == 0 { a } else { b };
+        let api = Api::new(&cluster.node(node).url(""));
+        let answer = api
+            .post(
+                "/api/staff/session",
+                &mailferry_shared::StaffSignIn {
+                    username: "ada".into(),
+                    password: format!("guess-{attempt}"),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 401, "{}", answer.body);
+    }
+    // Now both refuse, even the right password.
+    for node in [a, b] {
+        let api = Api::new(&cluster.node(node).url(""));
+        let answer = api
+            .post(
+                "/api/staff/session",
+                &mailferry_shared::StaffSignIn {
+                    username: "ada".into(),
+                    password: ADMIN_PW.into(),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 429, "{}", answer.body);
+        assert!(answer.body.contains("Too many"), "{}", answer.body);
+    }
+}
+
 /// Peak resident memory (VmHWM) of a running process, in MB.
 fn peak_mb(pid: Option<u32>) -> f64 {
     pid.and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())

@@ -39,8 +39,13 @@ fn known_route(state: &AppState, route: &str) -> Result<(), ApiFailure> {
     }
 }
 
-fn limited(state: &AppState, account: &str, address: &str) -> Result<(), ApiFailure> {
-    state.limiter.check(account, address).map_err(|minutes| {
+async fn limited(state: &AppState, account: &str, address: &str) -> Result<(), ApiFailure> {
+    let verdict = state
+        .limiter
+        .check(account, address)
+        .await
+        .map_err(|e| ApiFailure::Internal(e.into()))?;
+    verdict.map_err(|minutes| {
         ApiFailure::TooManyRequests(format!(
             "Too many failed sign-in attempts. Wait {minutes} minutes, then try again."
         ))
@@ -48,9 +53,9 @@ fn limited(state: &AppState, account: &str, address: &str) -> Result<(), ApiFail
 }
 
 /// Records a failed check against the limiter when it was a wrong password.
-fn count_failure(state: &AppState, result: &CheckResult, account: &str, address: &str) {
+async fn count_failure(state: &AppState, result: &CheckResult, account: &str, address: &str) {
     if result.code == "wrong_password" {
-        state.limiter.failed(account, address);
+        state.limiter.failed(account, address).await;
     }
 }
 
@@ -66,7 +71,7 @@ async fn check(
     known_route(&state, &request.route)?;
     let account = account_key(&request.route, request.side, &request.user);
     let address = peer.ip().to_string();
-    limited(&state, &account, &address)?;
+    limited(&state, &account, &address).await?;
     let result = account_check::check(
         &state.routes,
         &request.route,
@@ -75,7 +80,7 @@ async fn check(
         &request.password,
     )
     .await;
-    count_failure(&state, &result, &account, &address);
+    count_failure(&state, &result, &account, &address).await;
     Ok(Json(result))
 }
 
@@ -92,8 +97,8 @@ async fn sign_in(
     let address = peer.ip().to_string();
     let source_key = account_key(route, AccountSide::Source, source_user);
     let target_key = account_key(route, AccountSide::Target, target_user);
-    limited(&state, &source_key, &address)?;
-    limited(&state, &target_key, &address)?;
+    limited(&state, &source_key, &address).await?;
+    limited(&state, &target_key, &address).await?;
     let (source, target) = tokio::join!(
         account_check::check(
             &state.routes,
@@ -110,8 +115,8 @@ async fn sign_in(
             &request.target_password
         ),
     );
-    count_failure(&state, &source, &source_key, &address);
-    count_failure(&state, &target, &target_key, &address);
+    count_failure(&state, &source, &source_key, &address).await;
+    count_failure(&state, &target, &target_key, &address).await;
     if !(source.ok && target.ok) {
         return Ok(Json(SignInResult {
             source,
@@ -119,8 +124,8 @@ async fn sign_in(
             job_id: None,
         }));
     }
-    state.limiter.succeeded(&source_key);
-    state.limiter.succeeded(&target_key);
+    state.limiter.succeeded(&source_key).await;
+    state.limiter.succeeded(&target_key).await;
     let endpoints = (
         state
             .routes
@@ -204,15 +209,15 @@ async fn staff_sign_in(
 ) -> Result<Json<Me>, ApiFailure> {
     let account = format!("staff:{}", request.username.to_lowercase());
     let address = peer.ip().to_string();
-    limited(&state, &account, &address)?;
+    limited(&state, &account, &address).await?;
     let role = crate::staff::verify(state.db.pool(), &request.username, &request.password)
         .await
         .map_err(|e| ApiFailure::Internal(e.into()))?;
     let Some(role) = role else {
-        state.limiter.failed(&account, &address);
+        state.limiter.failed(&account, &address).await;
         return Err(ApiFailure::WrongCredentials);
     };
-    state.limiter.succeeded(&account);
+    state.limiter.succeeded(&account).await;
     auth::sign_in(
         &session,
         Who::Staff {
