@@ -279,7 +279,7 @@ async fn run_inner(
     }
     if args.json {
         let out = JsonResult {
-            ok: report.skipped == 0 && report.failed == 0 && report.stopped.is_none(),
+            ok: report.is_complete() && report.stopped.is_none(),
             job_id: &report.job_id,
             copied: report.copied,
             already_present: report.already_present,
@@ -332,7 +332,7 @@ async fn run_inner(
     let _ = std::io::stdout().flush();
     Ok(if report.stopped.is_some() {
         ExitCode::from(EXIT_STOPPED)
-    } else if report.skipped > 0 || report.failed > 0 {
+    } else if !report.is_complete() {
         ExitCode::from(EXIT_INCOMPLETE)
     } else {
         ExitCode::SUCCESS

@@ -86,6 +86,14 @@ pub struct Report {
     pub stopped: Option<String>,
 }
 
+impl Report {
+    /// Whether every message is on the target: nothing skipped, nothing failed, and no
+    /// folder failed (a folder can fail before its messages are counted).
+    pub fn is_complete(&self) -> bool {
+        self.skipped == 0 && self.failed == 0 && self.failed_folders.is_empty()
+    }
+}
+
 /// Sends events if anyone listens; a closed receiver never stops the copy.
 #[derive(Debug, Clone, Default)]
 pub struct Events(Option<UnboundedSender<Event>>);

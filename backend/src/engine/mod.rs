@@ -218,6 +218,9 @@ async fn run_job(
     let profile = ServerProfile::default();
     let queue = Mutex::new(plans.into_iter().collect::<VecDeque<_>>());
     let stopped: Mutex<Option<String>> = Mutex::new(None);
+    // An error that ends the whole job (lease lost, database, refused login): the other
+    // folder workers stop too, and the run returns it.
+    let fatal: Mutex<Option<EngineError>> = Mutex::new(None);
     let results: Mutex<Vec<(FolderPlan, FolderTally, Option<String>)>> = Mutex::new(Vec::new());
     let ctx = FolderContext {
         settings,
@@ -241,10 +244,13 @@ async fn run_job(
         let ctx = &ctx;
         let queue = &queue;
         let stopped = &stopped;
+        let fatal = &fatal;
         let results = &results;
         async move {
             loop {
-                if stopped.lock().map(|s| s.is_some()).unwrap_or(true) {
+                let halted = stopped.lock().map(|s| s.is_some()).unwrap_or(true)
+                    || fatal.lock().map(|f| f.is_some()).unwrap_or(true);
+                if halted {
                     break;
                 }
                 let Some(plan) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
@@ -252,11 +258,21 @@ async fn run_job(
                 };
                 let span = tracing::info_span!("folder", source = %plan.source.display(), target = %plan.target_display());
                 let (tally, error) = copy_with_retries(&mut src, &mut dst, ctx, &plan).instrument(span).await;
-                if let Some(EngineError::OverQuota { words }) = &error {
-                    if let Ok(mut s) = stopped.lock() {
-                        *s = Some(format!("target over quota: {words}"));
+                let error = match error {
+                    Some(EngineError::OverQuota { words }) => {
+                        if let Ok(mut s) = stopped.lock() {
+                            *s = Some(format!("target over quota: {words}"));
+                        }
+                        Some(EngineError::OverQuota { words })
                     }
-                }
+                    Some(e) if copy_folder::stops_job(&e) => {
+                        if let Ok(mut f) = fatal.lock() {
+                            f.get_or_insert(e);
+                        }
+                        None
+                    }
+                    other => other,
+                };
                 if let Ok(mut r) = results.lock() {
                     r.push((plan, tally, error.map(|e| e.to_string())));
                 }
@@ -266,6 +282,9 @@ async fn run_job(
         }
     });
     futures::future::join_all(worker_futures).await;
+    if let Some(error) = fatal.into_inner().unwrap_or(None) {
+        return Err(error);
+    }
 
     let stopped = stopped.into_inner().unwrap_or(None);
     let mut results = results.into_inner().unwrap_or_default();

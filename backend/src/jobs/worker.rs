@@ -327,10 +327,7 @@ impl WorkerPool {
                 let report = outcome.report;
                 if let Some(reason) = report.stopped {
                     (JobStatus::PausedOverQuota, Some(reason), true)
-                } else if report.skipped > 0
-                    || report.failed > 0
-                    || !report.failed_folders.is_empty()
-                {
+                } else if !report.is_complete() {
                     (
                         JobStatus::CompletedWithSkips,
                         Some(format!(
