@@ -11,6 +11,7 @@ use axum::Router;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tower_sessions::cookie::SameSite;
+use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions::{Expiry, SessionManagerLayer, SessionStore};
 use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
@@ -107,10 +108,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 /// Server-side sessions: the browser gets an opaque, HttpOnly, SameSite=Strict cookie.
+/// Expired sessions are deleted every ten minutes.
 fn with_sessions<S>(app: Router, store: S, secure: bool) -> Router
 where
-    S: SessionStore + Clone,
+    S: SessionStore + ExpiredDeletion + Clone,
 {
+    let sweeper = store.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            every.tick().await;
+            if let Err(err) = sweeper.delete_expired().await {
+                tracing::warn!(error = %err, "cannot delete expired sessions");
+            }
+        }
+    });
     let layer = SessionManagerLayer::new(store)
         .with_name("mailferry_session")
         .with_http_only(true)

@@ -195,7 +195,8 @@ impl JobStore {
     }
 
     /// Gives the job back after a run (when this node still holds it) and closes the run
-    /// with its outcome (a status, or `lease_lost`). The run is closed before the lease is
+    /// with its outcome (a status, or `lease_lost`). A cancel asked for meanwhile stays
+    /// asked for (only queueing the job again clears it). The run is closed before the lease is
     /// freed, in one transaction, so a run recorded on another node starts after this one
     /// ended.
     pub async fn release(
@@ -216,8 +217,8 @@ impl JobStore {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, cancel_requested = 0, \
-             next_sync_at = $1 WHERE id = $2 AND lease_owner = $3",
+            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, next_sync_at = $1 \
+             WHERE id = $2 AND lease_owner = $3",
         )
         .bind(next_sync_at)
         .bind(&job.id)

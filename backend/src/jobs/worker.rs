@@ -5,7 +5,6 @@
 
 use super::credentials::Credentials;
 use super::lease::LeasedJob;
-use super::now;
 use super::progress::ProgressTracker;
 use super::store::JobStore;
 use crate::engine::{self, EngineError, Event, Events, Settings};
@@ -117,52 +116,59 @@ impl WorkerPool {
 
     async fn run_job(&self, job: LeasedJob) {
         let node = &self.settings.node;
-        let outcome = self.copy(&job).await;
-        let (status, reason, keep_credentials) = match outcome {
-            Ok(Some(outcome)) => outcome,
-            Ok(None) => {
-                // Another node holds the job now: its status is that node's to write.
-                if let Err(err) = self.store.release(&job, node, None, "lease_lost").await {
-                    tracing::error!(error = %err, "cannot record the end of the run");
-                }
-                return;
-            }
+        let result = match self.copy(&job).await {
+            Ok(Some(end)) => self.finish(&job, end).await,
+            // Another node holds the job now: its status is that node's to write.
+            Ok(None) => self.store.release(&job, node, None, "lease_lost").await,
             Err(err) => {
                 tracing::error!(error = %err, "job store error while running the job");
-                (
+                let failed = (
                     JobStatus::Failed,
                     Some(
                         "The server's database failed during the migration; it will be retried."
                             .into(),
                     ),
                     true,
-                )
+                );
+                self.finish(&job, failed).await
             }
         };
+        if let Err(err) = result {
+            tracing::error!(error = %err, "cannot record the end of the job");
+        }
+        // A slot under the servers' limits is free: any node may start the next job.
+        self.store.announce_work().await;
+    }
+
+    /// Records how the run ended, only while this node still holds the job: a node whose
+    /// lease passed to another (it lost the lease, or stalled past it) writes no status
+    /// and erases nothing, it only closes its run.
+    async fn finish(&self, job: &LeasedJob, end: RunEnd) -> Result<(), super::StoreError> {
+        let node = &self.settings.node;
+        let (status, reason, keep_credentials) = end;
+        let held = self
+            .store
+            .heartbeat(&job.id, node, self.settings.lease_seconds)
+            .await?
+            .is_some();
+        if !held {
+            return self.store.release(job, node, None, "lease_lost").await;
+        }
         let next_sync = match (status, self.settings.delta_sync_minutes) {
             (JobStatus::Synced | JobStatus::CompletedWithSkips, Some(minutes)) => {
-                Some(now() + minutes as i64 * 60)
+                Some(self.store.clock().await? / 1000 + minutes as i64 * 60)
             }
             _ => None,
         };
         let erase = !keep_credentials
             && (next_sync.is_none() || self.settings.credential_retention_hours == 0);
-        let result = async {
-            if erase {
-                self.store.erase_credentials(&job.id).await?;
-            }
-            self.store.set_status(&job.id, status, reason).await?;
-            self.store
-                .release(&job, node, next_sync, status.as_str())
-                .await?;
-            // A slot under the servers' limits is free: any node may start the next job.
-            self.store.announce_work().await;
-            Ok::<(), super::StoreError>(())
+        if erase {
+            self.store.erase_credentials(&job.id).await?;
         }
-        .await;
-        if let Err(err) = result {
-            tracing::error!(error = %err, "cannot record the end of the job");
-        }
+        self.store.set_status(&job.id, status, reason).await?;
+        self.store
+            .release(job, node, next_sync, status.as_str())
+            .await
     }
 
     /// Runs the engine for one job. Returns the final status, its reason, and whether the
