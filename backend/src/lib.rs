@@ -3,6 +3,7 @@
 
 pub mod account_check;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod engine;

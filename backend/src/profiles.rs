@@ -152,10 +152,6 @@ impl Routes {
         self.routes.get(name)
     }
 
-    pub fn server(&self, name: &str) -> Option<&ServerProfile> {
-        self.servers.get(name)
-    }
-
     /// The profile one side of a route uses.
     pub fn profile_for(&self, route: &str, side: AccountSide) -> Option<(&str, &ServerProfile)> {
         let config = self.routes.get(route)?;

@@ -100,14 +100,13 @@ pub struct Wanted {
 
 /// Looks at the messages with UID >= `floor` in the selected target folder and matches
 /// them to `wanted` by size, then content hash; `taken` UIDs belong to other messages.
-/// Returns (source UID, target UID if found) for each wanted message, and the highest
-/// UID seen.
+/// Returns (source UID, target UID if found) for each wanted message.
 pub async fn find_appended(
     session: &mut Session,
     floor: u32,
     wanted: &[Wanted],
     taken: &HashSet<u32>,
-) -> Result<(Vec<(u32, Option<u32>)>, u32)> {
+) -> Result<Vec<(u32, Option<u32>)>> {
     let mut present: Vec<(u32, u64)> = Vec::new();
     let done = session
         .uid_fetch(&format!("{}:*", floor.max(1)), "UID RFC822.SIZE", |item| {
@@ -162,7 +161,7 @@ pub async fn find_appended(
             (w.source_uid, found)
         })
         .collect();
-    Ok((result, max_uid))
+    Ok(result)
 }
 
 #[cfg(test)]

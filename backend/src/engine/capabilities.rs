@@ -51,12 +51,6 @@ impl Capabilities {
     pub fn starttls(&self) -> bool {
         self.has("STARTTLS")
     }
-    pub fn auth_plain(&self) -> bool {
-        self.has("AUTH=PLAIN")
-    }
-    pub fn login_disabled(&self) -> bool {
-        self.has("LOGINDISABLED")
-    }
 
     /// `APPENDLIMIT=n` (RFC 7889): the largest message the server takes, if it says.
     pub fn append_limit(&self) -> Option<u64> {

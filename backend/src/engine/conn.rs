@@ -33,7 +33,6 @@ pub struct Conn {
     want_selected: Option<(String, bool)>,
     selected: Option<(String, bool)>,
     pub mailbox: MailboxInfo,
-    pub reconnects: u32,
 }
 
 impl Conn {
@@ -45,12 +44,7 @@ impl Conn {
             want_selected: None,
             selected: None,
             mailbox: MailboxInfo::default(),
-            reconnects: 0,
         }
-    }
-
-    pub fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
     }
 
     /// Connects now (used at the start, where a failure is fatal and must say why).
@@ -73,7 +67,6 @@ impl Conn {
                     Ok(s) => {
                         self.session = Some(s);
                         self.selected = None;
-                        self.reconnects += 1;
                         break;
                     }
                     Err(e) if e.is_connection_failure() && attempt < self.backoff.attempts => {

@@ -370,7 +370,7 @@ async fn scan(
 ) -> Result<Vec<(u32, Option<u32>)>> {
     let session = dst.session().await?;
     match append::find_appended(session, floor, wanted, taken).await {
-        Ok((found, _)) => Ok(found),
+        Ok(found) => Ok(found),
         Err(e) => {
             dst.note_error(&e);
             Err(e)
@@ -668,16 +668,7 @@ async fn find(
             hash: outgoing[i].hash.clone(),
         })
         .collect();
-    let session = dst.session().await?;
-    let (found, max_uid) =
-        match append::find_appended(session, target.floor, &wanted, &target.taken).await {
-            Ok(v) => v,
-            Err(e) => {
-                dst.note_error(&e);
-                return Err(e);
-            }
-        };
-    let _ = max_uid;
+    let found = scan(dst, target.floor, &wanted, &target.taken).await?;
     let mut hits = Vec::new();
     let mut missing = Vec::new();
     for (&i, (_, t)) in group.iter().zip(found) {

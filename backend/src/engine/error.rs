@@ -79,8 +79,6 @@ pub enum EngineError {
     OverQuota { words: String },
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("the job was cancelled")]
-    Cancelled,
     /// The job's lease now belongs to another worker: this one must stop writing.
     #[error("another worker has taken this job over")]
     LeaseLost,

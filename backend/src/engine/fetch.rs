@@ -310,7 +310,7 @@ async fn restore_seen(src: &mut Conn, batch: &[SourceMessage], uids: &HashSet<u3
         return Ok(());
     }
     // The server set \Seen despite EXAMINE: open read-write briefly and take it back.
-    let Some((wire, _)) = selected_name(src) else {
+    let Some((wire, _)) = src.selected_folder() else {
         return Ok(());
     };
     tracing::info!(
@@ -327,10 +327,6 @@ async fn restore_seen(src: &mut Conn, batch: &[SourceMessage], uids: &HashSet<u3
     }
     src.select(&wire, true).await?;
     Ok(())
-}
-
-fn selected_name(src: &Conn) -> Option<(String, bool)> {
-    src.selected_folder()
 }
 
 /// The Subject of a message, best effort, for reports about skipped messages.

@@ -53,18 +53,21 @@ pub struct FetchItem {
 }
 
 impl FetchItem {
-    fn from_values(values: &[Value]) -> Option<FetchItem> {
+    /// Takes the response apart: message bodies are moved out, not copied.
+    fn from_values(values: Vec<Value>) -> Option<FetchItem> {
         let seq = values.first()?.as_u64()? as u32;
         if !values.get(1)?.as_atom()?.eq_ignore_ascii_case("FETCH") {
             return None;
         }
-        let items = values.get(2)?.as_list()?;
+        let Some(Value::List(items)) = values.into_iter().nth(2) else {
+            return None;
+        };
         let mut out = FetchItem {
             seq,
             ..FetchItem::default()
         };
-        for pair in items.chunks(2) {
-            let [key, value] = pair else { break };
+        let mut items = items.into_iter();
+        while let (Some(key), Some(value)) = (items.next(), items.next()) {
             let Some(key) = key.as_atom() else { continue };
             let key = key.to_ascii_uppercase();
             match key.as_str() {
@@ -77,13 +80,13 @@ impl FetchItem {
                 "INTERNALDATE" => out.internal_date = value.as_text(),
                 "RFC822.SIZE" => out.size = value.as_u64(),
                 "BODY[]" | "RFC822" | "BINARY[]" => match value {
-                    Value::Bytes(b) => out.body = Some(b.clone()),
+                    Value::Bytes(b) => out.body = Some(b),
                     Value::Nil => out.body_nil = true,
                     _ => {}
                 },
                 k if k.starts_with("BODY[HEADER") => {
                     if let Value::Bytes(b) = value {
-                        out.header = Some(b.clone());
+                        out.header = Some(b);
                     }
                 }
                 _ => {}
@@ -660,7 +663,7 @@ impl Session {
         loop {
             match self.next_of(&tag).await? {
                 Ok(Response::Untagged(values)) => {
-                    if let Some(item) = FetchItem::from_values(&values) {
+                    if let Some(item) = FetchItem::from_values(values) {
                         each(item);
                     }
                 }
@@ -824,7 +827,7 @@ mod tests {
         let Response::Untagged(v) = wire::parse_response(raw).unwrap() else {
             panic!()
         };
-        let item = FetchItem::from_values(&v).unwrap();
+        let item = FetchItem::from_values(v).unwrap();
         assert_eq!((item.seq, item.uid, item.size), (2, Some(9), Some(3)));
         assert!(item.body_nil && item.body.is_none());
         assert_eq!(item.flags.unwrap(), vec!["\\Seen".to_string()]);

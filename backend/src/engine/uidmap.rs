@@ -26,12 +26,9 @@ pub struct MapRow {
     pub flags: String,
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use crate::clock::unix_seconds as now;
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
 fn opt_u32(row: &AnyRow, col: &str) -> Result<Option<u32>> {
     let v: Option<i64> = row.try_get(col)?;
@@ -124,10 +121,6 @@ impl UidMap {
         self
     }
 
-    pub fn job_id(&self) -> &str {
-        &self.job_id
-    }
-
     /// Every row of one source folder (all UIDVALIDITYs).
     pub async fn folder_rows(&self, source_folder: &str) -> Result<Vec<MapRow>> {
         let rows = sqlx::query(&format!(
@@ -201,6 +194,34 @@ impl UidMap {
         Ok(())
     }
 
+    /// Runs `sql` once for each of `items`, messages of one source folder, in a single
+    /// transaction (none for an empty list). `$1`..`$4` are the job, the folder, its
+    /// UIDVALIDITY and the item's UID; `bind` binds whatever follows.
+    async fn per_message<'q, T>(
+        &'q self,
+        sql: &'q str,
+        source_folder: &'q str,
+        source_uidvalidity: u32,
+        items: &'q [T],
+        uid: impl Fn(&T) -> u32,
+        bind: impl Fn(AnyQuery<'q>, &'q T) -> AnyQuery<'q>,
+    ) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for item in items {
+            let query = sqlx::query(sql)
+                .bind(&self.job_id)
+                .bind(source_folder)
+                .bind(i64::from(source_uidvalidity))
+                .bind(i64::from(uid(item)));
+            bind(query, item).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Settles intents: each (source uid -> target uid) becomes 'done'.
     pub async fn mark_done(
         &self,
@@ -209,25 +230,21 @@ impl UidMap {
         target_uidvalidity: u32,
         pairs: &[(u32, Option<u32>)],
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        for (src, dst) in pairs {
-            sqlx::query(
-                "UPDATE uid_map SET state = $1, target_uidvalidity = $2, target_uid = $3, updated_at = $4 \
-                 WHERE job_id = $5 AND source_folder = $6 AND source_uidvalidity = $7 AND source_uid = $8",
-            )
-            .bind(DONE)
-            .bind(i64::from(target_uidvalidity))
-            .bind(dst.map(i64::from))
-            .bind(now())
-            .bind(&self.job_id)
-            .bind(source_folder)
-            .bind(i64::from(source_uidvalidity))
-            .bind(i64::from(*src))
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.per_message(
+            "UPDATE uid_map SET state = $5, target_uidvalidity = $6, target_uid = $7, updated_at = $8 \
+             WHERE job_id = $1 AND source_folder = $2 AND source_uidvalidity = $3 AND source_uid = $4",
+            source_folder,
+            source_uidvalidity,
+            pairs,
+            |(src, _)| *src,
+            |q, (_, dst)| {
+                q.bind(DONE)
+                    .bind(i64::from(target_uidvalidity))
+                    .bind(dst.map(i64::from))
+                    .bind(now())
+            },
+        )
+        .await
     }
 
     /// Forgets intents whose APPEND never arrived, so the messages are copied again.
@@ -237,22 +254,16 @@ impl UidMap {
         source_uidvalidity: u32,
         uids: &[u32],
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        for uid in uids {
-            sqlx::query(
-                "DELETE FROM uid_map WHERE job_id = $1 AND source_folder = $2 AND source_uidvalidity = $3 \
-                 AND source_uid = $4 AND state = $5",
-            )
-            .bind(&self.job_id)
-            .bind(source_folder)
-            .bind(i64::from(source_uidvalidity))
-            .bind(i64::from(*uid))
-            .bind(PENDING)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.per_message(
+            "DELETE FROM uid_map WHERE job_id = $1 AND source_folder = $2 AND source_uidvalidity = $3 \
+             AND source_uid = $4 AND state = $5",
+            source_folder,
+            source_uidvalidity,
+            uids,
+            |uid| *uid,
+            |q, _| q.bind(PENDING),
+        )
+        .await
     }
 
     pub async fn set_flags(
@@ -261,23 +272,16 @@ impl UidMap {
         source_uidvalidity: u32,
         updates: &[(u32, String)],
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        for (uid, flags) in updates {
-            sqlx::query(
-                "UPDATE uid_map SET flags = $1, updated_at = $2 WHERE job_id = $3 AND source_folder = $4 \
-                 AND source_uidvalidity = $5 AND source_uid = $6",
-            )
-            .bind(flags)
-            .bind(now())
-            .bind(&self.job_id)
-            .bind(source_folder)
-            .bind(i64::from(source_uidvalidity))
-            .bind(i64::from(*uid))
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.per_message(
+            "UPDATE uid_map SET flags = $5, updated_at = $6 WHERE job_id = $1 AND source_folder = $2 \
+             AND source_uidvalidity = $3 AND source_uid = $4",
+            source_folder,
+            source_uidvalidity,
+            updates,
+            |(uid, _)| *uid,
+            |q, (_, flags)| q.bind(flags).bind(now()),
+        )
+        .await
     }
 
     /// After a source UIDVALIDITY change: moves a matched row to the message's new identity.
@@ -329,24 +333,16 @@ impl UidMap {
         source_uidvalidity: u32,
         uids: &[u32],
     ) -> Result<()> {
-        if uids.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await?;
-        for uid in uids {
-            sqlx::query(
-                "DELETE FROM skipped_messages WHERE job_id = $1 AND source_folder = $2 \
-                 AND source_uidvalidity = $3 AND source_uid = $4",
-            )
-            .bind(&self.job_id)
-            .bind(source_folder)
-            .bind(i64::from(source_uidvalidity))
-            .bind(i64::from(*uid))
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.per_message(
+            "DELETE FROM skipped_messages WHERE job_id = $1 AND source_folder = $2 \
+             AND source_uidvalidity = $3 AND source_uid = $4",
+            source_folder,
+            source_uidvalidity,
+            uids,
+            |uid| *uid,
+            |q, _| q,
+        )
+        .await
     }
 
     /// Target folder (display name, `/`-separated) of every source folder seen before.

@@ -13,12 +13,7 @@ pub struct RateLimiter {
     per_address: i64,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+use crate::clock::unix_millis as now_ms;
 
 fn account_key(account: &str) -> String {
     format!("acct:{account}")

@@ -46,7 +46,7 @@ impl JobStore {
         E: sqlx::Executor<'e, Database = Any>,
     {
         match self.kind {
-            DatabaseKind::Sqlite => Ok(now_ms()),
+            DatabaseKind::Sqlite => Ok(crate::clock::unix_millis()),
             DatabaseKind::Postgres => Ok(sqlx::query_scalar(
                 "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
             )
@@ -176,22 +176,16 @@ impl JobStore {
         lease_seconds: i64,
     ) -> Result<Option<bool>> {
         let t = self.clock().await? / 1000;
-        let renewed =
-            sqlx::query("UPDATE jobs SET lease_until = $1 WHERE id = $2 AND lease_owner = $3")
-                .bind(t + lease_seconds)
-                .bind(job_id)
-                .bind(node)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-        if renewed == 0 {
-            return Ok(None);
-        }
-        let cancel: i64 = sqlx::query_scalar("SELECT cancel_requested FROM jobs WHERE id = $1")
-            .bind(job_id)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(Some(cancel != 0))
+        let cancel: Option<i64> = sqlx::query_scalar(
+            "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 \
+             RETURNING cancel_requested",
+        )
+        .bind(t + lease_seconds)
+        .bind(job_id)
+        .bind(node)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(cancel.map(|c| c != 0))
     }
 
     /// Gives the job back after a run (when this node still holds it) and closes the run
@@ -246,7 +240,8 @@ impl JobStore {
         .rows_affected())
     }
 
-    /// The node holding the job now, if its lease is current.
+    /// The node holding the job now, if its lease is current (for tests).
+    #[cfg(test)]
     pub async fn holder(&self, job_id: &str) -> Result<Option<String>> {
         let t = self.clock().await? / 1000;
         let row: Option<Option<String>> =
@@ -279,14 +274,6 @@ impl JobStore {
             )
             .collect())
     }
-}
-
-/// Unix milliseconds on this machine.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

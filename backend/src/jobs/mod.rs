@@ -16,13 +16,7 @@ pub use notify::Notifier;
 pub use store::{JobFilter, JobStore, StoreError};
 pub use worker::{WorkerPool, WorkerSettings};
 
-/// Unix seconds now.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+pub use crate::clock::unix_seconds as now;
 
 /// A random identifier (128 bits, hex) for nodes, batches and audit entries.
 pub fn random_id() -> String {

@@ -124,10 +124,6 @@ impl JobStore {
         }
     }
 
-    pub fn kind(&self) -> DatabaseKind {
-        self.kind
-    }
-
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
@@ -206,7 +202,13 @@ impl JobStore {
     }
 
     pub async fn status(&self, job_id: &str) -> Result<JobStatus> {
-        Ok(self.view(job_id).await?.status)
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
+            .bind(job_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let status = status.ok_or(StoreError::NotFound)?;
+        JobStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown status {status:?}")))
     }
 
     pub async fn list(&self, filter: &JobFilter) -> Result<JobPage> {
@@ -281,34 +283,29 @@ impl JobStore {
         let data = serde_json::to_string(&kind).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         // Two writers of one job's log (worker and a staff action) may race for the next
         // number; the primary key refuses the loser, which simply tries again.
-        let mut last_error = None;
-        for _ in 0..8 {
-            let next: i64 = sqlx::query_scalar(
-                "SELECT COALESCE(MAX(seq), 0) + 1 FROM job_events WHERE job_id = $1",
+        let mut attempts = 0;
+        loop {
+            let appended = sqlx::query_scalar::<_, i64>(
+                "INSERT INTO job_events (job_id, seq, at, data) \
+                 SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3 FROM job_events WHERE job_id = $1 \
+                 RETURNING seq",
             )
             .bind(job_id)
-            .fetch_one(&self.pool)
-            .await?;
-            match sqlx::query(
-                "INSERT INTO job_events (job_id, seq, at, data) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(job_id)
-            .bind(next)
             .bind(now())
             .bind(&data)
-            .execute(&self.pool)
-            .await
-            {
-                Ok(_) => {
+            .fetch_one(&self.pool)
+            .await;
+            match appended {
+                Ok(seq) => {
                     self.announce_job(job_id).await;
-                    return Ok(next);
+                    return Ok(seq);
                 }
-                Err(err) => last_error = Some(err),
+                Err(sqlx::Error::Database(err)) if err.is_unique_violation() && attempts < 8 => {
+                    attempts += 1;
+                }
+                Err(err) => return Err(err.into()),
             }
         }
-        Err(last_error
-            .map(StoreError::from)
-            .unwrap_or(StoreError::NotFound))
     }
 
     /// Events after `seq`, oldest first.
@@ -431,6 +428,21 @@ impl JobStore {
         .bind(now())
         .bind(job_id)
         .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Saves the snapshot and tells live watchers (a `Progress` event).
+    pub async fn publish_progress(&self, job_id: &str, progress: &ProgressSnapshot) -> Result<()> {
+        self.save_progress(job_id, progress).await?;
+        self.append_event(
+            job_id,
+            JobEventKind::Progress {
+                counts: progress.counts,
+                rate_messages: progress.rate_messages,
+                rate_bytes: progress.rate_bytes,
+            },
+        )
         .await?;
         Ok(())
     }

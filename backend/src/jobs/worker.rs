@@ -268,13 +268,7 @@ impl WorkerPool {
                 _ = tick.tick() => {
                     if dirty {
                         dirty = false;
-                        let snap = tracker.snapshot();
-                        store.save_progress(&job.id, &snap).await?;
-                        store.append_event(&job.id, JobEventKind::Progress {
-                            counts: snap.counts,
-                            rate_messages: snap.rate_messages,
-                            rate_bytes: snap.rate_bytes,
-                        }).await?;
+                        store.publish_progress(&job.id, &tracker.snapshot()).await?;
                     }
                 }
                 _ = beat.tick() => {
@@ -308,18 +302,7 @@ impl WorkerPool {
             }
         }
         // The final counts always reach live watchers, also for a run shorter than a tick.
-        let last = tracker.snapshot();
-        store.save_progress(&job.id, &last).await?;
-        store
-            .append_event(
-                &job.id,
-                JobEventKind::Progress {
-                    counts: last.counts,
-                    rate_messages: last.rate_messages,
-                    rate_bytes: last.rate_bytes,
-                },
-            )
-            .await?;
+        store.publish_progress(&job.id, &tracker.snapshot()).await?;
         Ok(Some(match result {
             Err(join_error) => {
                 tracing::error!(error = %join_error, "the copy task ended abnormally");
@@ -396,7 +379,6 @@ fn classify(err: &EngineError) -> (JobStatus, Option<String>, bool) {
             Some(format!("The new mailbox is full ({words}). Make room, then retry.")),
             true,
         ),
-        EngineError::Cancelled => (JobStatus::Cancelled, Some("Cancelled.".into()), false),
         other => (
             JobStatus::Failed,
             Some(format!("{other}. Retry to resume where it stopped.")),
