@@ -14,6 +14,13 @@ pub struct Api {
     seen: Arc<Mutex<Vec<String>>>,
 }
 
+/// Whether `text` holds `secret` as written or as JSON (and `{:?}`) would escape it: a
+/// password with a `"` or `\` in it appears escaped in an API answer or a log line.
+pub fn contains_secret(text: &str, secret: &str) -> bool {
+    let escaped = serde_json::to_string(secret).expect("a string serialises");
+    text.contains(secret) || text.contains(escaped.trim_matches('"'))
+}
+
 /// A response: status and body text.
 #[derive(Debug, Clone)]
 pub struct Answer {

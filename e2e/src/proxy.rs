@@ -50,6 +50,8 @@ pub struct ProxyStats {
     pub bad_answers: AtomicU64,
     pub poison_drops: AtomicU64,
     pub refused_appends: AtomicU64,
+    /// Server lines changed on their way to the client (capabilities or codes hidden).
+    pub rewritten_lines: AtomicU64,
 }
 
 /// A running proxy; it stops accepting when dropped.
@@ -155,6 +157,7 @@ async fn relay(
 
     let s2c_writer = client_write.clone();
     let s2c_faults = faults.clone();
+    let s2c_stats = stats.clone();
     let s2c = tokio::spawn(async move {
         let mut reader = BufReader::new(server_read);
         loop {
@@ -163,7 +166,11 @@ async fn relay(
             let Ok(Some((line, literal))) = read_unit_server(&mut reader).await else {
                 break;
             };
-            let line = rewrite_server_line(&line, &s2c_faults);
+            let rewritten = rewrite_server_line(&line, &s2c_faults);
+            if rewritten != line {
+                s2c_stats.rewritten_lines.fetch_add(1, Ordering::SeqCst);
+            }
+            let line = rewritten;
             let mut w = s2c_writer.lock().await;
             if w.write_all(&line).await.is_err() {
                 break;

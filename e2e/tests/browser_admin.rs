@@ -102,7 +102,12 @@ async fn admin_fixes_a_bad_row_imports_three_users_and_all_complete() {
         screenshot(client, "admin-bad-row").await?;
 
         upload(client, files.path(), "good.csv", &good).await?;
-        wait_for_text(client, "[data-testid=preview-summary]", "3").await?;
+        wait_for_text(
+            client,
+            "[data-testid=preview-summary]",
+            "3 rows, all ready to import",
+        )
+        .await?;
         anyhow::ensure!(client
             .find_all(Locator::Css("[data-testid=row-error]"))
             .await?

@@ -9,7 +9,7 @@ use mailferry_e2e::compare::{compare, snapshot, FolderMap};
 use mailferry_e2e::dovecot::{Dovecot, DovecotOptions};
 use mailferry_e2e::portal::{route_config, Portal};
 use mailferry_e2e::seed::{seed_mailbox, SeedSpec};
-use mailferry_shared::{JobDetail, JobPage, StaffSignIn};
+use mailferry_shared::{JobDetail, JobPage};
 use std::time::{Duration, Instant};
 
 const SOURCE_PW: &str = "old-Pass-1";
@@ -211,16 +211,7 @@ async fn user_migrates_through_the_page_and_helpdesk_exports_the_uid_map() {
 
     // The export behind that link, and the mailbox itself, checked from outside the browser.
     let staff = Api::new(&portal.url(""));
-    staff
-        .post(
-            "/api/staff/session",
-            &StaffSignIn {
-                username: "helen".into(),
-                password: STAFF_PW.into(),
-            },
-        )
-        .await
-        .unwrap();
+    staff.staff_sign_in("helen", STAFF_PW).await.unwrap();
     let page: JobPage = staff.get_json("/api/helpdesk/jobs?q=alice").await.unwrap();
     let job_id = &page.jobs[0].id;
     let csv = staff

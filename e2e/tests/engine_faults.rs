@@ -65,6 +65,10 @@ async fn source_refusing_every_peek_form_uses_body_under_examine_and_keeps_seen(
         .unwrap();
     assert_eq!(run.code, Some(0), "{run:?}");
     assert_eq!(run.count("copied"), seeded);
+    assert!(
+        proxy.stats().bad_answers.load(Ordering::SeqCst) >= 3,
+        "every PEEK form was refused"
+    );
     let source = snapshot(&pair.source_account()).await.unwrap();
     assert_eq!(source, before, "source \\Seen flags unchanged after BODY[]");
     assert_same(&source, &snapshot(&pair.target_account()).await.unwrap());
@@ -132,6 +136,10 @@ async fn target_without_uidplus_gets_no_duplicates_and_reruns_copy_nothing() {
         .unwrap();
     assert_eq!(run.code, Some(0), "{run:?}");
     assert_eq!(run.count("copied"), seeded);
+    assert!(
+        proxy.stats().rewritten_lines.load(Ordering::SeqCst) > 0,
+        "UIDPLUS and APPENDUID were hidden"
+    );
     let source = snapshot(&pair.source_account()).await.unwrap();
     assert_eq!(source, before);
     assert_same(&source, &snapshot(&pair.target_account()).await.unwrap());

@@ -263,9 +263,29 @@ async fn comparer_reports_changed_flag_deleted_and_duplicated_message() {
             if folder == "INBOX" && *subject == dup.subject)),
         "{diffs:#?}"
     );
-    assert!(diffs.iter().all(|d| !d.to_string().is_empty()));
+    // Each difference reads as a sentence naming its folder and message.
+    let missing_text = diffs
+        .iter()
+        .find(|d| matches!(d, Difference::MessageMissing { .. }))
+        .unwrap()
+        .to_string();
+    assert!(
+        missing_text.contains(&format!("{folder:?}"))
+            && missing_text.contains(&format!("{:?}", deleted.subject)),
+        "{missing_text}"
+    );
+    let duplicated_text = diffs
+        .iter()
+        .find(|d| matches!(d, Difference::MessageDuplicated { .. }))
+        .unwrap()
+        .to_string();
+    assert!(
+        duplicated_text.contains("\"INBOX\"")
+            && duplicated_text.contains(&format!("{:?}", dup.subject)),
+        "{duplicated_text}"
+    );
 
-    // A folder map: INBOX on the source expected as "Sent" on the target reports differences.
+    // A folder map: INBOX on the source expected as "Nope" on the target reports differences.
     let mapped = compare(&src, &dst, &FolderMap::identity().with("INBOX", "Nope"));
     assert!(mapped
         .iter()
