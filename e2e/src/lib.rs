@@ -14,6 +14,7 @@ pub mod compare;
 pub mod dovecot;
 pub mod imap_client;
 pub mod login_log;
+pub mod memory;
 pub mod proxy;
 pub mod seed;
 pub mod tls;

@@ -11,7 +11,6 @@
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use crate::ports::free_port;
 
@@ -180,8 +179,8 @@ impl PgServer {
                 server.log_text()
             );
         }
+        // `pg_ctl -w` returned once the server accepts connections.
         server.running = true;
-        server.wait_ready()?;
         Ok(server)
     }
 
@@ -214,26 +213,6 @@ impl PgServer {
             .stdin(Stdio::null())
             .output()
             .with_context(|| format!("run {}", program.display()))
-    }
-
-    fn wait_ready(&self) -> Result<()> {
-        let started = Instant::now();
-        loop {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return Ok(());
-            }
-            if started.elapsed() > Duration::from_secs(30) {
-                bail!(
-                    "PostgreSQL does not accept connections:\n{}",
-                    self.log_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
     }
 
     /// The URL of database `name` (which [`PgServer::create_database`] makes).

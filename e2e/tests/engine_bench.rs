@@ -10,6 +10,7 @@ mod engine_common;
 use engine_common::*;
 use mailferry_e2e::compare::{compare, snapshot, FolderMap};
 use mailferry_e2e::dovecot::DovecotOptions;
+use mailferry_e2e::memory::peak_rss_kb;
 use mailferry_e2e::seed::{seed_mailbox, SeedSpec};
 use std::time::{Duration, Instant};
 
@@ -20,15 +21,8 @@ async fn measure(mut cmd: tokio::process::Command) -> (Duration, u64, std::proce
     let pid = child.id().unwrap_or(0);
     let mut peak_kb = 0u64;
     loop {
-        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-            if let Some(kb) = status
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-            {
-                peak_kb = peak_kb.max(kb);
-            }
+        if let Some(kb) = peak_rss_kb(pid) {
+            peak_kb = peak_kb.max(kb);
         }
         if let Some(status) = child.try_wait().expect("wait") {
             return (start.elapsed(), peak_kb, status);

@@ -9,6 +9,7 @@ use mailferry_e2e::api::Api;
 use mailferry_e2e::compare::{compare, snapshot, FolderMap};
 use mailferry_e2e::dovecot::{Dovecot, DovecotOptions};
 use mailferry_e2e::login_log::{peak_concurrency, sessions};
+use mailferry_e2e::memory::peak_rss_kb;
 use mailferry_e2e::portal::Portal;
 use mailferry_e2e::postgres::{PgOptions, PgServer};
 use mailferry_e2e::seed::{seed_mailbox, SeedSpec};
@@ -37,10 +38,13 @@ struct Cluster {
     key_dir: tempfile::TempDir,
     config: String,
     nodes: Vec<Portal>,
+    /// `MAILFERRY_NODE_NAME` of each of `nodes`.
+    names: Vec<String>,
 }
 
 impl Cluster {
-    /// `users` accounts on both servers, each source seeded with `messages` messages.
+    /// `users` accounts on both servers (none for tests that need no mail), each source
+    /// seeded with `messages` messages.
     /// `workers` per node; the target server takes at most `max_jobs` mailboxes at once,
     /// each job with at most `connections` connections per side.
     async fn new(
@@ -114,6 +118,7 @@ impl Cluster {
             key_dir: tempfile::tempdir().unwrap(),
             config,
             nodes: Vec::new(),
+            names: Vec::new(),
         }
     }
 
@@ -139,11 +144,17 @@ impl Cluster {
         assert_eq!(health.database, "postgres");
         assert_eq!(health.node, name);
         self.nodes.push(node);
+        self.names.push(name.to_owned());
         self.nodes.len() - 1
     }
 
     fn node(&self, i: usize) -> &Portal {
         &self.nodes[i]
+    }
+
+    fn node_named(&self, name: &str) -> Option<&Portal> {
+        let i = self.names.iter().position(|n| n == name)?;
+        self.nodes.get(i)
     }
 
     async fn staff(&self, node: usize) -> Api {
@@ -423,7 +434,7 @@ async fn jobs_of_a_killed_node_finish_on_the_other_with_exact_copies() {
 
 #[tokio::test]
 async fn a_node_with_another_secret_key_refuses_to_start() {
-    let mut cluster = Cluster::new(1, 1, 1, 10, 1).await;
+    let mut cluster = Cluster::new(0, 0, 1, 10, 1).await;
     cluster.add_node("node-a").await;
     let other_key = tempfile::tempdir().unwrap();
     let env = vec![
@@ -443,7 +454,7 @@ async fn a_node_with_another_secret_key_refuses_to_start() {
 
 #[tokio::test]
 async fn failed_sign_ins_count_on_every_node() {
-    let mut cluster = Cluster::new(1, 1, 1, 10, 1).await;
+    let mut cluster = Cluster::new(0, 0, 1, 10, 1).await;
     let a = cluster.add_node("node-a").await;
     let b = cluster.add_node("node-b").await;
     cluster.node(a).add_staff("ada", ADMIN_PW, "admin").unwrap();
@@ -481,17 +492,11 @@ async fn failed_sign_ins_count_on_every_node() {
     }
 }
 
-/// Peak resident memory (VmHWM) of a running process, in MB.
-fn peak_mb(pid: Option<u32>) -> f64 {
-    pid.and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
+/// Peak resident memory of a running node, in MB.
+fn peak_mb(node: &Portal) -> f64 {
+    node.pid()
+        .and_then(peak_rss_kb)
+        .map_or(0.0, |kb| kb as f64 / 1024.0)
 }
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -529,7 +534,7 @@ async fn benchmark_two_hundred_mailboxes_across_two_nodes() {
         seeding.elapsed().as_secs_f64()
     );
     let a = cluster.add_node("node-a").await;
-    let b = cluster.add_node("node-b").await;
+    cluster.add_node("node-b").await;
     cluster.node(a).add_staff("ada", ADMIN_PW, "admin").unwrap();
     let admin = cluster.staff(a).await;
 
@@ -570,7 +575,7 @@ async fn benchmark_two_hundred_mailboxes_across_two_nodes() {
         mb / secs,
         mailboxes as f64 / secs
     );
-    for (i, (node, share)) in shares.iter().enumerate() {
+    for (node, share) in &shares {
         println!(
             "  {node}: {} jobs ({:.0}%), {} messages ({:.0}%), {:.1} MB, peak memory {:.0} MB",
             share.jobs,
@@ -578,10 +583,9 @@ async fn benchmark_two_hundred_mailboxes_across_two_nodes() {
             share.messages,
             100.0 * share.messages as f64 / total_messages.max(1) as f64,
             share.bytes as f64 / 1e6,
-            peak_mb(cluster.nodes.get(i).and_then(Portal::pid)),
+            cluster.node_named(node).map_or(0.0, peak_mb),
         );
     }
-    let _ = b;
     // Every tenth copy verified exactly (all of them would take longer than the copy).
     for job in jobs.iter().step_by(10) {
         cluster.assert_exact_copy(job).await;
