@@ -13,4 +13,4 @@ trunk build --release --offline "$@"
 # Precompressed copies: the server sends them to browsers that accept gzip.
 gzip -9 --keep --force dist/*.wasm dist/*.js dist/*.css
 wasm=$(ls dist/*.wasm)
-printf '[build-frontend] %s: %s bytes, %s bytes gzipped\n' "$wasm" "$(stat -c %s "$wasm")" "$(gzip -9c "$wasm" | wc -c)" >&2
+printf '[build-frontend] %s: %s bytes, %s bytes gzipped\n' "$wasm" "$(stat -c %s "$wasm")" "$(stat -c %s "$wasm.gz")" >&2

@@ -6,8 +6,10 @@ set -euo pipefail
 log() { printf '[install-test-deps] %s\n' "$*" >&2; }
 
 need=()
-command -v dovecot >/dev/null || need+=(dovecot-imapd)
-command -v doveadm >/dev/null || need+=(dovecot-core)
+# dovecot-core has the daemon (in /usr/sbin, not on every user's PATH); dovecot-imapd
+# the IMAP server process it starts.
+[ -x /usr/sbin/dovecot ] || need+=(dovecot-core)
+[ -x /usr/lib/dovecot/imap ] || need+=(dovecot-imapd)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 command -v mbsync >/dev/null || need+=(isync)

@@ -125,3 +125,12 @@ pub fn status_tone(status: JobStatus) -> &'static str {
         JobStatus::Failed => "bad",
     }
 }
+
+/// "1 user", "3 users".
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}

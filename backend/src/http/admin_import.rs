@@ -31,14 +31,9 @@ fn context(state: &AppState) -> Result<ImportContext, ApiFailure> {
         }
         route
     });
-    let mut ctx = ImportContext::new(routes)
+    // With a single route, the context makes it the default for rows that name none.
+    let ctx = ImportContext::new(routes)
         .map_err(|e| ApiFailure::Conflict(format!("Users cannot be imported yet: {e}")))?;
-    let names: Vec<&str> = state.routes.names().collect();
-    if let [only] = names.as_slice() {
-        ctx = ctx
-            .with_default_route(only)
-            .map_err(|e| ApiFailure::Internal(anyhow::anyhow!("{e}")))?;
-    }
     Ok(ctx)
 }
 

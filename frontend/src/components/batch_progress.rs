@@ -91,8 +91,8 @@ pub fn BatchProgress(id: String) -> impl IntoView {
 fn BatchCounts(batch: BatchView) -> impl IntoView {
     let total = batch.jobs.max(1) as f64;
     let summary = format!(
-        "{} users, imported by {} on {}",
-        batch.jobs,
+        "{}, imported by {} on {}",
+        crate::format::plural(batch.jobs, "user", "users"),
         batch.created_by,
         crate::format::date(batch.created_at)
     );

@@ -16,6 +16,13 @@ impl Note {
             message: message.into(),
         }
     }
+
+    pub fn bad(message: impl Into<String>) -> Note {
+        Note {
+            ok: false,
+            message: message.into(),
+        }
+    }
 }
 
 impl From<CheckResult> for Note {

@@ -32,17 +32,26 @@ pub fn ProgressBar(
 /// Status, overall bar and numbers, speed chart and one bar per folder.
 #[component]
 pub fn JobProgress(live: LiveJob) -> impl IntoView {
-    move || match live.job.get() {
-        None => {
-            view! { <section class="card"><p class="muted">"Loading the migration…"</p></section> }
-                .into_any()
-        }
-        Some(_) => view! { <JobProgressCard live /> }.into_any(),
+    // Built once when the job arrives, not again on every progress event: the card's
+    // own signals follow the job from there.
+    let loaded = Memo::new(move |_| live.job.with(Option::is_some));
+    view! {
+        <Show
+            when=move || loaded.get()
+            fallback=|| view! { <section class="card"><p class="muted">"Loading the migration…"</p></section> }
+        >
+            <JobProgressCard live />
+        </Show>
     }
 }
 
 #[component]
 fn JobProgressCard(live: LiveJob) -> impl IntoView {
+    // Folder rows change only when a folder does, not on every progress tick.
+    let folders = Memo::new(move |_| {
+        live.job
+            .with(|j| j.as_ref().map(|j| j.folders.clone()).unwrap_or_default())
+    });
     let show =
         move |f: fn(&JobView) -> String| live.job.with(|j| j.as_ref().map(f).unwrap_or_default());
     let status = Memo::new(move |_| live.job.with(|j| j.as_ref().map(|j| j.status)));
@@ -101,7 +110,7 @@ fn JobProgressCard(live: LiveJob) -> impl IntoView {
                 </div>
             </dl>
             <ThroughputChart samples=live.samples copying=Signal::derive(move || status.get() == Some(JobStatus::Copying)) />
-            <FolderList folders=Signal::derive(move || live.job.with(|j| j.as_ref().map(|j| j.folders.clone()).unwrap_or_default())) />
+            <FolderList folders=Signal::from(folders) />
         </section>
     }
 }

@@ -5,6 +5,7 @@ use crate::api;
 use crate::components::batch_progress::BatchProgress;
 use crate::components::check_note::{CheckNote, Note};
 use crate::components::import_preview::PreviewTable;
+use crate::format::plural;
 use crate::session::use_session;
 use crate::staff::use_staff_guard;
 use leptos::prelude::*;
@@ -93,12 +94,9 @@ fn ImportCard() -> impl IntoView {
             let text = match JsFuture::from(chosen.text()).await {
                 Ok(text) => text.as_string().unwrap_or_default(),
                 Err(_) => {
-                    note.set(Some(Note {
-                        ok: false,
-                        message: format!(
-                            "The file {name} could not be read. Is it a text (CSV) file?"
-                        ),
-                    }));
+                    note.set(Some(Note::bad(format!(
+                        "The file {name} could not be read. Is it a text (CSV) file?"
+                    ))));
                     busy.set(false);
                     return;
                 }
@@ -146,11 +144,9 @@ fn ImportCard() -> impl IntoView {
                             );
                         }
                         None => {
-                            note.set(Some(Note {
-                                ok: false,
-                                message: "Nothing was imported: fix the rows marked in red first."
-                                    .into(),
-                            }));
+                            note.set(Some(Note::bad(
+                                "Nothing was imported: fix the rows marked in red first.",
+                            )));
                             preview.set(Some(result.preview));
                         }
                     }
@@ -308,13 +304,5 @@ fn StaffCard() -> impl IntoView {
                 .into_any(),
             }}
         </section>
-    }
-}
-
-fn plural(n: u64, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
     }
 }

@@ -165,7 +165,6 @@ fn HelpdeskActions(live: LiveJob, id: String, listed_skips: Signal<u64>) -> impl
             match api::job_action(&id, action).await {
                 Ok(view) => {
                     live.job.set(Some(view));
-                    live.refresh();
                     live.skipped_changed.update(|n| *n += 1);
                     note.set(Some(Note::good(match action {
                         "cancel" => "The job was cancelled.",

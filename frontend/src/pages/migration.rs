@@ -183,10 +183,7 @@ fn PasswordForm(live: LiveJob) -> impl IntoView {
             password: password.get_untracked(),
         };
         if update.password.is_empty() {
-            note.set(Some(Note {
-                ok: false,
-                message: "Enter the new password first.".into(),
-            }));
+            note.set(Some(Note::bad("Enter the new password first.")));
             return;
         }
         busy.set(true);

@@ -144,12 +144,9 @@ fn SignInForm(routes: Vec<RouteInfo>) -> impl IntoView {
                         }
                         navigate("/migration", Default::default());
                     } else {
-                        start_note.set(Some(Note {
-                            ok: false,
-                            message:
-                                "Please correct the mailbox marked in red, then press Start again."
-                                    .into(),
-                        }));
+                        start_note.set(Some(Note::bad(
+                            "Please correct the mailbox marked in red, then press Start again.",
+                        )));
                     }
                 }
                 Err(failure) => start_note.set(Some(failure.into())),
@@ -237,10 +234,8 @@ fn SidePanel(
         }
         let user = form.user.get_untracked().trim().to_string();
         if user.is_empty() {
-            form.note.set(Some(Note {
-                ok: false,
-                message: "Enter your user name first.".into(),
-            }));
+            form.note
+                .set(Some(Note::bad("Enter your user name first.")));
             return;
         }
         let request = CheckRequest {

@@ -33,18 +33,14 @@ pub fn StaffSignIn() -> impl IntoView {
                     session.set(me);
                     navigate("/helpdesk", Default::default());
                 }
-                Ok(_) => note.set(Some(Note {
-                    ok: false,
-                    message: "This account is not a staff account.".into(),
-                })),
-                Err(failure) if failure.is_unauthorized() => note.set(Some(Note {
-                    ok: false,
-                    message: if failure.message.is_empty() {
+                Ok(_) => note.set(Some(Note::bad("This account is not a staff account."))),
+                Err(failure) if failure.is_unauthorized() => {
+                    note.set(Some(Note::bad(if failure.message.is_empty() {
                         "Wrong user name or password.".into()
                     } else {
                         failure.message
-                    },
-                })),
+                    })))
+                }
                 Err(failure) => note.set(Some(failure.into())),
             }
             password.set(String::new());
