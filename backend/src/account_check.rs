@@ -6,6 +6,7 @@ use crate::engine::session::Session;
 use crate::engine::EngineError;
 use crate::profiles::Routes;
 use mailferry_shared::{AccountSide, CheckResult};
+use std::time::Duration;
 
 fn result(side: AccountSide, ok: bool, code: &str, message: String) -> CheckResult {
     CheckResult {
@@ -23,6 +24,13 @@ fn side_name(side: AccountSide) -> &'static str {
     }
 }
 
+/// The longest a check may take, whatever the server does (each network step also has
+/// the profile's own timeout): a slow or hostile server cannot hold a sign-in open.
+pub const CHECK_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Proves that `user` owns the mailbox on one side of a route: a real login as that user
+/// with their own password. On a side where a master login does the copying, the
+/// master is not used here: it would open any mailbox, so it proves nothing.
 pub async fn check(
     routes: &Routes,
     route: &str,
@@ -39,8 +47,7 @@ pub async fn check(
             format!("Enter your user name for the {name} server."),
         );
     }
-    let master = routes.uses_master_user(route, side);
-    if password.is_empty() && !master {
+    if password.is_empty() {
         return result(
             side,
             false,
@@ -48,7 +55,7 @@ pub async fn check(
             format!("Enter your password for the {name} server."),
         );
     }
-    let Some(endpoint) = routes.endpoint(route, side, user, password) else {
+    let Some(endpoint) = routes.proof_endpoint(route, side, user, password) else {
         return result(
             side,
             false,
@@ -56,13 +63,34 @@ pub async fn check(
             "This migration route does not exist; pick one from the list.".into(),
         );
     };
-    match Session::connect(&endpoint).await {
-        Ok(session) => {
-            session.logout().await;
+    let deadline = CHECK_DEADLINE.min(endpoint.timeout.saturating_mul(2));
+    match tokio::time::timeout(deadline, Session::connect(&endpoint)).await {
+        Ok(Ok(session)) => {
+            // Logging out is a courtesy; it must not hold the answer up.
+            let _ = tokio::time::timeout(Duration::from_secs(2), session.logout()).await;
             result(side, true, "ok", format!("Signed in to the {name} server."))
         }
-        Err(err) => explain(side, &err),
+        Ok(Err(err)) => explain(side, &err),
+        Err(_) => result(
+            side,
+            false,
+            "unreachable",
+            format!(
+                "The {name} server ({}) did not complete the sign-in within {} seconds. \
+                 Try again in a few minutes; if it persists, tell your administrator.",
+                endpoint.host,
+                deadline.as_secs()
+            ),
+        ),
     }
+}
+
+/// Whether a check's answer says something about the password (for rate limits).
+pub fn is_credential_failure(result: &CheckResult) -> bool {
+    matches!(
+        result.code.as_str(),
+        "wrong_password" | "app_password_needed"
+    )
 }
 
 fn explain(side: AccountSide, err: &EngineError) -> CheckResult {

@@ -40,6 +40,8 @@ pub struct Config {
     pub credential_retention_hours: u64,
     /// Mark cookies `Secure` (set when users reach the portal over HTTPS).
     pub secure_cookies: bool,
+    /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// What a config file may hold; every field optional.
@@ -62,6 +64,8 @@ struct FileConfig {
     delta_sync_minutes: Option<u64>,
     credential_retention_hours: Option<u64>,
     secure_cookies: Option<bool>,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +79,8 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("config file: {0}")]
     Routes(#[from] ProfileError),
+    #[error("config file: {0}")]
+    Setting(String),
 }
 
 impl Config {
@@ -104,7 +110,11 @@ impl Config {
             .or(from_file.database_url)
             .unwrap_or_else(|| sqlite_url(&data_dir.join(SQLITE_FILE_NAME)));
         let routes = Routes::new(from_file.servers, from_file.routes)?;
+        let trusted_proxies =
+            crate::http::client_address::parse_trusted(&from_file.trusted_proxies)
+                .map_err(ConfigError::Setting)?;
         Ok(Config {
+            trusted_proxies,
             routes,
             workers: from_file.workers.unwrap_or(DEFAULT_WORKERS).max(1),
             lease_seconds: from_file

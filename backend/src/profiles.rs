@@ -3,7 +3,7 @@
 //! so the portal never connects to a host the admin did not name.
 
 use crate::engine::{Auth, Endpoint, Password, Security, Side};
-use mailferry_shared::{AccountSide, RouteInfo};
+use mailferry_shared::{AccountSide, RouteInfo, TargetUserRule};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -75,6 +75,40 @@ pub struct RouteConfig {
     pub target: String,
     /// What users see, e.g. "Old mail server → Microsoft 365".
     pub label: Option<String>,
+    /// How the target account follows from the source account: `"typed"` (the user types
+    /// it and proves it with its password), `"same"` (the same user name), or a template
+    /// such as `"{local}@new.example.org"` (`{user}`, `{local}`, `{domain}`). Default:
+    /// `"same"` when the target server logs in with a master user (a typed name would let
+    /// anyone write into anyone's mailbox), `"typed"` otherwise.
+    pub target_user: Option<String>,
+}
+
+impl RouteConfig {
+    fn target_rule(&self, target_has_master: bool) -> Result<TargetUserRule, String> {
+        match self.target_user.as_deref().map(str::trim) {
+            None if target_has_master => Ok(TargetUserRule::SameAsSource),
+            None | Some("typed") => Ok(TargetUserRule::Typed),
+            Some("same") => Ok(TargetUserRule::SameAsSource),
+            Some(template) if template.contains('{') => {
+                let unknown = template
+                    .replace("{user}", "")
+                    .replace("{local}", "")
+                    .replace("{domain}", "");
+                if unknown.contains(['{', '}']) {
+                    Err(format!(
+                        "target_user template {template:?} may only use {{user}}, {{local}} and {{domain}}"
+                    ))
+                } else {
+                    Ok(TargetUserRule::Template {
+                        template: template.to_owned(),
+                    })
+                }
+            }
+            Some(other) => Err(format!(
+                "target_user = {other:?} is not a rule: use \"typed\", \"same\", or a template such as \"{{local}}@new.example.org\""
+            )),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +123,14 @@ pub enum ProfileError {
     PlaintextNotAllowed(String),
     #[error("server {0}: master_user needs master_password or master_password_file")]
     MasterWithoutPassword(String),
+    #[error("route {route}: {message}")]
+    TargetRule { route: String, message: String },
+    #[error(
+        "route {0}: the target server logs in with a master user, so the target account must \
+         follow from the source account (target_user = \"same\" or a template such as \
+         \"{{local}}@new.example.org\"); a typed name would let anyone write into any mailbox"
+    )]
+    TypedTargetWithMaster(String),
     #[error("server {server}: cannot read master_password_file: {source}")]
     MasterPasswordFile {
         server: String,
@@ -101,6 +143,8 @@ pub enum ProfileError {
 pub struct Routes {
     servers: BTreeMap<String, ServerProfile>,
     routes: BTreeMap<String, RouteConfig>,
+    /// Each route's rule binding the target account to the source account.
+    target_rules: BTreeMap<String, TargetUserRule>,
 }
 
 impl Routes {
@@ -126,6 +170,7 @@ impl Routes {
             }
         }
         let known = servers.keys().cloned().collect::<Vec<_>>().join(", ");
+        let mut target_rules = BTreeMap::new();
         for (route, config) in &routes {
             for server in [&config.source, &config.target] {
                 if !servers.contains_key(server) {
@@ -136,8 +181,23 @@ impl Routes {
                     });
                 }
             }
+            let target_has_master = servers[&config.target].master_user.is_some();
+            let rule = config.target_rule(target_has_master).map_err(|message| {
+                ProfileError::TargetRule {
+                    route: route.clone(),
+                    message,
+                }
+            })?;
+            if target_has_master && rule == TargetUserRule::Typed {
+                return Err(ProfileError::TypedTargetWithMaster(route.clone()));
+            }
+            target_rules.insert(route.clone(), rule);
         }
-        Ok(Routes { servers, routes })
+        Ok(Routes {
+            servers,
+            routes,
+            target_rules,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -164,10 +224,21 @@ impl Routes {
             .map(|(k, v)| (k.as_str(), v))
     }
 
-    /// Both sides of the route log in with a master user: users give no passwords.
+    /// This side of the route copies with a master (admin) login acting for the user.
     pub fn uses_master_user(&self, route: &str, side: AccountSide) -> bool {
         self.profile_for(route, side)
             .is_some_and(|(_, p)| p.master_user.is_some())
+    }
+
+    /// How the route finds the target account from the source account.
+    pub fn target_rule(&self, route: &str) -> Option<&TargetUserRule> {
+        self.target_rules.get(route)
+    }
+
+    /// `host:port` of one side's server: the key for counting failed logins there.
+    pub fn server_address(&self, route: &str, side: AccountSide) -> Option<String> {
+        let (_, profile) = self.profile_for(route, side)?;
+        Some(format!("{}:{}", profile.host, port_of(profile)))
     }
 
     pub fn infos(&self) -> Vec<RouteInfo> {
@@ -181,10 +252,31 @@ impl Routes {
                     .unwrap_or_else(|| format!("{} → {}", config.source, config.target)),
                 source_server: config.source.clone(),
                 target_server: config.target.clone(),
-                master_user: self.uses_master_user(name, AccountSide::Source)
-                    && self.uses_master_user(name, AccountSide::Target),
+                target_user: self.target_rules[name].clone(),
+                source_master: self.uses_master_user(name, AccountSide::Source),
+                target_master: self.uses_master_user(name, AccountSide::Target),
             })
             .collect()
+    }
+
+    /// How to prove that `user` owns the mailbox on one side: a login as that user with
+    /// their own password, even where a master login does the copying (a master login
+    /// would open any mailbox, so it proves nothing about who asks).
+    pub fn proof_endpoint(
+        &self,
+        route: &str,
+        side: AccountSide,
+        user: &str,
+        password: &str,
+    ) -> Option<Endpoint> {
+        let (_, profile) = self.profile_for(route, side)?;
+        Some(endpoint_for(
+            profile,
+            side,
+            user.to_owned(),
+            password.to_owned(),
+            Auth::Login,
+        ))
     }
 
     /// How the engine reaches `user`'s mailbox on one side of a route. With a master user
@@ -197,15 +289,6 @@ impl Routes {
         password: &str,
     ) -> Option<Endpoint> {
         let (_, profile) = self.profile_for(route, side)?;
-        let security = match profile.tls {
-            TlsMode::Tls => Security::ImplicitTls,
-            TlsMode::Starttls => Security::StartTls,
-            TlsMode::Plain => Security::Plain,
-        };
-        let port = profile.port.unwrap_or(match profile.tls {
-            TlsMode::Tls => 993,
-            _ => 143,
-        });
         let (login_user, secret, auth) = match (&profile.master_user, &profile.master_password) {
             (Some(master), Some(master_password)) => match profile.master_login {
                 MasterLogin::Plain => (
@@ -223,20 +306,41 @@ impl Routes {
             },
             _ => (user.to_owned(), password.to_owned(), Auth::Login),
         };
-        Some(Endpoint {
-            side: match side {
-                AccountSide::Source => Side::Source,
-                AccountSide::Target => Side::Target,
-            },
-            host: profile.host.clone(),
-            port,
-            security,
-            user: login_user,
-            password: Password::new(secret),
-            auth,
-            ca_file: profile.ca_file.clone(),
-            timeout: Duration::from_secs(profile.timeout_seconds.unwrap_or(60)),
-        })
+        Some(endpoint_for(profile, side, login_user, secret, auth))
+    }
+}
+
+fn port_of(profile: &ServerProfile) -> u16 {
+    profile.port.unwrap_or(match profile.tls {
+        TlsMode::Tls => 993,
+        _ => 143,
+    })
+}
+
+fn endpoint_for(
+    profile: &ServerProfile,
+    side: AccountSide,
+    login_user: String,
+    secret: String,
+    auth: Auth,
+) -> Endpoint {
+    Endpoint {
+        side: match side {
+            AccountSide::Source => Side::Source,
+            AccountSide::Target => Side::Target,
+        },
+        host: profile.host.clone(),
+        port: port_of(profile),
+        security: match profile.tls {
+            TlsMode::Tls => Security::ImplicitTls,
+            TlsMode::Starttls => Security::StartTls,
+            TlsMode::Plain => Security::Plain,
+        },
+        user: login_user,
+        password: Password::new(secret),
+        auth,
+        ca_file: profile.ca_file.clone(),
+        timeout: Duration::from_secs(profile.timeout_seconds.unwrap_or(60)),
     }
 }
 
@@ -295,10 +399,50 @@ mod tests {
             .unwrap();
         assert_eq!((target.user.as_str(), target.port), ("alice", 143));
         assert_eq!(target.security, Security::StartTls);
-        // The route list never exposes hosts' secrets; master routes are flagged.
-        assert!(!routes.infos()[0].master_user);
+        // The route list never exposes hosts' secrets; master sides are flagged.
+        let info = &routes.infos()[0];
+        assert!(info.source_master && !info.target_master);
+        assert_eq!(info.target_user, TargetUserRule::Typed);
+        // Proof of ownership is always the user's own login, never the master's.
+        let proof = routes
+            .proof_endpoint("r", AccountSide::Source, "alice", "own-pw")
+            .unwrap();
+        assert_eq!(proof.user, "alice");
+        assert_eq!(proof.auth, Auth::Login);
         assert!(
             format!("{:?}", routes).contains("admin") && !format!("{:?}", routes).contains("pw\"")
         );
+    }
+
+    #[test]
+    fn a_master_target_is_bound_to_the_source_never_typed() {
+        let servers = "[servers.old]\nhost='old.example'\n\
+                       [servers.new]\nhost='new.example'\nmaster_user='admin'\nmaster_password='pw'\n";
+        let err = parse(&format!(
+            "{servers}[routes.r]\nsource='old'\ntarget='new'\ntarget_user='typed'\n"
+        ))
+        .unwrap_err();
+        assert!(
+            matches!(err, ProfileError::TypedTargetWithMaster(_)),
+            "{err}"
+        );
+        let routes = parse(&format!(
+            "{servers}[routes.r]\nsource='old'\ntarget='new'\n"
+        ))
+        .unwrap();
+        assert_eq!(routes.target_rule("r"), Some(&TargetUserRule::SameAsSource));
+        let routes = parse(&format!(
+            "{servers}[routes.r]\nsource='old'\ntarget='new'\ntarget_user='{{local}}@new.example'\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            routes.target_rule("r").unwrap().derive("bo@old.example"),
+            Some("bo@new.example".into())
+        );
+        let err = parse(&format!(
+            "{servers}[routes.r]\nsource='old'\ntarget='new'\ntarget_user='{{name}}@x'\n"
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("{user}"), "{err}");
     }
 }

@@ -63,6 +63,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         routes,
         vault,
         limiter: Arc::new(RateLimiter::new(db.pool().clone())),
+        trusted_proxies: config.trusted_proxies.clone().into(),
         node: config.node_name.as_str().into(),
         shutdown: shutdown_rx,
     };

@@ -15,8 +15,58 @@ pub struct RouteInfo {
     pub label: String,
     pub source_server: String,
     pub target_server: String,
-    /// Users of this route sign in with their user names only (an admin login is used).
-    pub master_user: bool,
+    /// How the new account's user name is found: typed by the user, or derived from the
+    /// old one by the admin's rule (then the user never types it).
+    pub target_user: TargetUserRule,
+    /// Sides where an admin (master) login does the copying once the user has proved,
+    /// with their own password, that the mailbox is theirs.
+    pub source_master: bool,
+    pub target_master: bool,
+}
+
+/// How a route binds the target account to the source account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TargetUserRule {
+    /// The user types the new account's name (and proves it with its password).
+    Typed,
+    /// The same user name as on the old server.
+    SameAsSource,
+    /// A template with `{user}` (the whole old name), `{local}` (before the `@`) and
+    /// `{domain}` (after it), e.g. `{local}@new.example.org`.
+    Template { template: String },
+}
+
+impl TargetUserRule {
+    /// The target user name this rule gives for `source_user`, or `None` when the user
+    /// types it.
+    pub fn derive(&self, source_user: &str) -> Option<String> {
+        let source_user = source_user.trim();
+        match self {
+            TargetUserRule::Typed => None,
+            TargetUserRule::SameAsSource => Some(source_user.to_owned()),
+            TargetUserRule::Template { template } => {
+                let (local, domain) = source_user.split_once('@').unwrap_or((source_user, ""));
+                Some(
+                    template
+                        .replace("{user}", source_user)
+                        .replace("{local}", local)
+                        .replace("{domain}", domain),
+                )
+            }
+        }
+    }
+
+    /// In words, for the sign-in page and the admin overview.
+    pub fn describe(&self) -> String {
+        match self {
+            TargetUserRule::Typed => "typed by the user".to_owned(),
+            TargetUserRule::SameAsSource => "the same user name as the old mailbox".to_owned(),
+            TargetUserRule::Template { template } => {
+                format!("derived from the old one: {template}")
+            }
+        }
+    }
 }
 
 /// `POST /api/check`: try one side's credentials.
@@ -43,7 +93,8 @@ impl std::fmt::Debug for CheckRequest {
 pub struct CheckResult {
     pub side: AccountSide,
     pub ok: bool,
-    /// `ok`, `wrong_password`, `unreachable`, `tls`, `not_allowed`, `rate_limited`, `other`.
+    /// `ok`, `missing`, `wrong_password`, `unreachable`, `tls`, `not_allowed`,
+    /// `rate_limited`, `wrong_target`, `other`.
     pub code: String,
     pub message: String,
 }
@@ -136,4 +187,33 @@ pub enum Me {
 pub struct StaffAccount {
     pub username: String,
     pub role: StaffRole,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_rules_derive_the_new_name_from_the_old() {
+        assert_eq!(TargetUserRule::Typed.derive("a@old.example"), None);
+        assert_eq!(
+            TargetUserRule::SameAsSource.derive(" alice "),
+            Some("alice".to_owned())
+        );
+        let rule = TargetUserRule::Template {
+            template: "{local}@new.example".into(),
+        };
+        assert_eq!(
+            rule.derive("alice@old.example"),
+            Some("alice@new.example".to_owned())
+        );
+        assert_eq!(rule.derive("bob"), Some("bob@new.example".to_owned()));
+        let rule = TargetUserRule::Template {
+            template: "{domain}/{local} {user}".into(),
+        };
+        assert_eq!(
+            rule.derive("é@ü.example"),
+            Some("ü.example/é é@ü.example".to_owned())
+        );
+    }
 }

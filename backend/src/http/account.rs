@@ -2,17 +2,18 @@
 //! staff with their portal password.
 
 use super::auth::{self, Who};
+use super::client_address::ClientAddress;
 use super::error::ApiFailure;
+use super::rate_limit::{Attempt, AttemptKeys, Outcome};
 use super::AppState;
 use crate::account_check;
 use crate::jobs::Credentials;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mailferry_shared::{
     AccountSide, CheckRequest, CheckResult, Me, RouteInfo, SignInRequest, SignInResult, StaffSignIn,
 };
-use std::net::SocketAddr;
 use tower_sessions::Session;
 
 pub fn routes() -> Router<AppState> {
@@ -39,84 +40,193 @@ fn known_route(state: &AppState, route: &str) -> Result<(), ApiFailure> {
     }
 }
 
-async fn limited(state: &AppState, account: &str, address: &str) -> Result<(), ApiFailure> {
-    let verdict = state
-        .limiter
-        .check(account, address)
-        .await
-        .map_err(|e| ApiFailure::Internal(e.into()))?;
-    verdict.map_err(|minutes| {
-        ApiFailure::TooManyRequests(format!(
-            "Too many failed sign-in attempts. Wait {minutes} minutes, then try again."
-        ))
-    })
-}
-
-/// Records a failed check against the limiter when it was a wrong password.
-async fn count_failure(state: &AppState, result: &CheckResult, account: &str, address: &str) {
-    if result.code == "wrong_password" {
-        state.limiter.failed(account, address).await;
+/// The account a sign-in attempt counts against, and the server it logs in to.
+pub(super) fn attempt_keys(
+    state: &AppState,
+    route: &str,
+    side: AccountSide,
+    user: &str,
+    client: ClientAddress,
+) -> AttemptKeys {
+    AttemptKeys {
+        account: format!("{route}:{side:?}:{}", user.trim().to_lowercase()),
+        address: client.group(),
+        server: state.routes.server_address(route, side),
     }
 }
 
-fn account_key(route: &str, side: AccountSide, user: &str) -> String {
-    format!("{route}:{side:?}:{}", user.trim().to_lowercase())
+/// Reserves a sign-in attempt before the slow login starts, or answers 429.
+pub(super) async fn reserve(state: &AppState, keys: AttemptKeys) -> Result<Attempt, ApiFailure> {
+    let account = keys.account.clone();
+    match state.limiter.begin(keys).await {
+        Ok(Ok(attempt)) => Ok(attempt),
+        Ok(Err(refusal)) => {
+            tracing::warn!(target: "mailferry::sign_in", %account, ?refusal, "sign-in attempt refused by the rate limit");
+            Err(ApiFailure::TooManyRequests(refusal.message()))
+        }
+        Err(err) => Err(ApiFailure::Internal(err.into())),
+    }
+}
+
+pub(super) fn outcome(result: &CheckResult) -> Outcome {
+    if result.ok {
+        Outcome::Succeeded
+    } else if account_check::is_credential_failure(result) {
+        Outcome::WrongCredentials
+    } else {
+        Outcome::NotCounted
+    }
+}
+
+/// Every sign-in check, good or bad, goes to the log with the client's address (never
+/// with the password).
+pub(super) fn log_check(
+    what: &str,
+    route: &str,
+    user: &str,
+    client: ClientAddress,
+    result: &CheckResult,
+) {
+    if result.ok {
+        tracing::info!(target: "mailferry::sign_in", %client, route, side = ?result.side, user, what, "sign-in succeeded");
+    } else {
+        tracing::warn!(target: "mailferry::sign_in", %client, route, side = ?result.side, user, what, code = %result.code, "sign-in failed");
+    }
+}
+
+/// Who claims to own which mailbox, with what password.
+pub(super) struct Claim<'a> {
+    pub route: &'a str,
+    pub side: AccountSide,
+    pub user: &'a str,
+    pub password: &'a str,
+}
+
+/// One proof of ownership: a real login as the user (its attempt already reserved),
+/// settled with the rate limiter and logged.
+pub(super) async fn prove(
+    state: &AppState,
+    what: &str,
+    claim: Claim<'_>,
+    attempt: Attempt,
+    client: ClientAddress,
+) -> CheckResult {
+    let result = account_check::check(
+        &state.routes,
+        claim.route,
+        claim.side,
+        claim.user,
+        claim.password,
+    )
+    .await;
+    state.limiter.finish(attempt, outcome(&result)).await;
+    log_check(what, claim.route, claim.user, client, &result);
+    result
 }
 
 async fn check(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientAddress,
     Json(request): Json<CheckRequest>,
 ) -> Result<Json<CheckResult>, ApiFailure> {
     known_route(&state, &request.route)?;
-    let account = account_key(&request.route, request.side, &request.user);
-    let address = peer.ip().to_string();
-    limited(&state, &account, &address).await?;
-    let result = account_check::check(
-        &state.routes,
-        &request.route,
-        request.side,
-        request.user.trim(),
-        &request.password,
-    )
-    .await;
-    count_failure(&state, &result, &account, &address).await;
+    let user = request.user.trim();
+    let keys = attempt_keys(&state, &request.route, request.side, user, client);
+    let attempt = reserve(&state, keys).await?;
+    let claim = Claim {
+        route: &request.route,
+        side: request.side,
+        user,
+        password: &request.password,
+    };
+    let result = prove(&state, "check", claim, attempt, client).await;
     Ok(Json(result))
+}
+
+/// The target account of a sign-in: the route's rule decides where it has one (a request
+/// that names another account is refused); otherwise the user typed it.
+fn target_user_of(state: &AppState, request: &SignInRequest) -> Result<String, ApiFailure> {
+    let typed = request.target_user.trim();
+    let rule = state
+        .routes
+        .target_rule(&request.route)
+        .ok_or_else(|| ApiFailure::BadRequest("This migration route is not configured.".into()))?;
+    match rule.derive(&request.source_user) {
+        None => Ok(typed.to_owned()),
+        Some(derived) if typed.is_empty() || typed.to_lowercase() == derived.to_lowercase() => {
+            Ok(derived)
+        }
+        Some(derived) => Err(ApiFailure::BadRequest(format!(
+            "On this migration route your new mailbox is {derived}: it follows from your old \
+             user name ({}) and cannot be chosen.",
+            rule.describe()
+        ))),
+    }
 }
 
 async fn sign_in(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientAddress,
     session: Session,
     Json(request): Json<SignInRequest>,
 ) -> Result<Json<SignInResult>, ApiFailure> {
     known_route(&state, &request.route)?;
     let route = request.route.as_str();
     let source_user = request.source_user.trim();
-    let target_user = request.target_user.trim();
-    let address = peer.ip().to_string();
-    let source_key = account_key(route, AccountSide::Source, source_user);
-    let target_key = account_key(route, AccountSide::Target, target_user);
-    limited(&state, &source_key, &address).await?;
-    limited(&state, &target_key, &address).await?;
-    let (source, target) = tokio::join!(
-        account_check::check(
-            &state.routes,
-            route,
-            AccountSide::Source,
-            source_user,
-            &request.source_password
+    let target_user = match target_user_of(&state, &request) {
+        Ok(user) => user,
+        Err(refused) => {
+            tracing::warn!(target: "mailferry::sign_in", %client, route, source_user, target_user = request.target_user.trim(), "sign-in refused: the target account does not follow the route's rule");
+            return Err(refused);
+        }
+    };
+    let target_user = target_user.as_str();
+    let (source_attempt, target_attempt) = tokio::join!(
+        reserve(
+            &state,
+            attempt_keys(&state, route, AccountSide::Source, source_user, client)
         ),
-        account_check::check(
-            &state.routes,
-            route,
-            AccountSide::Target,
-            target_user,
-            &request.target_password
+        reserve(
+            &state,
+            attempt_keys(&state, route, AccountSide::Target, target_user, client)
         ),
     );
-    count_failure(&state, &source, &source_key, &address).await;
-    count_failure(&state, &target, &target_key, &address).await;
+    let (source_attempt, target_attempt) = match (source_attempt, target_attempt) {
+        (Ok(source), Ok(target)) => (source, target),
+        (Ok(other), Err(refused)) | (Err(refused), Ok(other)) => {
+            state.limiter.finish(other, Outcome::NotCounted).await;
+            return Err(refused);
+        }
+        (Err(refused), Err(_)) => return Err(refused),
+    };
+    // Both sides prove ownership with the user's own password, also where a master login
+    // will do the copying: knowing an address is not owning the mailbox.
+    let (source, target) = tokio::join!(
+        prove(
+            &state,
+            "sign-in",
+            Claim {
+                route,
+                side: AccountSide::Source,
+                user: source_user,
+                password: &request.source_password,
+            },
+            source_attempt,
+            client,
+        ),
+        prove(
+            &state,
+            "sign-in",
+            Claim {
+                route,
+                side: AccountSide::Target,
+                user: target_user,
+                password: &request.target_password,
+            },
+            target_attempt,
+            client,
+        ),
+    );
     if !(source.ok && target.ok) {
         return Ok(Json(SignInResult {
             source,
@@ -124,8 +234,6 @@ async fn sign_in(
             job_id: None,
         }));
     }
-    state.limiter.succeeded(&source_key).await;
-    state.limiter.succeeded(&target_key).await;
     let endpoints = (
         state
             .routes
@@ -150,16 +258,25 @@ async fn sign_in(
             None,
         )
         .await?;
+    // Where a master login copies, the user's password has done its work (the proof) and
+    // is not kept.
+    let kept = |side: AccountSide, password: String| {
+        if state.routes.uses_master_user(route, side) {
+            String::new()
+        } else {
+            password
+        }
+    };
     let sealed = Credentials {
-        source_password: request.source_password,
-        target_password: request.target_password,
+        source_password: kept(AccountSide::Source, request.source_password),
+        target_password: kept(AccountSide::Target, request.target_password),
     }
     .seal(&state.vault)
     .map_err(|e| ApiFailure::Internal(e.into()))?;
     state.store.set_credentials(&job_id, &sealed).await?;
     state
         .store
-        .log_action(&job_id, source_user, "signed in")
+        .log_action(&job_id, source_user, &format!("signed in from {client}"))
         .await?;
     auth::sign_in(
         &session,
@@ -203,21 +320,34 @@ async fn me(session: Session) -> Result<Json<Me>, ApiFailure> {
 
 async fn staff_sign_in(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientAddress,
     session: Session,
     Json(request): Json<StaffSignIn>,
 ) -> Result<Json<Me>, ApiFailure> {
-    let account = format!("staff:{}", request.username.to_lowercase());
-    let address = peer.ip().to_string();
-    limited(&state, &account, &address).await?;
-    let role = crate::staff::verify(state.db.pool(), &request.username, &request.password)
-        .await
-        .map_err(|e| ApiFailure::Internal(e.into()))?;
+    let keys = AttemptKeys {
+        account: format!("staff:{}", request.username.trim().to_lowercase()),
+        address: client.group(),
+        server: None,
+    };
+    let attempt = reserve(&state, keys).await?;
+    let role = crate::staff::verify(state.db.pool(), &request.username, &request.password).await;
+    let role = match role {
+        Ok(role) => role,
+        Err(err) => {
+            state.limiter.finish(attempt, Outcome::NotCounted).await;
+            return Err(ApiFailure::Internal(err.into()));
+        }
+    };
     let Some(role) = role else {
-        state.limiter.failed(&account, &address).await;
+        state
+            .limiter
+            .finish(attempt, Outcome::WrongCredentials)
+            .await;
+        tracing::warn!(target: "mailferry::sign_in", %client, staff = %request.username, "staff sign-in failed");
         return Err(ApiFailure::WrongCredentials);
     };
-    state.limiter.succeeded(&account).await;
+    state.limiter.finish(attempt, Outcome::Succeeded).await;
+    tracing::info!(target: "mailferry::sign_in", %client, staff = %request.username, "staff sign-in succeeded");
     auth::sign_in(
         &session,
         Who::Staff {

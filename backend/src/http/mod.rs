@@ -5,6 +5,7 @@
 mod account;
 mod admin_import;
 mod auth;
+pub mod client_address;
 mod error;
 mod events;
 mod health;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub routes: Arc<Routes>,
     pub vault: Vault,
     pub limiter: Arc<RateLimiter>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (see `client_address`).
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
     /// This node's name (in leases, job runs and `/api/health`).
     pub node: Arc<str>,
     /// Flips to true when the server shuts down, ending live-progress streams.

@@ -1,11 +1,12 @@
 //! An end user's own migration: see it, start it, cancel it, sync again, and give a
 //! password that changed. A user reaches only the job bound to their session.
 
+use super::account;
 use super::auth::UserAuth;
+use super::client_address::ClientAddress;
 use super::error::ApiFailure;
 use super::events;
 use super::AppState;
-use crate::account_check;
 use crate::jobs::Credentials;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -73,24 +74,37 @@ async fn skipped(
     Ok(Json(state.store.skipped_messages(&user.job_id).await?))
 }
 
-/// Checks the new password with a real login first; only a working one is stored.
+/// Checks the new password with a real login first (rate-limited like a sign-in); only
+/// a working one is stored.
 async fn password(
     State(state): State<AppState>,
     user: UserAuth,
+    client: ClientAddress,
     Json(update): Json<PasswordUpdate>,
 ) -> Result<Json<CheckResult>, ApiFailure> {
     let login = match update.side {
         AccountSide::Source => &user.source_user,
         AccountSide::Target => &user.target_user,
     };
-    let result = account_check::check(
-        &state.routes,
-        &user.route,
-        update.side,
-        login,
-        &update.password,
-    )
-    .await;
+    if state.routes.uses_master_user(&user.route, update.side) {
+        return Ok(Json(CheckResult {
+            side: update.side,
+            ok: false,
+            code: "not_needed".into(),
+            message: "This mailbox is copied with an administrator login: your password is \
+                      not needed for it."
+                .into(),
+        }));
+    }
+    let keys = account::attempt_keys(&state, &user.route, update.side, login, client);
+    let attempt = account::reserve(&state, keys).await?;
+    let claim = account::Claim {
+        route: &user.route,
+        side: update.side,
+        user: login,
+        password: &update.password,
+    };
+    let result = account::prove(&state, "password change", claim, attempt, client).await;
     if !result.ok {
         return Ok(Json(result));
     }

@@ -262,7 +262,7 @@ fn RoutesCard() -> impl IntoView {
                                         <td data-label="Route"><strong>{r.label}</strong><br/><span class="muted small">{r.name}</span></td>
                                         <td data-label="From">{r.source_server}</td>
                                         <td data-label="To">{r.target_server}</td>
-                                        <td data-label="Sign-in">{if r.master_user { "User name only (master login)" } else { "User name and password" }}</td>
+                                        <td data-label="Sign-in">{sign_in_summary(&r)}</td>
                                     </tr>
                                 }).collect_view()}
                             </tbody>
@@ -305,4 +305,18 @@ fn StaffCard() -> impl IntoView {
             }}
         </section>
     }
+}
+
+/// How users of a route prove who they are, and how the copy logs in, in one line.
+fn sign_in_summary(route: &mailferry_shared::RouteInfo) -> String {
+    let copy = match (route.source_master, route.target_master) {
+        (false, false) => "copied with the users' passwords".to_owned(),
+        (true, true) => "copied with master logins on both sides".to_owned(),
+        (true, false) => "master login on the old server".to_owned(),
+        (false, true) => "master login on the new server".to_owned(),
+    };
+    format!(
+        "User name and password on both sides; new account: {}; {copy}",
+        route.target_user.describe()
+    )
 }

@@ -96,13 +96,20 @@ fn SignInForm(routes: Vec<RouteInfo>) -> impl IntoView {
     let first = routes.first().map(|r| r.name.clone()).unwrap_or_default();
     let route_name = RwSignal::new(first);
     let routes = StoredValue::new(routes);
+    let source = SideForm::new(AccountSide::Source);
+    let target = SideForm::new(AccountSide::Target);
     let route = Memo::new(move |_| {
         routes.with_value(|all| all.iter().find(|r| r.name == route_name.get()).cloned())
     });
-    let master_user = Signal::derive(move || route.get().is_some_and(|r| r.master_user));
+    // Where the route derives the new account from the old one, the user never types it.
+    let derived_target = Signal::derive(move || {
+        route.get().and_then(|r| {
+            r.target_user
+                .derive(&source.user.get())
+                .map(|name| (name, r.target_user.describe()))
+        })
+    });
 
-    let source = SideForm::new(AccountSide::Source);
-    let target = SideForm::new(AccountSide::Target);
     let starting = RwSignal::new(false);
     let start_note = RwSignal::new(None::<Note>);
 
@@ -115,7 +122,10 @@ fn SignInForm(routes: Vec<RouteInfo>) -> impl IntoView {
             route: route_name.get_untracked(),
             source_user: source.user.get_untracked().trim().to_string(),
             source_password: source.password.get_untracked(),
-            target_user: target.user.get_untracked().trim().to_string(),
+            target_user: match derived_target.get_untracked() {
+                Some((name, _)) => name,
+                None => target.user.get_untracked().trim().to_string(),
+            },
             target_password: target.password.get_untracked(),
         };
         let (source_user, target_user, route) = (
@@ -167,14 +177,14 @@ fn SignInForm(routes: Vec<RouteInfo>) -> impl IntoView {
                     title="Old mailbox"
                     server=Signal::derive(move || route.get().map(|r| r.source_server).unwrap_or_default())
                     route_name
-                    master_user
+                    derived_user=Signal::derive(|| None)
                 />
                 <SidePanel
                     form=target
                     title="New mailbox"
                     server=Signal::derive(move || route.get().map(|r| r.target_server).unwrap_or_default())
                     route_name
-                    master_user
+                    derived_user=derived_target
                 />
             </div>
             <div class="form-actions">
@@ -220,7 +230,9 @@ fn SidePanel(
     title: &'static str,
     #[prop(into)] server: Signal<String>,
     route_name: RwSignal<String>,
-    master_user: Signal<bool>,
+    /// The user name this side must have, derived by the route from the other side's
+    /// (with the rule in words); the field then shows it and cannot be edited.
+    derived_user: Signal<Option<(String, String)>>,
 ) -> impl IntoView {
     let key = match form.side {
         AccountSide::Source => "source",
@@ -232,7 +244,10 @@ fn SidePanel(
         if form.checking.get_untracked() {
             return;
         }
-        let user = form.user.get_untracked().trim().to_string();
+        let user = match derived_user.get_untracked() {
+            Some((name, _)) => name,
+            None => form.user.get_untracked().trim().to_string(),
+        };
         if user.is_empty() {
             form.note
                 .set(Some(Note::bad("Enter your user name first.")));
@@ -275,15 +290,23 @@ fn SidePanel(
                     autocapitalize="off"
                     spellcheck="false"
                     required
-                    prop:value=move || form.user.get()
+                    readonly=move || derived_user.get().is_some()
+                    prop:value=move || match derived_user.get() {
+                        Some((name, _)) => name,
+                        None => form.user.get(),
+                    }
                     on:input=move |ev| {
                         form.user.set(event_target_value(&ev));
                         edited();
                     }
                 />
+                {move || derived_user.get().map(|(_, rule)| view! {
+                    <p class="muted small" data-testid=format!("{key}-user-rule")>
+                        "Set by your organisation: " {rule} "."
+                    </p>
+                })}
             </div>
-            <Show when=move || !master_user.get()>
-                <div class="field">
+            <div class="field">
                     <label for=password_id.clone()>"Password"</label>
                     <input
                         id=password_id.clone()
@@ -297,8 +320,7 @@ fn SidePanel(
                             edited();
                         }
                     />
-                </div>
-            </Show>
+            </div>
             <div class="check-line">
                 <button type="button" class="secondary" data-testid=format!("check-{key}-button") on:click=check disabled=move || form.checking.get()>
                     "Check"
