@@ -257,14 +257,14 @@ fn RoutesCard() -> impl IntoView {
                                 <th scope="col">"Sign-in"</th>
                             </tr></thead>
                             <tbody>
-                                {routes.into_iter().map(|r| view! {
+                                {routes.into_iter().map(|r| { let summary = sign_in_summary(&r); view! {
                                     <tr data-testid="route-row">
                                         <td data-label="Route"><strong>{r.label}</strong><br/><span class="muted small">{r.name}</span></td>
                                         <td data-label="From">{r.source_server}</td>
                                         <td data-label="To">{r.target_server}</td>
-                                        <td data-label="Sign-in">{sign_in_summary(&r)}</td>
+                                        <td data-label="Sign-in">{summary}</td>
                                     </tr>
-                                }).collect_view()}
+                                }}).collect_view()}
                             </tbody>
                         </table>
                     </div>
