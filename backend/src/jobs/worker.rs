@@ -183,7 +183,7 @@ impl WorkerPool {
                 true,
             )));
         };
-        let credentials = match Credentials::open(sealed, &self.vault) {
+        let credentials = match Credentials::open(sealed, &self.vault, &job.id) {
             Ok(c) => c,
             Err(err) => {
                 tracing::error!(error = %err, "stored credentials cannot be opened");
