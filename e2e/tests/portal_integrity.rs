@@ -1,5 +1,6 @@
 //! Integrity of the portal's job store, black-box against the real binary: one mailbox
-//! pair is one job however its names are spelled, and a key file others can read stops
+//! pair is one job however its names are spelled (also when imported at the same
+//! moment), and a key file others can read stops
 //! the server with the fix in its message.
 
 use mailferry_e2e::api::Api;
@@ -92,6 +93,25 @@ async fn imports_spelling_a_user_differently_share_one_job() {
     let mut users: Vec<String> = page.jobs.iter().map(|j| j.source_user.clone()).collect();
     users.sort();
     assert_eq!(users, ["Bob", "J\u{00F6}rg", "bob"]);
+}
+
+#[tokio::test]
+async fn simultaneous_imports_of_one_user_make_one_job() {
+    let portal = Portal::start_with_config(&config()).await.unwrap();
+    portal.add_staff("ada", ADMIN_PW, "admin").unwrap();
+    let admin = Api::new(&portal.url(""));
+    admin.staff_sign_in("ada", ADMIN_PW).await.unwrap();
+    let spellings = [
+        "Carol@Old.example,pw,Carol@New.example,pw,default\n",
+        "carol@old.example,pw,carol@new.example,pw,default\n",
+        " CAROL@OLD.EXAMPLE,pw,CAROL@NEW.EXAMPLE ,pw,default\n",
+        "carol@OLD.example,pw,Carol@new.EXAMPLE,pw,default\n",
+    ];
+    let imports = (0..8).map(|i| import(&admin, spellings[i % spellings.len()]));
+    let results = futures::future::join_all(imports).await;
+    assert_eq!(results.len(), 8);
+    let page = jobs_of(&admin, "default").await;
+    assert_eq!(page.total, 1, "{:#?}", page.jobs);
 }
 
 #[cfg(unix)]
