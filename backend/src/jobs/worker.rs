@@ -95,10 +95,10 @@ impl WorkerPool {
     /// user signs in again. Returns how many jobs lost their passwords.
     pub async fn sweep_credentials(&self) -> Result<usize, super::StoreError> {
         let kept = i64::try_from(self.idle_credential_retention().as_secs()).unwrap_or(i64::MAX);
-        let now = self.store.clock().await? / 1000;
+        // `updated_at` is written with this machine's clock, so the cutoff is too.
         let erased = self
             .store
-            .erase_idle_credentials(now.saturating_sub(kept))
+            .erase_idle_credentials(super::now().saturating_sub(kept))
             .await?;
         if !erased.is_empty() {
             tracing::info!(
