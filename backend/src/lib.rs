@@ -16,4 +16,5 @@ pub mod staff;
 pub mod staff_cmd;
 pub mod startup;
 pub mod telemetry;
+pub mod user_names;
 pub mod vault;

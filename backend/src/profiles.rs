@@ -55,6 +55,9 @@ pub struct ServerProfile {
     pub connections_per_job: Option<u32>,
     /// Longest wait for one network step, in seconds. Default 60.
     pub timeout_seconds: Option<u64>,
+    /// How the server compares login names: `case_insensitive` (default) or `case_sensitive`.
+    #[serde(default)]
+    pub user_names: crate::user_names::UserNameCase,
 }
 
 impl std::fmt::Debug for ServerProfile {
@@ -222,6 +225,16 @@ impl Routes {
         self.servers
             .get_key_value(name)
             .map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// `name` in the form job keys are built from, by the rule of the server on `side` of
+    /// `route` (case-insensitive when the route is unknown).
+    pub fn normalize_user(&self, route: &str, side: AccountSide, name: &str) -> String {
+        let case = self
+            .profile_for(route, side)
+            .map(|(_, p)| p.user_names)
+            .unwrap_or_default();
+        crate::user_names::normalize(name, case)
     }
 
     /// This side of the route copies with a master (admin) login acting for the user.

@@ -26,9 +26,16 @@ pub enum Auth {
     Plain { authzid: Option<String> },
 }
 
-/// A password that never shows up in `Debug` output or logs.
+/// A password that never shows up in `Debug` output or logs, and is wiped from memory
+/// when dropped.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Password(String);
+
+impl Drop for Password {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
 
 impl Password {
     pub fn new(secret: impl Into<String>) -> Self {

@@ -56,32 +56,40 @@ const COLUMNS: &str = "source_folder, source_uidvalidity, source_uid, target_fol
     target_uidvalidity, target_uid, state, target_uidnext_before, size, internal_date, \
     content_hash, flags";
 
-/// Finds the job for this pair of accounts, or creates it; re-runs share the map.
+/// Finds the job for this pair of accounts, or creates it; re-runs share the map. Safe
+/// against itself: callers racing for one pair all get the one job the unique index
+/// (`jobs_account_pair`) lets through.
 pub async fn find_or_create_job(
     pool: &AnyPool,
     source_account: &str,
     target_account: &str,
 ) -> Result<String> {
-    let existing: Option<String> = sqlx::query_scalar(
-        "SELECT id FROM jobs WHERE source_account = $1 AND target_account = $2 ORDER BY created_at, id LIMIT 1",
-    )
-    .bind(source_account)
-    .bind(target_account)
-    .fetch_optional(pool)
-    .await?;
-    if let Some(id) = existing {
-        return Ok(id);
-    }
-    let id = new_job_id(source_account, target_account);
+    let mut conn = pool.acquire().await?;
+    find_or_create_job_on(&mut conn, source_account, target_account).await
+}
+
+/// [`find_or_create_job`] on one connection, e.g. inside the caller's transaction.
+pub async fn find_or_create_job_on(
+    conn: &mut sqlx::AnyConnection,
+    source_account: &str,
+    target_account: &str,
+) -> Result<String> {
     sqlx::query(
-        "INSERT INTO jobs (id, source_account, target_account, created_at) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO jobs (id, source_account, target_account, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (source_account, target_account) DO NOTHING",
     )
-    .bind(&id)
+    .bind(new_job_id(source_account, target_account))
     .bind(source_account)
     .bind(target_account)
     .bind(now())
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
+    let id: String =
+        sqlx::query_scalar("SELECT id FROM jobs WHERE source_account = $1 AND target_account = $2")
+            .bind(source_account)
+            .bind(target_account)
+            .fetch_one(&mut *conn)
+            .await?;
     Ok(id)
 }
 
@@ -91,9 +99,14 @@ fn new_job_id(source: &str, target: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
+    // Random bytes too: two callers racing for one pair in the same nanosecond must not
+    // collide on the id (only the pair's index may refuse the loser).
+    let mut salt = [0u8; 16];
+    let _ = getrandom::getrandom(&mut salt);
     let digest = Sha256::digest(format!(
-        "{source}\n{target}\n{nanos}\n{}",
-        std::process::id()
+        "{source}\n{target}\n{nanos}\n{}\n{}",
+        std::process::id(),
+        hex::encode(salt)
     ));
     format!("job-{}", &hex::encode(digest)[..20])
 }
@@ -431,6 +444,58 @@ pub struct SkipRecord {
 mod tests {
     use super::*;
     use crate::db::Database;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn simultaneous_sign_ins_for_one_mailbox_pair_share_one_job() {
+        use crate::user_names::{normalize, UserNameCase};
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&crate::config::sqlite_url(&dir.path().join("m.db")))
+            .await
+            .unwrap();
+        // The same two people, typed in every way a sign-in form or CSV file allows.
+        let spellings = [
+            ("J\u{00FC}rgen@Old.example", "juergen@new.example"),
+            ("  ju\u{0308}rgen@old.example", "JUERGEN@new.example "),
+            ("J\u{00DC}RGEN@OLD.EXAMPLE", "Juergen@New.Example"),
+            ("ju\u{0308}rgen@old.EXAMPLE\t", "juergen@new.example"),
+        ];
+        // Every connection open beforehand, and every caller released at once: the
+        // callers really overlap.
+        let mut warm = Vec::new();
+        for _ in 0..8 {
+            warm.push(db.pool().acquire().await.unwrap());
+        }
+        drop(warm);
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(48));
+        let mut calls = Vec::new();
+        for i in 0..48 {
+            let pool = db.pool().clone();
+            let start = start.clone();
+            let (source, target) = spellings[i % spellings.len()];
+            let source = format!(
+                "{}@old:993",
+                normalize(source, UserNameCase::CaseInsensitive)
+            );
+            let target = format!(
+                "{}@new:993",
+                normalize(target, UserNameCase::CaseInsensitive)
+            );
+            calls.push(tokio::spawn(async move {
+                start.wait().await;
+                find_or_create_job(&pool, &source, &target).await
+            }));
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for call in calls {
+            ids.insert(call.await.unwrap().unwrap());
+        }
+        assert_eq!(ids.len(), 1, "one mailbox pair got several jobs: {ids:?}");
+        let jobs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(jobs, 1);
+    }
 
     #[tokio::test]
     async fn intents_settle_and_export() {

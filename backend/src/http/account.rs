@@ -271,7 +271,7 @@ async fn sign_in(
         source_password: kept(AccountSide::Source, request.source_password),
         target_password: kept(AccountSide::Target, request.target_password),
     }
-    .seal(&state.vault)
+    .seal(&state.vault, &job_id)
     .map_err(|e| ApiFailure::Internal(e.into()))?;
     state.store.set_credentials(&job_id, &sealed).await?;
     state

@@ -5,7 +5,7 @@ use super::auth::AdminAuth;
 use super::error::ApiFailure;
 use super::AppState;
 use crate::import::{parse_users_csv, ImportContext, ImportRoute, Parsed};
-use crate::jobs::{now, random_id, Credentials};
+use crate::jobs::{random_id, BatchJob, Credentials, NewBatch};
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -63,28 +63,27 @@ async fn import(
         }));
     }
     let batch_id = format!("batch-{}", &random_id()[..16]);
-    let pool = state.db.pool();
-    sqlx::query(
-        "INSERT INTO batches (id, created_at, created_by, file_name, jobs) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(&batch_id)
-    .bind(now())
-    .bind(&admin.username)
-    .bind("upload.csv")
-    .bind(parsed.users.len() as i64)
-    .execute(pool)
-    .await
-    .map_err(|e| ApiFailure::Internal(e.into()))?;
+    let mut jobs = Vec::with_capacity(parsed.users.len());
     for user in &parsed.users {
-        let source_user = user.source_user.as_str();
-        let target_user = user.target_user.as_str();
+        // The job key is built from the name as the server compares it, so that a row
+        // and a sign-in (or another import) for the same mailbox share one job.
+        let source_user = state.routes.normalize_user(
+            &user.route,
+            AccountSide::Source,
+            user.source_user.as_str(),
+        );
+        let target_user = state.routes.normalize_user(
+            &user.route,
+            AccountSide::Target,
+            user.target_user.as_str(),
+        );
         let endpoints = (
             state
                 .routes
-                .endpoint(&user.route, AccountSide::Source, source_user, ""),
+                .endpoint(&user.route, AccountSide::Source, &source_user, ""),
             state
                 .routes
-                .endpoint(&user.route, AccountSide::Target, target_user, ""),
+                .endpoint(&user.route, AccountSide::Target, &target_user, ""),
         );
         let (Some(source), Some(target)) = endpoints else {
             return Err(ApiFailure::Conflict(format!(
@@ -92,39 +91,33 @@ async fn import(
                 user.route
             )));
         };
-        let job_id = state
-            .store
-            .open_job(
-                &source.account_key(),
-                &target.account_key(),
-                &user.route,
-                source_user,
-                target_user,
-                Some(&batch_id),
-            )
-            .await?;
-        let credentials = Credentials {
-            source_password: user
-                .source_password
-                .as_ref()
+        let password = |p: &Option<crate::engine::Password>| {
+            p.as_ref()
                 .map(|p| p.expose().to_owned())
-                .unwrap_or_default(),
-            target_password: user
-                .target_password
-                .as_ref()
-                .map(|p| p.expose().to_owned())
-                .unwrap_or_default(),
+                .unwrap_or_default()
         };
-        let sealed = credentials
-            .seal(&state.vault)
-            .map_err(|e| ApiFailure::Internal(e.into()))?;
-        state.store.set_credentials(&job_id, &sealed).await?;
-        state
-            .store
-            .log_action(&job_id, &admin.username, &format!("imported in {batch_id}"))
-            .await?;
-        state.store.queue(&job_id).await?;
+        jobs.push(BatchJob {
+            source_account: source.account_key(),
+            target_account: target.account_key(),
+            route: user.route.clone(),
+            source_user,
+            target_user,
+            credentials: Credentials {
+                source_password: password(&user.source_password),
+                target_password: password(&user.target_password),
+            },
+        });
     }
+    let batch = NewBatch {
+        id: batch_id.clone(),
+        created_by: admin.username.clone(),
+        file_name: "upload.csv".into(),
+    };
+    // One transaction: a failure on any row leaves no batch and no job behind.
+    state
+        .store
+        .import_batch(&state.vault, &batch, &jobs)
+        .await?;
     state
         .store
         .audit(

@@ -109,7 +109,7 @@ async fn password(
         return Ok(Json(result));
     }
     let mut credentials = match state.store.credentials(&user.job_id).await? {
-        Some(sealed) => Credentials::open(&sealed, &state.vault).unwrap_or_default(),
+        Some(sealed) => Credentials::open(&sealed, &state.vault, &user.job_id).unwrap_or_default(),
         None => Credentials::default(),
     };
     match update.side {
@@ -117,7 +117,7 @@ async fn password(
         AccountSide::Target => credentials.target_password = update.password,
     }
     let sealed = credentials
-        .seal(&state.vault)
+        .seal(&state.vault, &user.job_id)
         .map_err(|e| ApiFailure::Internal(e.into()))?;
     state.store.set_credentials(&user.job_id, &sealed).await?;
     let side = match update.side {

@@ -79,9 +79,10 @@ impl UserName {
         &self.0
     }
 
-    /// The name as compared for duplicates: without regard to case.
+    /// The name as compared for duplicates: without regard to case or Unicode
+    /// composition (two rows that a server would take for one mailbox).
     pub fn duplicate_key(&self) -> String {
-        self.0.to_lowercase()
+        crate::user_names::normalize(&self.0, crate::user_names::UserNameCase::CaseInsensitive)
     }
 }
 
@@ -186,6 +187,18 @@ mod tests {
         assert_eq!(
             UserName::parse(&"é".repeat(256)).unwrap_err(),
             UserNameError::TooLong { chars: 256 }
+        );
+    }
+
+    #[test]
+    fn duplicates_are_compared_without_regard_to_composition() {
+        assert_eq!(
+            UserName::parse("j\u{00FC}rgen@x.org")
+                .unwrap()
+                .duplicate_key(),
+            UserName::parse("ju\u{0308}rgen@x.org")
+                .unwrap()
+                .duplicate_key()
         );
     }
 

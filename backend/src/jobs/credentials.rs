@@ -1,7 +1,10 @@
 //! The two passwords of a job, sealed together in the job row while they are needed.
+//! Sealed for that job only (its id is the associated data), and wiped from memory when
+//! dropped.
 
 use crate::vault::{Vault, VaultError};
 use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, Zeroizing};
 
 #[derive(Clone, Default, Serialize, Deserialize)]
 pub struct Credentials {
@@ -15,14 +18,105 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+impl Drop for Credentials {
+    fn drop(&mut self) {
+        self.source_password.zeroize();
+        self.target_password.zeroize();
+    }
+}
+
 impl Credentials {
-    pub fn seal(&self, vault: &Vault) -> Result<String, VaultError> {
-        let json = serde_json::to_vec(self).map_err(|_| VaultError::Open)?;
-        vault.seal(&json)
+    /// Sealed for the job `job_id`: the value opens in that job's row only.
+    pub fn seal(&self, vault: &Vault, job_id: &str) -> Result<String, VaultError> {
+        let json = Zeroizing::new(serde_json::to_vec(self).map_err(|_| VaultError::Open)?);
+        vault.seal(&json, job_id.as_bytes())
     }
 
-    pub fn open(sealed: &str, vault: &Vault) -> Result<Self, VaultError> {
-        let json = vault.open_sealed(sealed)?;
+    /// Opens what [`seal`](Self::seal) sealed for `job_id`; a value sealed for another
+    /// job (copied between rows) is [`VaultError::Open`].
+    pub fn open(sealed: &str, vault: &Vault, job_id: &str) -> Result<Self, VaultError> {
+        let json = vault.open_sealed(sealed, job_id.as_bytes())?;
         serde_json::from_slice(&json).map_err(|_| VaultError::Open)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vault(dir: &std::path::Path) -> Vault {
+        Vault::open(None, &dir.join(crate::vault::KEY_FILE_NAME)).unwrap()
+    }
+
+    #[test]
+    fn credentials_copied_to_another_job_cannot_be_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = vault(dir.path());
+        let sealed = Credentials {
+            source_password: "old-secret".into(),
+            target_password: "new-secret".into(),
+        }
+        .seal(&vault, "job-a")
+        .unwrap();
+        let opened = Credentials::open(&sealed, &vault, "job-a").unwrap();
+        assert_eq!(opened.source_password, "old-secret");
+        assert_eq!(opened.target_password, "new-secret");
+        assert!(matches!(
+            Credentials::open(&sealed, &vault, "job-b"),
+            Err(VaultError::Open)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_sealed_value_moved_between_job_rows_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = vault(dir.path());
+        let db = crate::db::Database::open(&crate::config::sqlite_url(&dir.path().join("c.db")))
+            .await
+            .unwrap();
+        let store = super::super::JobStore::new(
+            db.pool().clone(),
+            db.kind(),
+            super::super::Notifier::default(),
+        );
+        let alice = store
+            .open_job(
+                "alice@old:993",
+                "alice@new:993",
+                "r",
+                "alice",
+                "alice",
+                None,
+            )
+            .await
+            .unwrap();
+        let mallory = store
+            .open_job("mallory@old:993", "mallory@new:993", "r", "m", "m", None)
+            .await
+            .unwrap();
+        let sealed = Credentials {
+            source_password: "alice-old".into(),
+            target_password: "alice-new".into(),
+        }
+        .seal(&vault, &alice)
+        .unwrap();
+        store.set_credentials(&alice, &sealed).await.unwrap();
+        // Someone with write access to the database copies Alice's sealed passwords into
+        // their own job, hoping the worker will log in to Alice's mailbox for them.
+        sqlx::query("UPDATE jobs SET credentials = (SELECT credentials FROM jobs WHERE id = $1) WHERE id = $2")
+            .bind(&alice)
+            .bind(&mallory)
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let copied = store.credentials(&mallory).await.unwrap().unwrap();
+        assert!(Credentials::open(&copied, &vault, &mallory).is_err());
+        let own = store.credentials(&alice).await.unwrap().unwrap();
+        assert_eq!(
+            Credentials::open(&own, &vault, &alice)
+                .unwrap()
+                .source_password,
+            "alice-old"
+        );
     }
 }

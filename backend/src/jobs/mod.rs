@@ -2,6 +2,7 @@
 //! the worker pool that leases queued jobs and runs the engine, and the notifier that wakes
 //! live-progress streams. Events flow one way: engine -> worker -> store -> SSE -> browser.
 
+pub mod batch;
 pub mod credentials;
 pub mod lease;
 pub mod notify;
@@ -10,6 +11,7 @@ pub mod relay;
 pub mod store;
 pub mod worker;
 
+pub use batch::{BatchJob, NewBatch};
 pub use credentials::Credentials;
 pub use lease::LeasedJob;
 pub use notify::Notifier;

@@ -6,7 +6,13 @@ use super::now;
 use super::progress::ProgressSnapshot;
 use crate::db::DatabaseKind;
 use mailferry_shared::{JobEvent, JobEventKind, JobPage, JobStatus, JobView, SkippedMessageView};
-use sqlx::AnyPool;
+use sqlx::{AnyConnection, AnyPool, Connection};
+
+/// Events kept per job: older ones are deleted as new ones are appended, so a job that
+/// runs for months (delta syncs, many folders) does not grow its log without end. Live
+/// streams lose nothing by it: they start with a snapshot of the job, and a client
+/// resuming after a deleted event gets every event still kept.
+pub const EVENTS_KEPT_PER_JOB: i64 = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -16,6 +22,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
+    #[error("cannot seal the credentials: {0}")]
+    Seal(#[from] crate::vault::VaultError),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -113,6 +121,7 @@ pub struct JobStore {
     pub(super) pool: AnyPool,
     pub(super) kind: DatabaseKind,
     pub(super) notifier: Notifier,
+    events_kept: i64,
 }
 
 impl JobStore {
@@ -121,7 +130,15 @@ impl JobStore {
             pool,
             kind,
             notifier,
+            events_kept: EVENTS_KEPT_PER_JOB,
         }
+    }
+
+    /// Keeps at most `events` events per job (at least 1) instead of
+    /// [`EVENTS_KEPT_PER_JOB`].
+    pub fn keeping_events(mut self, events: i64) -> Self {
+        self.events_kept = events.max(1);
+        self
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -162,9 +179,12 @@ impl JobStore {
         Ok(id)
     }
 
+    /// Stores the sealed passwords. Counts as a change of the job: the retention of idle
+    /// credentials runs from here (see `erase_idle_credentials`).
     pub async fn set_credentials(&self, job_id: &str, sealed: &str) -> Result<()> {
-        sqlx::query("UPDATE jobs SET credentials = $1 WHERE id = $2")
+        sqlx::query("UPDATE jobs SET credentials = $1, updated_at = $2 WHERE id = $3")
             .bind(sealed)
+            .bind(now())
             .bind(job_id)
             .execute(&self.pool)
             .await?;
@@ -177,6 +197,32 @@ impl JobStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Erases the passwords of every job nobody runs (any status but queued, connecting
+    /// or copying, and no current lease) whose last change (`updated_at`: sign-in,
+    /// password update, the end of its last run) is before `cutoff` (Unix seconds).
+    /// Returns the jobs whose passwords were erased; each gets a log entry.
+    pub async fn erase_idle_credentials(&self, cutoff: i64) -> Result<Vec<String>> {
+        let t = self.clock().await? / 1000;
+        let erased: Vec<String> = sqlx::query_scalar(
+            "UPDATE jobs SET credentials = NULL WHERE credentials IS NOT NULL \
+             AND updated_at < $1 AND status NOT IN ('queued', 'connecting', 'copying') \
+             AND (lease_until IS NULL OR lease_until < $2) RETURNING id",
+        )
+        .bind(cutoff)
+        .bind(t)
+        .fetch_all(&self.pool)
+        .await?;
+        for id in &erased {
+            self.log_action(
+                id,
+                "mailferry",
+                "erased the stored passwords (retention ended)",
+            )
+            .await?;
+        }
+        Ok(erased)
     }
 
     pub async fn has_credentials(&self, job_id: &str) -> Result<bool> {
@@ -280,11 +326,28 @@ impl JobStore {
 
     /// Appends to the job's event log and wakes its watchers. Returns the event's number.
     pub async fn append_event(&self, job_id: &str, kind: JobEventKind) -> Result<i64> {
-        let data = serde_json::to_string(&kind).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut conn = self.pool.acquire().await?;
+        let seq = self.append_event_on(&mut conn, job_id, &kind).await?;
+        drop(conn);
+        self.announce_job(job_id).await;
+        Ok(seq)
+    }
+
+    /// Appends on `conn` (inside the caller's transaction, if any) and deletes what falls
+    /// out of the kept window; wakes nobody.
+    pub(super) async fn append_event_on(
+        &self,
+        conn: &mut AnyConnection,
+        job_id: &str,
+        kind: &JobEventKind,
+    ) -> Result<i64> {
+        let data = serde_json::to_string(kind).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         // Two writers of one job's log (worker and a staff action) may race for the next
-        // number; the primary key refuses the loser, which simply tries again.
+        // number; the primary key refuses the loser, which simply tries again. Each try is
+        // its own (nested) transaction, so a refusal does not abort the caller's.
         let mut attempts = 0;
         loop {
+            let mut attempt = conn.begin().await?;
             let appended = sqlx::query_scalar::<_, i64>(
                 "INSERT INTO job_events (job_id, seq, at, data) \
                  SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3 FROM job_events WHERE job_id = $1 \
@@ -293,14 +356,22 @@ impl JobStore {
             .bind(job_id)
             .bind(now())
             .bind(&data)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *attempt)
             .await;
             match appended {
                 Ok(seq) => {
-                    self.announce_job(job_id).await;
+                    if seq > self.events_kept {
+                        sqlx::query("DELETE FROM job_events WHERE job_id = $1 AND seq <= $2")
+                            .bind(job_id)
+                            .bind(seq - self.events_kept)
+                            .execute(&mut *attempt)
+                            .await?;
+                    }
+                    attempt.commit().await?;
                     return Ok(seq);
                 }
                 Err(sqlx::Error::Database(err)) if err.is_unique_violation() && attempts < 8 => {
+                    attempt.rollback().await?;
                     attempts += 1;
                 }
                 Err(err) => return Err(err.into()),
@@ -514,5 +585,61 @@ impl JobStore {
         } else {
             map.export_csv().await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Database;
+
+    async fn store(dir: &std::path::Path) -> JobStore {
+        let db = Database::open(&crate::config::sqlite_url(&dir.join("s.db")))
+            .await
+            .unwrap();
+        JobStore::new(db.pool().clone(), db.kind(), Notifier::default())
+    }
+
+    fn action(n: usize) -> JobEventKind {
+        JobEventKind::Action {
+            actor: "test".into(),
+            action: format!("step {n}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_event_log_keeps_the_newest_events_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await.keeping_events(25);
+        let job = store
+            .open_job("a@old:993", "a@new:993", "r", "a", "a", None)
+            .await
+            .unwrap();
+        let other = store
+            .open_job("b@old:993", "b@new:993", "r", "b", "b", None)
+            .await
+            .unwrap();
+        store.append_event(&other, action(0)).await.unwrap();
+        for n in 1..=100 {
+            assert_eq!(store.append_event(&job, action(n)).await.unwrap(), n as i64);
+        }
+        let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job_events WHERE job_id = $1")
+            .bind(&job)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(kept, 25);
+        // A client resuming after an event long deleted gets every event still kept,
+        // newest last, and numbering goes on where it was.
+        let replay = store.events_after(&job, 3, 1000).await.unwrap();
+        let seqs: Vec<i64> = replay.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (76..=100).collect::<Vec<_>>());
+        assert!(matches!(
+            &replay[24].kind,
+            JobEventKind::Action { action, .. } if action == "step 100"
+        ));
+        assert_eq!(store.last_event_seq(&job).await.unwrap(), 100);
+        // Another job's log is not touched.
+        assert_eq!(store.events_after(&other, 0, 10).await.unwrap().len(), 1);
     }
 }

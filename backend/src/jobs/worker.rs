@@ -28,8 +28,17 @@ pub struct WorkerSettings {
     /// How often the store is asked for due jobs when nothing wakes the pool.
     pub poll: Duration,
     pub delta_sync_minutes: Option<u64>,
+    /// How long the passwords of a job nobody runs are kept after its last change (see
+    /// [`WorkerPool::sweep_credentials`]); 0 erases a completed job's at once.
     pub credential_retention_hours: u64,
+    /// How often the credential sweeper looks for passwords past their retention.
+    pub credential_sweep_every: Duration,
 }
+
+/// Passwords of jobs waiting for their user (signed in but not started, failed, paused)
+/// are kept at least this long, also with a retention of 0: 0 means "erase when the
+/// copy is complete", not "before the user can press Start or Retry".
+pub const IDLE_CREDENTIALS_KEPT_AT_LEAST: Duration = Duration::from_secs(3600);
 
 impl WorkerSettings {
     pub fn new(node: String, workers: usize) -> Self {
@@ -40,6 +49,7 @@ impl WorkerSettings {
             poll: Duration::from_secs(2),
             delta_sync_minutes: None,
             credential_retention_hours: 0,
+            credential_sweep_every: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -67,8 +77,59 @@ impl WorkerPool {
         }
     }
 
-    /// Runs until the process ends: leases due jobs while a worker slot is free.
+    /// How long idle credentials are kept: the retention, but at least
+    /// [`IDLE_CREDENTIALS_KEPT_AT_LEAST`].
+    pub fn idle_credential_retention(&self) -> Duration {
+        Duration::from_secs(
+            self.settings
+                .credential_retention_hours
+                .saturating_mul(3600),
+        )
+        .max(IDLE_CREDENTIALS_KEPT_AT_LEAST)
+    }
+
+    /// Enforces `credential_retention_hours`: erases the passwords of every job that is
+    /// finished, failed, paused, cancelled or never started, once its last change (sign-in,
+    /// password update, end of its last run) is older than the retention. A completed job
+    /// whose delta syncs need them keeps them just as long; then its syncs stop until the
+    /// user signs in again. Returns how many jobs lost their passwords.
+    pub async fn sweep_credentials(&self) -> Result<usize, super::StoreError> {
+        let kept = i64::try_from(self.idle_credential_retention().as_secs()).unwrap_or(i64::MAX);
+        // `updated_at` is written with this machine's clock, so the cutoff is too.
+        let erased = self
+            .store
+            .erase_idle_credentials(super::now().saturating_sub(kept))
+            .await?;
+        if !erased.is_empty() {
+            tracing::info!(
+                jobs = erased.len(),
+                "erased stored passwords past their retention"
+            );
+        }
+        Ok(erased.len())
+    }
+
+    /// Runs [`sweep_credentials`](Self::sweep_credentials) every `credential_sweep_every`
+    /// until the process ends.
+    async fn sweep_credentials_forever(self) {
+        let mut every = interval(
+            self.settings
+                .credential_sweep_every
+                .max(Duration::from_millis(10)),
+        );
+        every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if let Err(err) = self.sweep_credentials().await {
+                tracing::warn!(error = %err, "cannot erase expired passwords; trying again later");
+            }
+        }
+    }
+
+    /// Runs until the process ends: leases due jobs while a worker slot is free, and
+    /// erases passwords past their retention.
     pub async fn run(self) {
+        tokio::spawn(self.clone().sweep_credentials_forever());
         let slots = Arc::new(Semaphore::new(self.settings.workers));
         tracing::info!(node = %self.settings.node, workers = self.settings.workers, "job workers started");
         loop {
@@ -183,7 +244,7 @@ impl WorkerPool {
                 true,
             )));
         };
-        let credentials = match Credentials::open(sealed, &self.vault) {
+        let credentials = match Credentials::open(sealed, &self.vault, &job.id) {
             Ok(c) => c,
             Err(err) => {
                 tracing::error!(error = %err, "stored credentials cannot be opened");
@@ -453,4 +514,157 @@ fn within_limits(routes: &Routes, route: &str, running: &[(String, i64)]) -> boo
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Database;
+    use crate::jobs::Notifier;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: JobStore,
+        vault: Vault,
+    }
+
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&crate::config::sqlite_url(&dir.path().join("w.db")))
+            .await
+            .unwrap();
+        let store = JobStore::new(db.pool().clone(), db.kind(), Notifier::default());
+        let vault = Vault::open(None, &dir.path().join("secret.key")).unwrap();
+        Fixture {
+            _dir: dir,
+            store,
+            vault,
+        }
+    }
+
+    impl Fixture {
+        /// A job with stored passwords in `status`, last changed `hours_ago`.
+        async fn job(&self, name: &str, status: JobStatus, hours_ago: i64) -> String {
+            let id = self
+                .store
+                .open_job(
+                    &format!("{name}@old:993"),
+                    &format!("{name}@new:993"),
+                    "r",
+                    name,
+                    name,
+                    None,
+                )
+                .await
+                .unwrap();
+            let sealed = Credentials {
+                source_password: "old-secret".into(),
+                target_password: "new-secret".into(),
+            }
+            .seal(&self.vault, &id)
+            .unwrap();
+            self.store.set_credentials(&id, &sealed).await.unwrap();
+            sqlx::query("UPDATE jobs SET status = $1, updated_at = $2 WHERE id = $3")
+                .bind(status.as_str())
+                .bind(super::super::now() - hours_ago * 3600)
+                .bind(&id)
+                .execute(self.store.pool())
+                .await
+                .unwrap();
+            id
+        }
+
+        fn pool(&self, retention_hours: u64, sweep_every: Duration) -> WorkerPool {
+            let mut settings = WorkerSettings::new("n".into(), 0);
+            settings.credential_retention_hours = retention_hours;
+            settings.credential_sweep_every = sweep_every;
+            WorkerPool::new(
+                self.store.clone(),
+                Arc::new(Routes::default()),
+                self.vault.clone(),
+                settings,
+            )
+        }
+
+        async fn has(&self, id: &str) -> bool {
+            self.store.has_credentials(id).await.unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn passwords_of_idle_jobs_are_erased_once_past_the_retention() {
+        let f = fixture().await;
+        let mut old = Vec::new();
+        for (i, status) in [
+            JobStatus::Ready,
+            JobStatus::Synced,
+            JobStatus::CompletedWithSkips,
+            JobStatus::Failed,
+            JobStatus::PausedOverQuota,
+            JobStatus::PausedPasswordChanged,
+            JobStatus::Cancelled,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            old.push(f.job(&format!("old{i}"), status, 25).await);
+        }
+        let recent_failed = f.job("recent", JobStatus::Failed, 23).await;
+        let waiting = f.job("waiting", JobStatus::Queued, 48).await;
+        let running = f.job("running", JobStatus::Copying, 48).await;
+
+        let pool = f.pool(24, Duration::from_secs(3600));
+        assert_eq!(pool.sweep_credentials().await.unwrap(), old.len());
+        for id in &old {
+            assert!(
+                !f.has(id).await,
+                "{:?} kept its passwords",
+                f.store.status(id).await
+            );
+            let log = f.store.events_after(id, 0, 100).await.unwrap();
+            assert!(log.iter().any(|e| matches!(
+                &e.kind,
+                mailferry_shared::JobEventKind::Action { action, .. } if action.contains("erased")
+            )));
+        }
+        for id in [&recent_failed, &waiting, &running] {
+            assert!(f.has(id).await);
+        }
+        // A password entered again restarts the clock.
+        let sealed = Credentials::default().seal(&f.vault, &old[3]).unwrap();
+        f.store.set_credentials(&old[3], &sealed).await.unwrap();
+        assert_eq!(pool.sweep_credentials().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_retention_of_zero_still_leaves_time_to_press_start() {
+        let f = fixture().await;
+        let signed_in = f.job("fresh", JobStatus::Ready, 0).await;
+        let forgotten = f.job("forgotten", JobStatus::Ready, 2).await;
+        let pool = f.pool(0, Duration::from_secs(3600));
+        assert_eq!(
+            pool.idle_credential_retention(),
+            IDLE_CREDENTIALS_KEPT_AT_LEAST
+        );
+        assert_eq!(pool.sweep_credentials().await.unwrap(), 1);
+        assert!(f.has(&signed_in).await);
+        assert!(!f.has(&forgotten).await);
+    }
+
+    #[tokio::test]
+    async fn the_worker_pool_runs_the_sweeper_by_itself() {
+        let f = fixture().await;
+        let expired = f.job("expired", JobStatus::Synced, 3).await;
+        let pool = f.pool(1, Duration::from_millis(50));
+        let running = tokio::spawn(pool.run());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while f.has(&expired).await {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing erased the passwords"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        running.abort();
+    }
 }
