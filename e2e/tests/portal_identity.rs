@@ -364,7 +364,29 @@ async fn a_burst_of_parallel_wrong_passwords_makes_few_real_logins() {
         .await;
     assert_eq!(status, 200, "{body}");
     let result: SignInResult = serde_json::from_str(&body).unwrap();
-    assert!(result.job_id.is_some(), "{result:?}");
+    let job_id = result.job_id.expect("a job for the owner");
+
+    // One mailbox, one job: two simultaneous sign-ins spelling the names differently
+    // land on the same job.
+    let (first, second) = (
+        Client::new(&portal, "203.0.113.10"),
+        Client::new(&portal, "203.0.113.11"),
+    );
+    let spelled_one_way = request((" Erin", ALICE_SRC_PW), ("ERIN ", ALICE_TGT_PW));
+    let spelled_another = request(("eRin", ALICE_SRC_PW), ("erin", ALICE_TGT_PW));
+    let (a, b) = tokio::join!(
+        first.post("/api/session", &spelled_one_way),
+        second.post("/api/session", &spelled_another),
+    );
+    for (status, body) in [a, b] {
+        assert_eq!(status, 200, "{body}");
+        let result: SignInResult = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            result.job_id.as_deref(),
+            Some(job_id.as_str()),
+            "{result:?}"
+        );
+    }
 
     // The password-change endpoint is limited too.
     let mut statuses = Vec::new();

@@ -130,7 +130,9 @@ async fn check(
     Json(request): Json<CheckRequest>,
 ) -> Result<Json<CheckResult>, ApiFailure> {
     known_route(&state, &request.route)?;
-    let user = request.user.trim();
+    let user: &str = &state
+        .routes
+        .normalize_user(&request.route, request.side, &request.user);
     let keys = attempt_keys(&state, &request.route, request.side, user, client);
     let attempt = reserve(&state, keys).await?;
     let claim = Claim {
@@ -145,17 +147,24 @@ async fn check(
 
 /// The target account of a sign-in: the route's rule decides where it has one (a request
 /// that names another account is refused); otherwise the user typed it.
+/// Both names come back normalised by the target server's rule.
 fn target_user_of(state: &AppState, request: &SignInRequest) -> Result<String, ApiFailure> {
-    let typed = request.target_user.trim();
+    let normalize = |name: &str| {
+        state
+            .routes
+            .normalize_user(&request.route, AccountSide::Target, name)
+    };
+    let typed = normalize(&request.target_user);
     let rule = state
         .routes
         .target_rule(&request.route)
         .ok_or_else(|| ApiFailure::BadRequest("This migration route is not configured.".into()))?;
-    match rule.derive(&request.source_user) {
-        None => Ok(typed.to_owned()),
-        Some(derived) if typed.is_empty() || typed.to_lowercase() == derived.to_lowercase() => {
-            Ok(derived)
-        }
+    match rule
+        .derive(&request.source_user)
+        .map(|name| normalize(&name))
+    {
+        None => Ok(typed),
+        Some(derived) if typed.is_empty() || typed == derived => Ok(derived),
         Some(derived) => Err(ApiFailure::BadRequest(format!(
             "On this migration route your new mailbox is {derived}: it follows from your old \
              user name ({}) and cannot be chosen.",
@@ -172,7 +181,11 @@ async fn sign_in(
 ) -> Result<Json<SignInResult>, ApiFailure> {
     known_route(&state, &request.route)?;
     let route = request.route.as_str();
-    let source_user = request.source_user.trim();
+    // One mailbox, one job: names in the form the server's rule gives them.
+    let source_user: &str =
+        &state
+            .routes
+            .normalize_user(route, AccountSide::Source, &request.source_user);
     let target_user = match target_user_of(&state, &request) {
         Ok(user) => user,
         Err(refused) => {
