@@ -14,6 +14,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mailferry_shared::{AccountSide, CheckResult, JobStatus, JobView, PasswordUpdate};
+use zeroize::Zeroize;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -112,10 +113,13 @@ async fn password(
         Some(sealed) => Credentials::open(&sealed, &state.vault, &user.job_id).unwrap_or_default(),
         None => Credentials::default(),
     };
-    match update.side {
-        AccountSide::Source => credentials.source_password = update.password,
-        AccountSide::Target => credentials.target_password = update.password,
-    }
+    let slot = match update.side {
+        AccountSide::Source => &mut credentials.source_password,
+        AccountSide::Target => &mut credentials.target_password,
+    };
+    // The old password is wiped, not just dropped.
+    slot.zeroize();
+    *slot = update.password;
     let sealed = credentials
         .seal(&state.vault, &user.job_id)
         .map_err(|e| ApiFailure::Internal(e.into()))?;
