@@ -104,7 +104,7 @@ impl RawPortal {
                 return self.log_text();
             }
             assert!(
-                started.elapsed() < Duration::from_secs(30),
+                started.elapsed() < Duration::from_secs(15),
                 "the portal started although it should have refused: {}",
                 self.log_text()
             );
@@ -239,7 +239,7 @@ async fn every_response_carries_the_security_headers_and_the_csp_admits_only_the
     ] {
         assert!(policy.contains(part), "{part} missing from {policy}");
     }
-    for loose in ["unsafe-inline", "unsafe-eval'", "*", "data:", "http:"] {
+    for loose in ["'unsafe-inline'", " 'unsafe-eval'", "*", "data:", "http:"] {
         assert!(!policy.contains(loose), "{loose} in {policy}");
     }
     // The same on API answers, errors, assets and refusals; no HSTS over plain HTTP.
@@ -413,18 +413,28 @@ async fn with_public_url_only_that_origin_is_accepted() {
 
 #[tokio::test]
 async fn a_public_listener_without_public_url_refuses_to_start() {
-    // The refusal happens before anything listens.
+    // The refusal comes before anything listens (a server that does start is killed).
     let root = tempfile::tempdir().unwrap();
-    let out = Command::new(mailferry_bin())
+    let log = root.path().join("portal.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let child = Command::new(mailferry_bin())
         .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
         .arg(root.path().join("data"))
         .env_remove("MAILFERRY_PUBLIC_URL")
         .env_remove("MAILFERRY_CONFIG")
         .env_remove("MAILFERRY_DATABASE_URL")
-        .output()
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
         .unwrap();
-    assert!(!out.status.success());
-    let text = String::from_utf8_lossy(&out.stderr);
+    let portal = RawPortal {
+        child,
+        port: 0,
+        data_dir: root.path().join("data"),
+        log,
+        _root: root,
+    };
+    let text = portal.refused();
     assert!(
         text.contains("public_url") && text.contains("MAILFERRY_PUBLIC_URL"),
         "{text}"
@@ -721,4 +731,119 @@ async fn the_app_runs_in_chromium_under_the_policy_without_a_single_violation() 
     })
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn the_uid_map_csv_cannot_smuggle_a_formula_into_a_spreadsheet() {
+    use mailferry_e2e::dovecot::{Dovecot, DovecotOptions};
+    use mailferry_e2e::imap_client::{connect, AppendItem};
+    use mailferry_e2e::portal::route_config;
+    use mailferry_shared::{JobStatus, JobView, SignInRequest, SignInResult};
+    const SOURCE_PW: &str = "src-Secret-7";
+    const TARGET_PW: &str = "tgt-Secret-9";
+    let source = Dovecot::start(DovecotOptions::default()).unwrap();
+    let target = Dovecot::start(DovecotOptions::default()).unwrap();
+    source.add_user("mallory", SOURCE_PW).unwrap();
+    target.add_user("mallory", TARGET_PW).unwrap();
+    // Folder names are the attacker's: anyone who shares a folder or names one chooses them.
+    let hostile = ["=HYPERLINK(\"evil\",\"x\")", "@SUM(1+1)", "+1", "-2"];
+    let mut conn = connect(&source.account_tls("mallory", SOURCE_PW))
+        .await
+        .unwrap();
+    let message = b"From: a@example.org\r\nSubject: =cmd\r\n\r\nhello\r\n";
+    for folder in hostile {
+        conn.create(folder).await.unwrap();
+        let items = [AppendItem {
+            mailbox: folder,
+            flags: &[],
+            internal_date: None,
+            bytes: message,
+        }];
+        for reply in conn.append_pipelined(&items).await.unwrap() {
+            reply.unwrap();
+        }
+    }
+    conn.logout().await;
+
+    let portal = Portal::start_with_config(&route_config(&source, &target, ""))
+        .await
+        .unwrap();
+    portal.add_staff("helen", HELPDESK_PW, "helpdesk").unwrap();
+    let user = Api::new(&portal.url(""));
+    let signed_in: SignInResult = user
+        .post_json(
+            "/api/session",
+            &SignInRequest {
+                route: "default".into(),
+                source_user: "mallory".into(),
+                source_password: SOURCE_PW.into(),
+                target_user: "mallory".into(),
+                target_password: TARGET_PW.into(),
+            },
+        )
+        .await
+        .unwrap();
+    let job_id = signed_in.job_id.expect("a job");
+    let _: JobView = user.post_json("/api/my/job/start", &()).await.unwrap();
+    let started = Instant::now();
+    loop {
+        let job: JobView = user.get_json("/api/my/job").await.unwrap();
+        if job.status == JobStatus::Synced {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the job did not finish: {job:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let staff = Api::new(&portal.url(""));
+    staff.staff_sign_in("helen", HELPDESK_PW).await.unwrap();
+    let csv = staff
+        .get(&format!("/api/helpdesk/jobs/{job_id}/uid-map.csv"))
+        .await
+        .unwrap();
+    assert_eq!(csv.status, 200, "{}", csv.body);
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(lines.len(), 1 + hostile.len(), "{}", csv.body);
+    // Every cell a spreadsheet reads: none may start with a formula character.
+    for line in &lines[1..] {
+        for cell in split_csv_line(line) {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "formula cell {cell:?} in {line}"
+            );
+        }
+    }
+    // The names are all there, behind a quote, with CSV quoting intact.
+    for folder in hostile {
+        let wanted = format!("'{folder}");
+        assert!(
+            lines[1..]
+                .iter()
+                .any(|line| split_csv_line(line).first() == Some(&wanted)),
+            "{wanted} missing: {}",
+            csv.body
+        );
+    }
+}
+
+/// Splits one CSV line into its unquoted cell values (RFC 4180 quoting).
+fn split_csv_line(line: &str) -> Vec<String> {
+    let mut cells = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                cells.last_mut().unwrap().push('"');
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => cells.push(String::new()),
+            (c, _) => cells.last_mut().unwrap().push(c),
+        }
+    }
+    cells
 }
