@@ -542,14 +542,26 @@ async fn staff_changes_from_the_command_line_take_effect_at_once() {
 /// A portal whose one route points at closed ports, and one imported job: enough for a
 /// live-progress stream without any mail server.
 async fn portal_with_a_job() -> (Portal, String) {
+    let portal = Portal::start_with_config(&closed_route_config())
+        .await
+        .unwrap();
+    let id = import_a_job(&portal).await;
+    (portal, id)
+}
+
+/// One route whose servers are closed ports.
+fn closed_route_config() -> String {
     let closed = free_port();
-    let config = format!(
+    format!(
         "workers = 1\n\
          [servers.old]\nhost = \"127.0.0.1\"\nport = {closed}\ntls = \"tls\"\n\
          [servers.new]\nhost = \"127.0.0.1\"\nport = {closed}\ntls = \"tls\"\n\
          [routes.default]\nsource = \"old\"\ntarget = \"new\"\nlabel = \"Old to new\"\n"
-    );
-    let portal = Portal::start_with_config(&config).await.unwrap();
+    )
+}
+
+/// Imports one job through the admin API (as admin `ada`) and returns its id.
+async fn import_a_job(portal: &Portal) -> String {
     portal.add_staff("ada", ADMIN_PW, "admin").unwrap();
     let admin = Api::new(&portal.url(""));
     admin.staff_sign_in("ada", ADMIN_PW).await.unwrap();
@@ -567,8 +579,7 @@ async fn portal_with_a_job() -> (Portal, String) {
         .unwrap();
     assert_eq!(answer.status, 200, "{}", answer.body);
     let page: JobPage = admin.get_json("/api/helpdesk/jobs").await.unwrap();
-    let id = page.jobs.first().expect("the imported job").id.clone();
-    (portal, id)
+    page.jobs.first().expect("the imported job").id.clone()
 }
 
 /// Reads the stream until it ends; panics if it is still open after `limit`.
@@ -606,6 +617,50 @@ async fn live_progress_ends_when_its_session_is_signed_out_elsewhere_or_revoked(
     let out = portal.command(&["staff", "remove", "helen"], "").unwrap();
     assert!(out.status.success());
     ends_within(&mut stream, Duration::from_secs(10)).await;
+}
+
+#[tokio::test]
+async fn a_sign_out_on_one_node_ends_the_live_stream_on_another() {
+    use mailferry_e2e::postgres::PgServer;
+    let pg = tokio::task::spawn_blocking(PgServer::start)
+        .await
+        .unwrap()
+        .unwrap();
+    let db_url = pg.create_database("mailferry").unwrap();
+    let key_dir = tempfile::tempdir().unwrap();
+    let config = closed_route_config();
+    let mut nodes = Vec::new();
+    for name in ["node-a", "node-b"] {
+        let env = vec![
+            ("MAILFERRY_DATABASE_URL".into(), db_url.clone()),
+            ("MAILFERRY_NODE_NAME".into(), name.into()),
+            (
+                "MAILFERRY_SECRET_KEY_FILE".into(),
+                key_dir.path().join("secret.key").display().to_string(),
+            ),
+        ];
+        nodes.push(
+            Portal::start_with_config_and_env(&config, env)
+                .await
+                .unwrap(),
+        );
+    }
+    let id = import_a_job(&nodes[0]).await;
+    nodes[0]
+        .add_staff("helen", HELPDESK_PW, "helpdesk")
+        .unwrap();
+    let on_a = Api::new(&nodes[0].url(""));
+    on_a.staff_sign_in("helen", HELPDESK_PW).await.unwrap();
+    let on_b = on_a.at(&nodes[1].url(""));
+    let mut stream = on_b
+        .events(&format!("/api/helpdesk/jobs/{id}/events"), None)
+        .await
+        .unwrap();
+    stream.next().await.unwrap().expect("the snapshot");
+    assert_eq!(on_a.delete("/api/session").await.unwrap().status, 200);
+    ends_within(&mut stream, Duration::from_secs(10)).await;
+    drop(nodes);
+    drop(pg);
 }
 
 #[tokio::test]
