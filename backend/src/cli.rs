@@ -50,6 +50,33 @@ pub enum StaffCommand {
     Add(StaffAddArgs),
     /// List staff accounts.
     List(StaffDbArgs),
+    /// Delete a staff account; its open sessions stop working at their next request.
+    Remove(StaffNameArgs),
+    /// Give a staff account a new password (read like `staff add` reads it); every
+    /// session signed in with the old one stops working at its next request.
+    Passwd(StaffPasswdArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StaffNameArgs {
+    /// Login name of the account.
+    pub username: String,
+
+    #[command(flatten)]
+    pub db: StaffDbArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StaffPasswdArgs {
+    /// Login name of the account.
+    pub username: String,
+
+    /// File holding the new password (first line).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub db: StaffDbArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -186,4 +213,14 @@ pub struct ServeArgs {
     /// This node's name in leases, job runs and /api/health [default: HOSTNAME-RANDOM].
     #[arg(long, env = "MAILFERRY_NODE_NAME", value_name = "NAME")]
     pub node_name: Option<String>,
+
+    /// The address users open, e.g. `https://migrate.example.org`: state-changing requests
+    /// must come from pages of this origin. Required unless listening on loopback.
+    #[arg(long, env = "MAILFERRY_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Send the session cookie only over HTTPS (`Secure`, `__Host-` name) and send HSTS.
+    /// Set to false only for plain-HTTP development on loopback [default: true].
+    #[arg(long, env = "MAILFERRY_SECURE_COOKIES", value_name = "true|false")]
+    pub secure_cookies: Option<bool>,
 }

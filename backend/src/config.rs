@@ -13,6 +13,10 @@ pub const DEFAULT_STATIC_DIR: &str = "dist";
 pub const SQLITE_FILE_NAME: &str = "mailferry.db";
 pub const DEFAULT_WORKERS: usize = 4;
 pub const DEFAULT_LEASE_SECONDS: u64 = 30;
+/// A session unused this long ends (12 hours).
+pub const DEFAULT_SESSION_IDLE_SECONDS: u64 = 12 * 3600;
+/// A session ends this long after its sign-in, however busy (24 hours).
+pub const DEFAULT_SESSION_LIFETIME_SECONDS: u64 = 24 * 3600;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -38,10 +42,20 @@ pub struct Config {
     pub delta_sync_minutes: Option<u64>,
     /// Keep credentials this long after a job completes (for delta syncs); 0 erases them at once.
     pub credential_retention_hours: u64,
-    /// Mark cookies `Secure` (set when users reach the portal over HTTPS).
+    /// Mark cookies `Secure` and name the session cookie `__Host-mailferry_session`, and
+    /// send HSTS. On by default; off only for plain-HTTP development on loopback.
     pub secure_cookies: bool,
     /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The origin (`https://host[:port]`) users reach the portal at, from `public_url`.
+    pub public_origin: Option<String>,
+    /// Idle and absolute session lifetimes, in seconds.
+    pub session_idle_seconds: u64,
+    pub session_lifetime_seconds: u64,
+    /// The config file this came from (checked for safe permissions at start-up).
+    pub config_file: Option<PathBuf>,
+    /// Files holding secrets named by the config (master password files).
+    pub secret_files: Vec<PathBuf>,
 }
 
 /// What a config file may hold; every field optional.
@@ -66,6 +80,9 @@ struct FileConfig {
     secure_cookies: Option<bool>,
     #[serde(default)]
     trusted_proxies: Vec<String>,
+    public_url: Option<String>,
+    session_idle_seconds: Option<u64>,
+    session_lifetime_seconds: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +98,8 @@ pub enum ConfigError {
     Routes(#[from] ProfileError),
     #[error("config file: {0}")]
     Setting(String),
+    #[error("public_url {url:?} is not valid: {reason}")]
+    PublicUrl { url: String, reason: String },
 }
 
 impl Config {
@@ -109,12 +128,35 @@ impl Config {
             .clone()
             .or(from_file.database_url)
             .unwrap_or_else(|| sqlite_url(&data_dir.join(SQLITE_FILE_NAME)));
+        let secret_files = from_file
+            .servers
+            .values()
+            .filter_map(|server| server.master_password_file.clone())
+            .collect();
         let routes = Routes::new(from_file.servers, from_file.routes)?;
         let trusted_proxies =
             crate::http::client_address::parse_trusted(&from_file.trusted_proxies)
                 .map_err(ConfigError::Setting)?;
+        let public_origin = match args.public_url.clone().or(from_file.public_url) {
+            Some(url) if !url.trim().is_empty() => Some(
+                crate::http::origin_of_url(url.trim())
+                    .map_err(|reason| ConfigError::PublicUrl { url, reason })?,
+            ),
+            _ => None,
+        };
         Ok(Config {
             trusted_proxies,
+            public_origin,
+            session_idle_seconds: from_file
+                .session_idle_seconds
+                .unwrap_or(DEFAULT_SESSION_IDLE_SECONDS)
+                .max(1),
+            session_lifetime_seconds: from_file
+                .session_lifetime_seconds
+                .unwrap_or(DEFAULT_SESSION_LIFETIME_SECONDS)
+                .max(1),
+            config_file: file.map(Path::to_path_buf),
+            secret_files,
             routes,
             workers: from_file.workers.unwrap_or(DEFAULT_WORKERS).max(1),
             lease_seconds: from_file
@@ -135,7 +177,10 @@ impl Config {
                 .unwrap_or_else(default_node_name),
             delta_sync_minutes: from_file.delta_sync_minutes,
             credential_retention_hours: from_file.credential_retention_hours.unwrap_or(0),
-            secure_cookies: from_file.secure_cookies.unwrap_or(false),
+            secure_cookies: args
+                .secure_cookies
+                .or(from_file.secure_cookies)
+                .unwrap_or(true),
             listen: args
                 .listen
                 .or(from_file.listen)
@@ -178,6 +223,35 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("data"));
         assert_eq!(config.database_url, "sqlite://data/mailferry.db?mode=rwc");
         assert_eq!(config.static_dir, PathBuf::from("dist"));
+        assert!(
+            config.secure_cookies,
+            "cookies are Secure unless turned off"
+        );
+        assert_eq!(config.public_origin, None);
+        assert_eq!(config.session_idle_seconds, 12 * 3600);
+        assert_eq!(config.session_lifetime_seconds, 24 * 3600);
+    }
+
+    #[test]
+    fn public_url_becomes_an_origin_and_bad_ones_are_refused() {
+        let args = ServeArgs {
+            public_url: Some("HTTPS://Migrate.Example.org:443/portal/".into()),
+            ..ServeArgs::default()
+        };
+        let config = Config::load(None, &args).unwrap();
+        assert_eq!(
+            config.public_origin.as_deref(),
+            Some("https://migrate.example.org")
+        );
+        let args = ServeArgs {
+            public_url: Some("migrate.example.org".into()),
+            ..ServeArgs::default()
+        };
+        let text = Config::load(None, &args).unwrap_err().to_string();
+        assert!(
+            text.contains("public_url") && text.contains("https://"),
+            "{text}"
+        );
     }
 
     #[test]

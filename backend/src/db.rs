@@ -3,7 +3,7 @@
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -41,6 +41,11 @@ pub enum DbError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot make {path} readable by its owner only: {source}")]
+    FileMode {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot open the database {url}: {source}")]
     Connect { url: String, source: sqlx::Error },
     #[error("cannot bring the database schema up to date: {0}")]
@@ -60,13 +65,23 @@ impl Database {
     pub async fn open(url: &str) -> Result<Self, DbError> {
         sqlx::any::install_default_drivers();
         let kind = DatabaseKind::from_url(url)?;
-        if kind == DatabaseKind::Sqlite {
-            if let Some(dir) = sqlite_parent_dir(url) {
-                std::fs::create_dir_all(dir).map_err(|source| DbError::DataDir {
+        let sqlite_file = match kind {
+            DatabaseKind::Sqlite => sqlite_file(url),
+            DatabaseKind::Postgres => None,
+        };
+        if let Some(file) = sqlite_file {
+            if let Some(dir) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+                create_private_dir(dir).map_err(|source| DbError::DataDir {
                     path: dir.display().to_string(),
                     source,
                 })?;
             }
+            // Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files
+            // the database file's mode.
+            create_private_file(file).map_err(|source| DbError::FileMode {
+                path: file.display().to_string(),
+                source,
+            })?;
         }
         let options = AnyConnectOptions::from_str(url).map_err(|source| DbError::Connect {
             url: redact_url(url),
@@ -84,6 +99,9 @@ impl Database {
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                         conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        // Erased rows (sealed passwords, sessions) are overwritten with
+                        // zeros, not left readable in free pages.
+                        conn.execute("PRAGMA secure_delete = ON").await?;
                     }
                     Ok(())
                 })
@@ -95,6 +113,15 @@ impl Database {
                 source,
             })?;
         sqlx::migrate!("../migrations").run(&pool).await?;
+        if let Some(file) = sqlite_file {
+            // Files made by an older version (or another umask) are tightened too.
+            for path in sqlite_files(file) {
+                restrict_to_owner(&path).map_err(|source| DbError::FileMode {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+            }
+        }
         Ok(Database { pool, kind })
     }
 
@@ -113,8 +140,8 @@ impl Database {
     }
 }
 
-/// The directory a `sqlite://` URL's file lives in, if it names one.
-fn sqlite_parent_dir(url: &str) -> Option<&Path> {
+/// The file a `sqlite://` URL names, if any (not `:memory:`).
+fn sqlite_file(url: &str) -> Option<&Path> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;
@@ -122,9 +149,63 @@ fn sqlite_parent_dir(url: &str) -> Option<&Path> {
     if path.is_empty() || path == ":memory:" {
         return None;
     }
-    Path::new(path)
+    Some(Path::new(path))
+}
+
+/// The directory a `sqlite://` URL's file lives in, if it names one.
+#[cfg(test)]
+fn sqlite_parent_dir(url: &str) -> Option<&Path> {
+    sqlite_file(url)?
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
+}
+
+/// The database file and the journal files SQLite keeps beside it.
+fn sqlite_files(file: &Path) -> Vec<PathBuf> {
+    let name = file.as_os_str();
+    ["", "-wal", "-shm", "-journal"]
+        .iter()
+        .map(|suffix| {
+            let mut path = name.to_owned();
+            path.push(suffix);
+            PathBuf::from(path)
+        })
+        .filter(|path| path.exists())
+        .collect()
+}
+
+/// Creates `dir` (and missing parents) readable by this user only; an existing
+/// directory is left as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates `file` empty with mode 0600 unless it exists.
+fn create_private_file(file: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(file).map(drop)
+}
+
+/// Mode 0600 (owner read and write only).
+fn restrict_to_owner(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        if mode != 0o600 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// The URL without any password, safe to show in errors and logs.
@@ -199,5 +280,17 @@ mod tests {
         Database::open(&crate::config::sqlite_url(&path))
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn erased_rows_are_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = crate::config::sqlite_url(&dir.path().join("t.db"));
+        let db = Database::open(&url).await.unwrap();
+        let secure: i64 = sqlx::query_scalar("PRAGMA secure_delete")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(secure, 1);
     }
 }

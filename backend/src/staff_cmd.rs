@@ -1,6 +1,6 @@
-//! `mailferry staff add|list`: staff accounts from a terminal.
+//! `mailferry staff add|list|remove|passwd`: staff accounts from a terminal.
 
-use crate::cli::{ServeArgs, StaffAddArgs, StaffCommand, StaffDbArgs};
+use crate::cli::{ServeArgs, StaffCommand, StaffDbArgs};
 use crate::config::Config;
 use crate::db::Database;
 use anyhow::{bail, Context};
@@ -18,11 +18,12 @@ async fn open_db(config_file: Option<&Path>, args: &StaffDbArgs) -> anyhow::Resu
     Ok(Database::open(&config.database_url).await?)
 }
 
-fn read_password(args: &StaffAddArgs) -> anyhow::Result<String> {
+/// The password from MAILFERRY_STAFF_PASSWORD, the password file, or one line of stdin.
+fn read_password(username: &str, password_file: Option<&Path>) -> anyhow::Result<String> {
     if let Ok(password) = std::env::var("MAILFERRY_STAFF_PASSWORD") {
         return Ok(password);
     }
-    let line = match &args.password_file {
+    let line = match password_file {
         Some(file) => std::fs::read_to_string(file)
             .with_context(|| format!("cannot read {}", file.display()))?
             .lines()
@@ -30,10 +31,7 @@ fn read_password(args: &StaffAddArgs) -> anyhow::Result<String> {
             .unwrap_or_default()
             .to_owned(),
         None => {
-            eprintln!(
-                "Password for {} (one line on standard input):",
-                args.username
-            );
+            eprintln!("Password for {username} (one line on standard input):");
             let mut line = String::new();
             std::io::stdin().lock().read_line(&mut line)?;
             line.trim_end_matches(['\r', '\n']).to_owned()
@@ -53,7 +51,7 @@ pub async fn run(config_file: Option<&Path>, command: StaffCommand) -> anyhow::R
             } else {
                 StaffRole::Helpdesk
             };
-            let password = read_password(&args)?;
+            let password = read_password(&args.username, args.password_file.as_deref())?;
             let db = open_db(config_file, &args.db).await?;
             crate::staff::add(
                 db.pool(),
@@ -75,6 +73,25 @@ pub async fn run(config_file: Option<&Path>, command: StaffCommand) -> anyhow::R
             for (name, role) in crate::staff::list(db.pool()).await? {
                 println!("{name}\t{}", crate::staff::role_name(role));
             }
+            Ok(())
+        }
+        StaffCommand::Remove(args) => {
+            let db = open_db(config_file, &args.db).await?;
+            crate::staff::remove(db.pool(), &args.username).await?;
+            println!(
+                "Staff account {} is removed; its sessions no longer work.",
+                args.username
+            );
+            Ok(())
+        }
+        StaffCommand::Passwd(args) => {
+            let password = read_password(&args.username, args.password_file.as_deref())?;
+            let db = open_db(config_file, &args.db).await?;
+            crate::staff::set_password(db.pool(), &args.username, &password).await?;
+            println!(
+                "The password of {} is changed; sessions signed in before now no longer work.",
+                args.username
+            );
             Ok(())
         }
     }

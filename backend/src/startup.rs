@@ -3,19 +3,32 @@
 
 use crate::config::Config;
 use crate::db::{redact_url, Database, DatabaseKind};
-use crate::http::{self, rate_limit::RateLimiter, AppState};
+use crate::http::headers::SecurityHeaders;
+use crate::http::origin::AllowedOrigins;
+use crate::http::{self, rate_limit::RateLimiter, AppState, Edge};
 use crate::jobs::{JobStore, Notifier, WorkerPool, WorkerSettings};
 use crate::vault::Vault;
 use anyhow::Context;
 use axum::Router;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions::{Expiry, SessionManagerLayer, SessionStore};
 use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    refuse_readable_secrets(&config)?;
+    // Fails early, with advice, on a public listener without public_url.
+    AllowedOrigins::new(config.public_origin.as_deref(), config.listen)?;
+    crate::db::create_private_dir(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
     let db = Database::open(&config.database_url).await?;
     tracing::info!(database = %redact_url(&config.database_url), "database ready");
     let vault = Vault::open(config.secret_key.as_deref(), &config.secret_key_file)?;
@@ -56,6 +69,32 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
     tokio::spawn(workers.run());
 
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let origins = AllowedOrigins::new(config.public_origin.as_deref(), addr)?;
+    let sessions = match db.kind() {
+        DatabaseKind::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&config.database_url).await?;
+            let sessions = SqliteStore::new(pool);
+            sessions
+                .migrate()
+                .await
+                .context("create the session table")?;
+            Sessions::Sqlite(sessions)
+        }
+        DatabaseKind::Postgres => {
+            let pool = sqlx::PgPool::connect(&config.database_url).await?;
+            let sessions = PostgresStore::new(pool);
+            sessions
+                .migrate()
+                .await
+                .context("create the session table")?;
+            Sessions::Postgres(sessions)
+        }
+    };
+
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let state = AppState {
         db: db.clone(),
@@ -66,33 +105,35 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         trusted_proxies: config.trusted_proxies.clone().into(),
         node: config.node_name.as_str().into(),
         shutdown: shutdown_rx,
+        edge: Arc::new(Edge {
+            origins,
+            session_lifetime: Duration::from_secs(config.session_lifetime_seconds),
+            sessions: sessions.shared(),
+        }),
     };
     let app = http::router(state, &config.static_dir);
-    let app = match db.kind() {
-        DatabaseKind::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&config.database_url).await?;
-            let sessions = SqliteStore::new(pool);
-            sessions
-                .migrate()
-                .await
-                .context("create the session table")?;
-            with_sessions(app, sessions, config.secure_cookies)
-        }
-        DatabaseKind::Postgres => {
-            let pool = sqlx::PgPool::connect(&config.database_url).await?;
-            let sessions = PostgresStore::new(pool);
-            sessions
-                .migrate()
-                .await
-                .context("create the session table")?;
-            with_sessions(app, sessions, config.secure_cookies)
-        }
+    let cookies = CookieRules {
+        secure: config.secure_cookies,
+        idle: Duration::from_secs(config.session_idle_seconds),
     };
-
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let addr = listener.local_addr()?;
+    let app = match sessions {
+        Sessions::Sqlite(store) => with_sessions(app, store, &cookies),
+        Sessions::Postgres(store) => with_sessions(app, store, &cookies),
+    };
+    let security = Arc::new(SecurityHeaders::new(
+        &config.static_dir,
+        config.secure_cookies,
+    ));
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        security,
+        http::headers::add,
+    ));
+    if !config.secure_cookies {
+        tracing::warn!(
+            "secure_cookies is off: the session cookie also travels over plain HTTP; use this \
+             only for development on this machine"
+        );
+    }
     tracing::info!("Mailferry portal listening on http://{addr}");
     axum::serve(
         listener,
@@ -108,9 +149,41 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The session store, of the database's kind.
+enum Sessions {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+impl Sessions {
+    fn shared(&self) -> Arc<dyn SessionStore> {
+        match self {
+            Sessions::Sqlite(store) => Arc::new(store.clone()),
+            Sessions::Postgres(store) => Arc::new(store.clone()),
+        }
+    }
+}
+
+struct CookieRules {
+    /// HTTPS only: `Secure`, and the `__Host-` prefix (Path=/, no Domain) so no other
+    /// host or path can plant or shadow it.
+    secure: bool,
+    /// A session unused this long ends.
+    idle: Duration,
+}
+
+/// The session cookie's name: `__Host-mailferry_session` when it is `Secure`.
+pub fn session_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-mailferry_session"
+    } else {
+        "mailferry_session"
+    }
+}
+
 /// Server-side sessions: the browser gets an opaque, HttpOnly, SameSite=Strict cookie.
 /// Expired sessions are deleted every ten minutes.
-fn with_sessions<S>(app: Router, store: S, secure: bool) -> Router
+fn with_sessions<S>(app: Router, store: S, rules: &CookieRules) -> Router
 where
     S: SessionStore + ExpiredDeletion + Clone,
 {
@@ -124,13 +197,51 @@ where
             }
         }
     });
+    let idle = time::Duration::seconds(i64::try_from(rules.idle.as_secs()).unwrap_or(i64::MAX));
     let layer = SessionManagerLayer::new(store)
-        .with_name("mailferry_session")
+        .with_name(session_cookie_name(rules.secure))
+        .with_path("/")
         .with_http_only(true)
         .with_same_site(SameSite::Strict)
-        .with_secure(secure)
-        .with_expiry(Expiry::OnInactivity(time::Duration::hours(12)));
+        .with_secure(rules.secure)
+        .with_expiry(Expiry::OnInactivity(idle));
     app.layer(layer)
+}
+
+/// Refuses to start when the config file or a master password file can be read by
+/// anyone but its owner: they hold passwords for every mailbox.
+fn refuse_readable_secrets(config: &Config) -> anyhow::Result<()> {
+    let files = config.config_file.iter().chain(&config.secret_files);
+    for path in files {
+        if let Some(mode) = loose_mode(path)? {
+            anyhow::bail!(
+                "{} can be read by other users (mode {mode:03o}) and may hold passwords; \
+                 make it private with `chmod 600 {}` and start again",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The file's permission bits when group or others have any access.
+fn loose_mode(path: &Path) -> anyhow::Result<Option<u32>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .permissions()
+            .mode()
+            & 0o777;
+        Ok((mode & 0o077 != 0).then_some(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(None)
+    }
 }
 
 async fn shutdown_signal() {

@@ -83,19 +83,57 @@ impl Api {
         Ok(Answer { status, body })
     }
 
-    pub async fn post<B: Serialize>(&self, path: &str, body: &B) -> anyhow::Result<Answer> {
-        self.post_with_origin(path, body, None).await
+    /// The portal's origin (`http://127.0.0.1:PORT`), as a browser on its pages sends it.
+    pub fn origin(&self) -> String {
+        match self.base.find("://") {
+            Some(scheme_end) => match self.base[scheme_end + 3..].find('/') {
+                Some(slash) => self.base[..scheme_end + 3 + slash].to_owned(),
+                None => self.base.clone(),
+            },
+            None => self.base.clone(),
+        }
     }
 
+    /// POST as the portal's own page would send it (with its `Origin`).
+    pub async fn post<B: Serialize>(&self, path: &str, body: &B) -> anyhow::Result<Answer> {
+        self.post_with_origin(path, body, Some(&self.origin()))
+            .await
+    }
+
+    /// POST with the given `Origin` header, or none at all.
     pub async fn post_with_origin<B: Serialize>(
         &self,
         path: &str,
         body: &B,
         origin: Option<&str>,
     ) -> anyhow::Result<Answer> {
-        let mut request = self.client.post(self.url(path)).json(body);
-        if let Some(origin) = origin {
-            request = request.header("Origin", origin);
+        let headers: Vec<(&str, &str)> = origin.map(|o| ("Origin", o)).into_iter().collect();
+        self.send(reqwest::Method::POST, path, Some(body), &headers)
+            .await
+    }
+
+    /// DELETE as the portal's own page would send it (e.g. sign-out: `/api/session`).
+    pub async fn delete(&self, path: &str) -> anyhow::Result<Answer> {
+        let origin = self.origin();
+        self.send::<()>(reqwest::Method::DELETE, path, None, &[("Origin", &origin)])
+            .await
+    }
+
+    /// Any request with exactly these extra headers (no automatic `Origin`): for tests
+    /// that play another web site, an old client or a rebound host name.
+    pub async fn send<B: Serialize>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<Answer> {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let response = request.send().await?;
         let status = response.status().as_u16();

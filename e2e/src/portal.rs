@@ -176,6 +176,8 @@ impl Portal {
             .arg("--static-dir")
             .arg(static_dir())
             .env("MAILFERRY_LOG", "info,mailferry=debug")
+            // Tests speak plain HTTP; `extra_env` may turn Secure cookies back on.
+            .env("MAILFERRY_SECURE_COOKIES", "false")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);

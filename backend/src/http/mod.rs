@@ -6,26 +6,32 @@ mod account;
 mod admin_import;
 mod auth;
 pub mod client_address;
+mod csv;
 mod error;
 mod events;
+pub mod headers;
 mod health;
 mod helpdesk;
 mod my_job;
-mod origin;
+pub mod origin;
 pub mod rate_limit;
 mod spa;
 
 pub use error::ApiFailure;
+pub use origin::origin_of_url;
 
 use crate::db::Database;
 use crate::jobs::JobStore;
 use crate::profiles::Routes;
 use crate::vault::Vault;
 use axum::Router;
+use origin::AllowedOrigins;
 use rate_limit::RateLimiter;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
+use tower_sessions::SessionStore;
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -40,6 +46,19 @@ pub struct AppState {
     pub node: Arc<str>,
     /// Flips to true when the server shuts down, ending live-progress streams.
     pub shutdown: watch::Receiver<bool>,
+    /// What the web edge enforces: origins, session lifetime.
+    pub edge: Arc<Edge>,
+}
+
+/// The web edge's rules, fixed at start-up.
+#[derive(Debug)]
+pub struct Edge {
+    /// Origins whose pages may send state-changing requests.
+    pub origins: AllowedOrigins,
+    /// A session ends this long after its sign-in, however busy.
+    pub session_lifetime: Duration,
+    /// The session store, read by live streams to notice a sign-out on any node.
+    pub sessions: Arc<dyn SessionStore>,
 }
 
 /// The whole application (without the session layer, which startup adds because its
@@ -51,8 +70,20 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
         .merge(my_job::routes())
         .merge(helpdesk::routes())
         .merge(admin_import::routes())
+        .route(
+            "/csp-report",
+            axum::routing::post(headers::csp_report)
+                .layer(axum::extract::DefaultBodyLimit::max(16 * 1024)),
+        )
         .fallback(error::api_not_found)
-        .layer(axum::middleware::from_fn(origin::same_origin_only))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            origin::same_origin_only,
+        ))
         .with_state(state);
     Router::new()
         .nest("/api", api)
