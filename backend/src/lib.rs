@@ -5,6 +5,7 @@ pub mod account_check;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod csv_cells;
 pub mod db;
 pub mod engine;
 pub mod http;

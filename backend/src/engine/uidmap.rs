@@ -385,29 +385,38 @@ impl UidMap {
         Ok(())
     }
 
-    /// The map as CSV (a header line, then one line per message).
+    /// The map as CSV (a header line, then one line per message). Folder names and flags
+    /// come from mailboxes, so every cell is made formula-safe ([`crate::csv_cells`]).
     pub async fn export_csv(&self) -> Result<String> {
-        let mut out = String::from(
-            "source_folder,source_uidvalidity,source_uid,target_folder,target_uidvalidity,target_uid,state,size,internal_date,content_hash,flags\n",
-        );
+        use crate::csv_cells::line;
+        let mut out = line(&[
+            "source_folder",
+            "source_uidvalidity",
+            "source_uid",
+            "target_folder",
+            "target_uidvalidity",
+            "target_uid",
+            "state",
+            "size",
+            "internal_date",
+            "content_hash",
+            "flags",
+        ]);
+        let text = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_default();
         for r in self.all_rows().await? {
-            let fields = [
-                csv_field(&r.source_folder),
+            out.push_str(&line(&[
+                r.source_folder,
                 r.source_uidvalidity.to_string(),
                 r.source_uid.to_string(),
-                csv_field(&r.target_folder),
-                r.target_uidvalidity
-                    .map(|v| v.to_string())
-                    .unwrap_or_default(),
-                r.target_uid.map(|v| v.to_string()).unwrap_or_default(),
-                r.state.clone(),
+                r.target_folder,
+                text(r.target_uidvalidity),
+                text(r.target_uid),
+                r.state,
                 r.size.to_string(),
                 r.internal_date.to_string(),
-                r.content_hash.clone(),
-                csv_field(&r.flags),
-            ];
-            out.push_str(&fields.join(","));
-            out.push('\n');
+                r.content_hash,
+                r.flags,
+            ]));
         }
         Ok(out)
     }
@@ -416,14 +425,6 @@ impl UidMap {
     pub async fn export_json(&self) -> Result<String> {
         let rows = self.all_rows().await?;
         Ok(serde_json::to_string_pretty(&rows).unwrap_or_else(|_| "[]".to_owned()))
-    }
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
     }
 }
 

@@ -2,7 +2,6 @@
 //! and skipped messages, live progress, the UID map export, and actions (each audited).
 
 use super::auth::{AdminAuth, StaffAuth};
-use super::csv;
 use super::error::ApiFailure;
 use super::events;
 use super::AppState;
@@ -118,15 +117,11 @@ async fn export_uid_map(
     json: bool,
 ) -> Result<impl IntoResponse, ApiFailure> {
     state.store.view(id).await?;
-    let body = if json {
-        state
-            .store
-            .export_uid_map(id, true)
-            .await
-            .map_err(|e| ApiFailure::Internal(e.into()))?
-    } else {
-        uid_map_as_csv(state, id).await?
-    };
+    let body = state
+        .store
+        .export_uid_map(id, json)
+        .await
+        .map_err(|e| ApiFailure::Internal(e.into()))?;
     let (extension, content_type) = if json {
         ("json", "application/json")
     } else {
@@ -146,45 +141,6 @@ async fn export_uid_map(
         ],
         body,
     ))
-}
-
-/// The UID map as CSV, one line per message. Folder names and flags come from mailboxes,
-/// so every cell goes through [`csv::cell`] (formula injection).
-async fn uid_map_as_csv(state: &AppState, id: &str) -> Result<String, ApiFailure> {
-    let rows = crate::engine::UidMap::new(state.db.pool().clone(), id.to_owned())
-        .all_rows()
-        .await
-        .map_err(|e| ApiFailure::Internal(e.into()))?;
-    let mut out = csv::line(&[
-        "source_folder",
-        "source_uidvalidity",
-        "source_uid",
-        "target_folder",
-        "target_uidvalidity",
-        "target_uid",
-        "state",
-        "size",
-        "internal_date",
-        "content_hash",
-        "flags",
-    ]);
-    let text = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_default();
-    for row in rows {
-        out.push_str(&csv::line(&[
-            row.source_folder,
-            row.source_uidvalidity.to_string(),
-            row.source_uid.to_string(),
-            row.target_folder,
-            text(row.target_uidvalidity),
-            text(row.target_uid),
-            row.state,
-            row.size.to_string(),
-            row.internal_date.to_string(),
-            row.content_hash,
-            row.flags,
-        ]));
-    }
-    Ok(out)
 }
 
 /// A pass can only run with the passwords stored.

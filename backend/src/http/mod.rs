@@ -6,7 +6,6 @@ mod account;
 mod admin_import;
 mod auth;
 pub mod client_address;
-mod csv;
 mod error;
 mod events;
 pub mod headers;

@@ -1,4 +1,5 @@
-//! CSV the portal hands out. Cells hold text from mailboxes (folder names, flags), which
+//! CSV that Mailferry hands out (the UID-map export of the helpdesk and of
+//! `mailferry migrate --export-map`). Cells hold text from mailboxes (folder names, flags), which
 //! anyone who can send mail or share a folder controls: a cell a spreadsheet would read
 //! as a formula (`=`, `+`, `-`, `@`, tab, carriage return first) gets a leading `'`, so
 //! opening the export never runs anything.
