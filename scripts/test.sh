@@ -26,10 +26,40 @@ cargo clippy --all-targets -- -D warnings
 step "clippy (web app, wasm32)"
 cargo clippy -p mailferry-frontend --target wasm32-unknown-unknown -- -D warnings
 
+step "fuzzing the IMAP response reader and the CSV import (cargo-fuzz, ${MAILFERRY_FUZZ_SECONDS:-45} s per target)"
+# libFuzzer through cargo-fuzz on the stable toolchain: RUSTC_BOOTSTRAP=1 allows the
+# -Z flags it needs, and --sanitizer none keeps the build quick (safe Rust: we look for
+# panics, stack overflows, runaway memory and hangs). New inputs go to a scratch corpus;
+# the repository's seeds stay as they are. A crash fails the run (artifacts in
+# backend/fuzz/artifacts/).
+fuzz_version=0.13.2
+if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $fuzz_version" ]; then
+  cargo install cargo-fuzz --version "$fuzz_version" --locked
+fi
+fuzz_status=0
+for target in imap_response csv_import; do
+  scratch=$(mktemp -d)
+  fuzz_log=$(mktemp)
+  (cd backend && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/../target}/fuzz" \
+    cargo fuzz run --sanitizer none "$target" "$scratch" "fuzz/corpus/$target" -- \
+    -max_total_time="${MAILFERRY_FUZZ_SECONDS:-45}" -rss_limit_mb=1024 -max_len=65536 \
+    -timeout=10 -print_final_stats=1) >"$fuzz_log" 2>&1 || fuzz_status=$?
+  runs=$(awk '/stat::number_of_executed_units:/ { print $2 }' "$fuzz_log")
+  secs=$(awk '/stat::average_exec_per_sec:/ { print $2 }' "$fuzz_log")
+  echo "fuzz $target: ${runs:-?} executions (${secs:-?}/s)" >&2
+  if grep -qE '^(==[0-9]+== ERROR|thread .* panicked)|deadly signal|Test unit written' "$fuzz_log"; then
+    fuzz_status=1
+    tail -n 40 "$fuzz_log" >&2
+  elif [ "$fuzz_status" -ne 0 ]; then
+    tail -n 40 "$fuzz_log" >&2
+  fi
+  rm -rf "$scratch" "$fuzz_log"
+done
+
 step "tests"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-status=0
+status=$fuzz_status
 cargo test --no-fail-fast -- "$@" 2>&1 | tee "$log" || status=$?
 
 # The integration suite once more with PostgreSQL behind every portal and migrate command

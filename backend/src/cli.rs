@@ -178,6 +178,10 @@ pub struct MigrateArgs {
     #[arg(long, default_value_t = 120, value_name = "SECONDS")]
     pub timeout: u64,
 
+    /// Largest message copied, in MiB; larger ones are skipped and reported.
+    #[arg(long, default_value_t = 512, value_name = "MIB")]
+    pub max_message_mb: u64,
+
     /// After the run, write the UID map to FILE (`.csv` or `.json`).
     #[arg(long, value_name = "FILE")]
     pub export_map: Option<PathBuf>,

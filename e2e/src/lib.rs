@@ -12,6 +12,7 @@ pub mod ports;
 // --- modules owned by the kit helper (dovecot, tls, seed, compare, imap client) go below ---
 pub mod compare;
 pub mod dovecot;
+pub mod hostile;
 pub mod imap_client;
 pub mod login_log;
 pub mod memory;

@@ -51,10 +51,12 @@ pub async fn append(
             .literal_bytes(m.bytes.to_vec());
     }
     let reply = session.run(cmd.build()).await?;
-    interpret(session, &reply.done)
+    interpret(session, &reply.done, messages.len())
 }
 
-fn interpret(session: &Session, done: &StatusLine) -> Result<AppendReply> {
+/// `sent` is how many messages the command carried: an APPENDUID naming more UIDs than
+/// that is not believed (and not expanded).
+fn interpret(session: &Session, done: &StatusLine, sent: usize) -> Result<AppendReply> {
     match done.status {
         Status::Ok => {
             if done.code.as_deref() == Some("APPENDUID") {
@@ -67,7 +69,7 @@ fn interpret(session: &Session, done: &StatusLine) -> Result<AppendReply> {
                     .code_args
                     .get(1)
                     .and_then(Value::as_text)
-                    .and_then(|s| parse_uid_set(&s));
+                    .and_then(|s| parse_uid_set(&s, sent));
                 if let (Some(v), Some(u)) = (validity, uids) {
                     return Ok(AppendReply::Stored(Some((v, u))));
                 }

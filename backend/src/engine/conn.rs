@@ -3,6 +3,7 @@
 
 use super::endpoint::Endpoint;
 use super::error::{EngineError, Result};
+use super::limits::Limits;
 use super::session::{MailboxInfo, Session};
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ impl Default for Backoff {
 pub struct Conn {
     endpoint: Endpoint,
     backoff: Backoff,
+    limits: Limits,
     session: Option<Session>,
     /// The folder to have open (wire name, read-only) after a reconnect.
     want_selected: Option<(String, bool)>,
@@ -36,10 +38,11 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(endpoint: Endpoint, backoff: Backoff) -> Self {
+    pub fn new(endpoint: Endpoint, backoff: Backoff, limits: Limits) -> Self {
         Conn {
             endpoint,
             backoff,
+            limits,
             session: None,
             want_selected: None,
             selected: None,
@@ -50,7 +53,7 @@ impl Conn {
     /// Connects now (used at the start, where a failure is fatal and must say why).
     pub async fn connect_once(&mut self) -> Result<&mut Session> {
         if self.session.is_none() {
-            self.session = Some(Session::connect(&self.endpoint).await?);
+            self.session = Some(Session::connect_with(&self.endpoint, self.limits).await?);
             self.selected = None;
         }
         self.ready().await
@@ -63,13 +66,21 @@ impl Conn {
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                match Session::connect(&self.endpoint).await {
+                match Session::connect_with(&self.endpoint, self.limits).await {
                     Ok(s) => {
                         self.session = Some(s);
                         self.selected = None;
                         break;
                     }
-                    Err(e) if e.is_connection_failure() && attempt < self.backoff.attempts => {
+                    Err(e)
+                        if e.is_connection_failure()
+                            && attempt
+                                < if e.is_hostile() {
+                                    2
+                                } else {
+                                    self.backoff.attempts
+                                } =>
+                    {
                         tracing::warn!(side = %self.endpoint.side, error = %e, attempt, "reconnect failed, backing off");
                         tokio::time::sleep(delay).await;
                         delay = (delay * 2).min(self.backoff.max_delay);
@@ -113,6 +124,10 @@ impl Conn {
     /// The folder this connection keeps open (wire name, read-only).
     pub fn selected_folder(&self) -> Option<(String, bool)> {
         self.want_selected.clone()
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// Forgets the session after an error that killed it.

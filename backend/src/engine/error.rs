@@ -65,6 +65,23 @@ pub enum EngineError {
         host: String,
         source: ParseError,
     },
+    /// The server announced a literal larger than this state of the connection accepts.
+    #[error("{side} server {host}: announced a literal of {announced} bytes {context}; at most {limit} bytes are accepted there")]
+    LiteralTooLarge {
+        side: Side,
+        host: String,
+        announced: u64,
+        limit: u64,
+        /// Where it came: `before login`, `in reply to LIST`, `in a message body`.
+        context: String,
+    },
+    /// The server went past a cap on one command (responses, bytes, time): `what` says how.
+    #[error("{side} server {host}: {what}")]
+    Hostile {
+        side: Side,
+        host: String,
+        what: String,
+    },
     /// The server refused a command (tagged NO or BAD).
     #[error("{side} server {host}: {command} refused: {words}")]
     Refused {
@@ -95,13 +112,16 @@ impl EngineError {
             | EngineError::Timeout { side, .. }
             | EngineError::ConnectionLost { side, .. }
             | EngineError::Protocol { side, .. }
+            | EngineError::LiteralTooLarge { side, .. }
+            | EngineError::Hostile { side, .. }
             | EngineError::Refused { side, .. } => Some(*side),
             EngineError::OverQuota { .. } => Some(Side::Target),
             _ => None,
         }
     }
 
-    /// Errors after which a new connection may well succeed.
+    /// Errors after which a new connection may well succeed. A session that returned
+    /// one of these is out of step with its server and must not be used again.
     pub fn is_connection_failure(&self) -> bool {
         matches!(
             self,
@@ -109,6 +129,17 @@ impl EngineError {
                 | EngineError::ConnectionLost { .. }
                 | EngineError::Connect { .. }
                 | EngineError::Protocol { .. }
+                | EngineError::LiteralTooLarge { .. }
+                | EngineError::Hostile { .. }
+        )
+    }
+
+    /// The server went past one of the engine's caps: trying again at once will most
+    /// likely meet the same behaviour, so callers retry such errors at most once.
+    pub fn is_hostile(&self) -> bool {
+        matches!(
+            self,
+            EngineError::LiteralTooLarge { .. } | EngineError::Hostile { .. }
         )
     }
 }

@@ -3,8 +3,9 @@
 //! message that kills the connection or fails every form.
 
 use super::conn::Conn;
-use super::error::Result;
+use super::error::{EngineError, Result};
 use super::flags;
+use super::limits::BodyBudget;
 use super::wire::{uid_set, Status};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -174,6 +175,20 @@ pub async fn fetch_batch(
                             outcome.failed.append(&mut failures);
                             break;
                         }
+                        // Fetched alone, its body was announced far above its listed size
+                        // (or the maximum message size): that will not change on a retry.
+                        Err(e @ EngineError::LiteralTooLarge { .. }) => {
+                            src.note_error(&e);
+                            outcome.failed.push(FetchFailure {
+                                meta: meta.clone(),
+                                reason: format!(
+                                    "{e} (the message is listed as {} bytes)",
+                                    meta.size
+                                ),
+                                attempts,
+                            });
+                            break;
+                        }
                         Err(e) if e.is_connection_failure() => {
                             src.note_error(&e);
                             if attempts >= max_attempts {
@@ -204,6 +219,18 @@ async fn fetch_with_forms(
     fetched: &mut Vec<Fetched>,
 ) -> Result<Vec<FetchFailure>> {
     let binary = src.session().await?.capabilities().binary();
+    let limits = *src.limits();
+    let body = BodyBudget {
+        largest: batch
+            .iter()
+            .map(|m| limits.body_allowance(m.size))
+            .max()
+            .unwrap_or(0),
+        total: batch
+            .iter()
+            .map(|m| limits.body_allowance(m.size))
+            .fold(0u64, u64::saturating_add),
+    };
     let by_uid: HashMap<u32, &SourceMessage> = batch.iter().map(|m| (m.uid, m)).collect();
     let mut missing: Vec<u32> = batch.iter().map(|m| m.uid).collect();
     let mut last_words: HashMap<u32, String> = HashMap::new();
@@ -216,7 +243,7 @@ async fn fetch_with_forms(
         let mut got: Vec<(u32, Vec<u8>)> = Vec::new();
         let mut nil: HashSet<u32> = HashSet::new();
         let done = session
-            .uid_fetch(&set, &format!("UID {}", form.item()), |item| {
+            .uid_fetch_bodies(&set, &format!("UID {}", form.item()), Some(body), |item| {
                 if let Some(uid) = item.uid {
                     match item.body {
                         Some(body) => got.push((uid, body)),

@@ -84,17 +84,19 @@ pub fn parse_internal_date(text: &str) -> Option<i64> {
         t.next()?.parse().ok()?,
         t.next()?.parse().ok()?,
     );
-    let zone = zone.trim();
-    if zone.len() != 5 {
+    // A zone is `+hhmm`/`-hhmm`; working on bytes, not `&str` ranges, means a server's
+    // non-ASCII text can never land a slice inside a character.
+    let &[sign, h1, h2, m1, m2] = zone.trim().as_bytes() else {
         return None;
-    }
-    let sign = match &zone[..1] {
-        "+" => 1,
-        "-" => -1,
+    };
+    let sign = match sign {
+        b'+' => 1,
+        b'-' => -1,
         _ => return None,
     };
-    let zh: i64 = zone[1..3].parse().ok()?;
-    let zm: i64 = zone[3..5].parse().ok()?;
+    let digit = |b: u8| b.is_ascii_digit().then(|| i64::from(b - b'0'));
+    let zh = digit(h1)? * 10 + digit(h2)?;
+    let zm = digit(m1)? * 10 + digit(m2)?;
     let days = days_from_civil(year, month, day);
     Some(days * 86_400 + h * 3600 + m * 60 + s - sign * (zh * 3600 + zm * 60))
 }
@@ -146,6 +148,17 @@ mod tests {
             Some(1_580_547_600)
         );
         assert_eq!(parse_internal_date("garbage"), None);
+    }
+
+    #[test]
+    fn non_ascii_internal_dates_are_refused_not_a_panic() {
+        // Five bytes, but the first character is two of them: `&zone[..1]` used to panic.
+        assert_eq!(parse_internal_date("01-Jan-2020 10:00:00 é123"), None);
+        assert_eq!(parse_internal_date("01-Jan-2020 10:00:00 +é12"), None);
+        assert_eq!(parse_internal_date("01-Jan-2020 10:00:00 +01é"), None);
+        assert_eq!(parse_internal_date("01-Jän-2020 10:00:00 +0100"), None);
+        assert_eq!(parse_internal_date("01-Jan-2020 10:00:00 +1-00"), None);
+        assert_eq!(parse_internal_date("ü ü ü"), None);
     }
 
     #[test]

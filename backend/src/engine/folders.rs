@@ -463,14 +463,16 @@ fn target_path_for(
         .map
         .iter()
         .filter(|(from, _)| {
+            // `get`, not `[..]`: the prefix length may fall inside a non-ASCII character.
             display.eq_ignore_ascii_case(from)
-                || (display.len() > from.len()
-                    && display[..from.len()].eq_ignore_ascii_case(from)
-                    && display.as_bytes()[from.len()] == b'/')
+                || (display
+                    .get(..from.len())
+                    .is_some_and(|head| head.eq_ignore_ascii_case(from))
+                    && display.as_bytes().get(from.len()) == Some(&b'/'))
         })
         .max_by_key(|(from, _)| from.len());
     if let Some((from, to)) = best {
-        let rest = &display[from.len()..];
+        let rest = display.get(from.len()..).unwrap_or_default();
         let mapped = format!("{to}{rest}");
         return (mapped.split('/').map(str::to_owned).collect(), "--map");
     }
@@ -802,6 +804,37 @@ mod tests {
         };
         assert_eq!(plan_folders(&src, &dst, &only).len(), 3);
         assert!(FolderRules::parse_map(&["nonsense".into()]).is_err());
+    }
+
+    #[test]
+    fn maps_on_non_ascii_folder_names_do_not_panic() {
+        // `Ab` is two bytes; in `Aé` the second byte is inside `é`.
+        let src = tree(
+            &[
+                ("INBOX", "/", &[]),
+                ("Aé", "/", &[]),
+                ("Aé/x", "/", &[]),
+                ("Ä", "/", &[]),
+            ],
+            "",
+        );
+        let dst = tree(&[("INBOX", "/", &[])], "");
+        let rules = FolderRules {
+            map: FolderRules::parse_map(&["Ab=X".to_string(), "Aé=Y".to_string()]).unwrap(),
+            ..FolderRules::default()
+        };
+        let plans = plan_folders(&src, &dst, &rules);
+        assert_eq!(plan_of(&plans, "Aé").target_display(), "Y");
+        assert_eq!(plan_of(&plans, "Aé/x").target_display(), "Y/x");
+        assert_eq!(plan_of(&plans, "Ä").target_display(), "Ä");
+        let rules = FolderRules {
+            map: FolderRules::parse_map(&["A=Z".to_string()]).unwrap(),
+            ..FolderRules::default()
+        };
+        let plans = plan_folders(&src, &dst, &rules);
+        assert_eq!(plan_of(&plans, "Aé").target_display(), "Aé");
+        assert!(!glob_match("é*", "e"));
+        assert!(glob_match("?x", "éx"));
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod events;
 pub mod fetch;
 pub mod flags;
 pub mod folders;
+pub mod limits;
 pub mod session;
 pub mod uidmap;
 pub mod utf7;
@@ -31,6 +32,7 @@ pub use endpoint::{Auth, Endpoint, Password, Security};
 pub use error::{EngineError, Side};
 pub use events::{Event, Events, FailedFolder, Report, SkippedMessage};
 pub use folders::{FolderPlan, FolderRules};
+pub use limits::Limits;
 pub use uidmap::UidMap;
 
 use conn::Conn;
@@ -68,6 +70,8 @@ pub struct Settings {
     /// over stops before it sends anything more (a fencing token). `None` for the
     /// command line.
     pub lease_owner: Option<String>,
+    /// What either server may make the engine hold or wait for (largest message...).
+    pub limits: Limits,
 }
 
 impl Settings {
@@ -84,6 +88,7 @@ impl Settings {
             backoff: Backoff::default(),
             settle_delay: std::time::Duration::from_secs(3),
             lease_owner: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -129,8 +134,8 @@ async fn run_job(
     job_id: String,
 ) -> Result<Outcome, EngineError> {
     let map = UidMap::new(pool.clone(), job_id.clone()).fenced_by(settings.lease_owner.clone());
-    let mut src = Conn::new(settings.source.clone(), settings.backoff);
-    let mut dst = Conn::new(settings.target.clone(), settings.backoff);
+    let mut src = Conn::new(settings.source.clone(), settings.backoff, settings.limits);
+    let mut dst = Conn::new(settings.target.clone(), settings.backoff, settings.limits);
     // The first connections say plainly why they fail (wrong password, no TLS...).
     src.connect_once().await?;
     dst.connect_once().await?;
@@ -235,8 +240,8 @@ async fn run_job(
     for _ in 0..workers {
         pairs.push(first.take().unwrap_or_else(|| {
             (
-                Conn::new(settings.source.clone(), settings.backoff),
-                Conn::new(settings.target.clone(), settings.backoff),
+                Conn::new(settings.source.clone(), settings.backoff, settings.limits),
+                Conn::new(settings.target.clone(), settings.backoff, settings.limits),
             )
         }));
     }
@@ -396,7 +401,15 @@ async fn with_retries<T>(
         };
         match result {
             Ok(v) => return Ok(v),
-            Err(e) if e.is_connection_failure() && attempt < settings.max_attempts + 2 => {
+            Err(e)
+                if e.is_connection_failure()
+                    && attempt
+                        < if e.is_hostile() {
+                            2
+                        } else {
+                            settings.max_attempts + 2
+                        } =>
+            {
                 tracing::warn!(error = %e, attempt, "connection lost; trying again");
                 conn.note_error(&e);
             }

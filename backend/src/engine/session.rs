@@ -4,20 +4,36 @@
 use super::capabilities::Capabilities;
 use super::endpoint::{Auth, Endpoint, Security};
 use super::error::{EngineError, Result, Side};
+use super::limits::{BodyBudget, Limits};
 use super::wire::{self, CommandBuilder, Part, Response, Status, StatusLine, Value};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-/// Literals are read in chunks so that a stalled transfer trips the timeout.
-const LITERAL_CHUNK: usize = 1 << 20;
 /// No response line may be longer than this (literals excepted).
 const MAX_LINE: usize = 1 << 20;
+/// Most bytes of all responses together before login (greeting, CAPABILITY, LOGIN).
+const PRE_AUTH_BYTES: u64 = 256 << 10;
+
+/// What the current command has cost so far, against its caps.
+#[derive(Debug)]
+struct CommandBudget {
+    /// The command's verb (`UID FETCH`, `LOGIN`), never its arguments.
+    what: String,
+    deadline: Instant,
+    seconds: u64,
+    untagged: u64,
+    bytes: u64,
+    body: Option<BodyBudget>,
+    /// Responses are handed on one by one, not all kept until the end.
+    streaming: bool,
+}
 
 /// The reply to one command: its untagged responses and the tagged status.
 #[derive(Debug)]
@@ -54,7 +70,7 @@ pub struct FetchItem {
 
 impl FetchItem {
     /// Takes the response apart: message bodies are moved out, not copied.
-    fn from_values(values: Vec<Value>) -> Option<FetchItem> {
+    pub fn from_values(values: Vec<Value>) -> Option<FetchItem> {
         let seq = values.first()?.as_u64()? as u32;
         if !values.get(1)?.as_atom()?.eq_ignore_ascii_case("FETCH") {
             return None;
@@ -106,6 +122,10 @@ pub struct Session {
     timeout: Duration,
     /// The last `* BYE` text, to explain a connection that closes next.
     bye: Option<String>,
+    limits: Limits,
+    /// Logged in: until then only tiny literals and responses are accepted.
+    authenticated: bool,
+    budget: CommandBudget,
 }
 
 impl std::fmt::Debug for Session {
@@ -118,8 +138,13 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// Connects, secures and logs in; capabilities are known afterwards.
+    /// Connects, secures and logs in with the default [`Limits`].
     pub async fn connect(endpoint: &Endpoint) -> Result<Session> {
+        Session::connect_with(endpoint, Limits::default()).await
+    }
+
+    /// Connects, secures and logs in; capabilities are known afterwards.
+    pub async fn connect_with(endpoint: &Endpoint, limits: Limits) -> Result<Session> {
         let host = endpoint.address();
         let side = endpoint.side;
         let tcp = match tokio::time::timeout(
@@ -143,16 +168,7 @@ impl Session {
             Security::ImplicitTls => Box::new(tls_handshake(endpoint, tcp).await?),
             _ => Box::new(tcp),
         };
-        let mut session = Session {
-            io: BufReader::with_capacity(64 * 1024, io),
-            next_tag: 1,
-            pending: VecDeque::new(),
-            caps: Capabilities::default(),
-            side,
-            host,
-            timeout: endpoint.timeout,
-            bye: None,
-        };
+        let mut session = Session::over(io, side, host, endpoint.timeout, limits);
         session.greeting().await?;
         if endpoint.security == Security::StartTls {
             session.refresh_capabilities().await?;
@@ -171,23 +187,163 @@ impl Session {
             let Session { io, .. } = session;
             let tcp = io.into_inner();
             let tls = tls_handshake_boxed(endpoint, tcp).await?;
-            session = Session {
-                io: BufReader::with_capacity(64 * 1024, Box::new(tls)),
-                next_tag: 100,
-                pending: VecDeque::new(),
-                caps: Capabilities::default(),
+            session = Session::over(
+                Box::new(tls),
                 side,
-                host: endpoint.address(),
-                timeout: endpoint.timeout,
-                bye: None,
-            };
+                endpoint.address(),
+                endpoint.timeout,
+                limits,
+            );
+            session.next_tag = 100;
         }
         session.login(endpoint).await?;
+        session.authenticated = true;
         if session.caps.is_empty() {
             session.refresh_capabilities().await?;
         }
         tracing::debug!(side = %side, host = %session.host, caps = %session.caps.summary(), "logged in");
         Ok(session)
+    }
+
+    /// A session over an already connected stream, before its greeting.
+    fn over(io: Box<dyn Io>, side: Side, host: String, timeout: Duration, limits: Limits) -> Self {
+        let mut session = Session {
+            io: BufReader::with_capacity(64 * 1024, io),
+            next_tag: 1,
+            pending: VecDeque::new(),
+            caps: Capabilities::default(),
+            side,
+            host,
+            timeout,
+            bye: None,
+            limits,
+            authenticated: false,
+            budget: CommandBudget {
+                what: String::new(),
+                deadline: Instant::now(),
+                seconds: 0,
+                untagged: 0,
+                bytes: 0,
+                body: None,
+                streaming: false,
+            },
+        };
+        session.begin("greeting".to_owned(), None, false);
+        session
+    }
+
+    /// A session reading from any byte stream, as if logged in or not: for fuzzing the
+    /// response reader (literal framing and caps) without a network.
+    #[doc(hidden)]
+    pub fn over_stream<S>(stream: S, authenticated: bool, limits: Limits) -> Session
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let mut session = Session::over(
+            Box::new(stream),
+            Side::Source,
+            "stream".to_owned(),
+            Duration::from_secs(5),
+            limits,
+        );
+        session.authenticated = authenticated;
+        session
+    }
+
+    /// Starts the caps and the deadline of a new command; `body` is what its message
+    /// bodies may bring (body fetches only).
+    fn begin(&mut self, what: String, body: Option<BodyBudget>, streaming: bool) {
+        let base = self
+            .limits
+            .command_deadline
+            .unwrap_or(self.timeout.saturating_mul(10));
+        let extra = body.map_or(0, |b| b.total / Limits::SLOWEST_BODY_RATE);
+        let allowed = base.saturating_add(Duration::from_secs(extra));
+        self.budget = CommandBudget {
+            what,
+            deadline: later(allowed),
+            seconds: allowed.as_secs(),
+            untagged: 0,
+            bytes: 0,
+            body,
+            streaming,
+        };
+    }
+
+    fn hostile(&self, what: String) -> EngineError {
+        EngineError::Hostile {
+            side: self.side,
+            host: self.host.clone(),
+            what,
+        }
+    }
+
+    /// When the next read or write must be done by: the per-step timeout or the
+    /// command's deadline, whichever is first (`true` when it is the deadline).
+    fn step_deadline(&self) -> (Instant, bool) {
+        let step = later(self.timeout);
+        if self.budget.deadline < step {
+            (self.budget.deadline, true)
+        } else {
+            (step, false)
+        }
+    }
+
+    /// The error for a step that ran out of time.
+    fn elapsed(&self, by_deadline: bool) -> EngineError {
+        if by_deadline {
+            self.hostile(format!(
+                "{} did not finish within {} s (the server sends too slowly or never ends)",
+                self.budget.what, self.budget.seconds
+            ))
+        } else {
+            EngineError::Timeout {
+                side: self.side,
+                host: self.host.clone(),
+                seconds: self.timeout.as_secs(),
+            }
+        }
+    }
+
+    /// The largest literal accepted now, and the words for where it came.
+    fn literal_limit(&self) -> (u64, String) {
+        if !self.authenticated {
+            return (self.limits.pre_auth_literal, "before login".to_owned());
+        }
+        match self.budget.body {
+            Some(body) => (
+                body.largest,
+                format!(
+                    "in reply to {} (a message body; larger than the listed size allows, or than the maximum message size)",
+                    self.budget.what
+                ),
+            ),
+            None => (
+                self.limits.response_literal,
+                format!("in reply to {}", self.budget.what),
+            ),
+        }
+    }
+
+    /// Counts `n` more bytes against the command's byte cap.
+    fn spend(&mut self, n: u64) -> Result<()> {
+        self.budget.bytes = self.budget.bytes.saturating_add(n);
+        let cap = if !self.authenticated {
+            PRE_AUTH_BYTES
+        } else if self.budget.streaming {
+            self.limits
+                .bytes_per_command
+                .saturating_add(self.budget.body.map_or(0, |b| b.total))
+        } else {
+            self.limits.kept_bytes
+        };
+        if self.budget.bytes > cap {
+            return Err(self.hostile(format!(
+                "sent more than {cap} bytes in reply to {}",
+                self.budget.what
+            )));
+        }
+        Ok(())
     }
 
     pub fn capabilities(&self) -> &Capabilities {
@@ -320,32 +476,20 @@ impl Session {
     }
 
     async fn write_raw(&mut self, bytes: &[u8]) -> Result<()> {
-        let side = self.side;
-        let host = self.host.clone();
-        let secs = self.timeout.as_secs();
-        match tokio::time::timeout(self.timeout, self.io.write_all(bytes)).await {
+        let (until, by_deadline) = self.step_deadline();
+        match tokio::time::timeout_at(until, self.io.write_all(bytes)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(self.lost(e.to_string())),
-            Err(_) => Err(EngineError::Timeout {
-                side,
-                host,
-                seconds: secs,
-            }),
+            Err(_) => Err(self.elapsed(by_deadline)),
         }
     }
 
     async fn flush(&mut self) -> Result<()> {
-        let side = self.side;
-        let host = self.host.clone();
-        let secs = self.timeout.as_secs();
-        match tokio::time::timeout(self.timeout, self.io.flush()).await {
+        let (until, by_deadline) = self.step_deadline();
+        match tokio::time::timeout_at(until, self.io.flush()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(self.lost(e.to_string())),
-            Err(_) => Err(EngineError::Timeout {
-                side,
-                host,
-                seconds: secs,
-            }),
+            Err(_) => Err(self.elapsed(by_deadline)),
         }
     }
 
@@ -357,6 +501,7 @@ impl Session {
 
     /// Writes `TAG text CRLF` and flushes; returns the tag.
     async fn write_line(&mut self, text: &[u8]) -> Result<String> {
+        self.begin(command_name(text), None, false);
         let tag = self.new_tag();
         let mut line = Vec::with_capacity(text.len() + tag.len() + 3);
         line.extend_from_slice(tag.as_bytes());
@@ -368,7 +513,9 @@ impl Session {
         Ok(tag)
     }
 
-    /// Reads one whole response, literals included.
+    /// Reads one whole response, literals included. Literals are read as their bytes
+    /// arrive (never allocated from the announced length) and capped by the state of the
+    /// connection; every response and byte counts against the command's caps.
     pub async fn read_response(&mut self) -> Result<Response> {
         if let Some(r) = self.pending.pop_front() {
             return Ok(r);
@@ -383,39 +530,32 @@ impl Session {
             if !raw.ends_with(b"\n") {
                 return Err(self.lost("closed in the middle of a response"));
             }
-            match wire::literal_announced(&raw[start..]) {
-                Some(len) => {
-                    raw.reserve(len);
-                    let mut left = len;
-                    while left > 0 {
-                        let chunk = left.min(LITERAL_CHUNK);
-                        let from = raw.len();
-                        raw.resize(from + chunk, 0);
-                        let got = {
-                            let buf = &mut raw[from..];
-                            let side = self.side;
-                            let host = self.host.clone();
-                            let secs = self.timeout.as_secs();
-                            match tokio::time::timeout(self.timeout, self.io.read_exact(buf)).await
-                            {
-                                Ok(r) => r,
-                                Err(_) => {
-                                    return Err(EngineError::Timeout {
-                                        side,
-                                        host,
-                                        seconds: secs,
-                                    })
-                                }
-                            }
-                        };
-                        if let Err(e) = got {
-                            return Err(self.lost(format!("closed while sending a literal: {e}")));
-                        }
-                        left -= chunk;
-                    }
-                }
-                None => break,
+            let Some(announced) = wire::literal_announced(&raw[start..]) else {
+                break;
+            };
+            let (limit, context) = self.literal_limit();
+            if announced > limit {
+                return Err(EngineError::LiteralTooLarge {
+                    side: self.side,
+                    host: self.host.clone(),
+                    announced,
+                    limit,
+                    context,
+                });
             }
+            self.read_literal_into(&mut raw, announced).await?;
+        }
+        self.budget.untagged += u64::from(raw.starts_with(b"* "));
+        let cap = if self.budget.streaming {
+            self.limits.untagged_per_command
+        } else {
+            self.limits.kept_responses
+        };
+        if self.budget.untagged > cap {
+            return Err(self.hostile(format!(
+                "sent more than {cap} untagged responses in reply to {}",
+                self.budget.what
+            )));
         }
         let response = wire::parse_response(&raw).map_err(|source| EngineError::Protocol {
             side: self.side,
@@ -430,27 +570,41 @@ impl Session {
         Ok(response)
     }
 
+    /// Appends a literal of `len` bytes to `raw`, growing it only by what has arrived.
+    async fn read_literal_into(&mut self, raw: &mut Vec<u8>, len: u64) -> Result<()> {
+        let mut left = len;
+        while left > 0 {
+            let (until, by_deadline) = self.step_deadline();
+            let took = match tokio::time::timeout_at(until, self.io.fill_buf()).await {
+                Ok(Ok([])) => Err("closed while sending a literal".to_owned()),
+                Ok(Ok(buf)) => {
+                    let take = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    raw.extend_from_slice(&buf[..take]);
+                    Ok(take)
+                }
+                Ok(Err(e)) => Err(format!("closed while sending a literal: {e}")),
+                Err(_) => return Err(self.elapsed(by_deadline)),
+            };
+            let took = took.map_err(|m| self.lost(m))?;
+            self.io.consume(took);
+            self.spend(took as u64)?;
+            left -= took as u64;
+        }
+        Ok(())
+    }
+
     async fn read_line_into(&mut self, raw: &mut Vec<u8>) -> Result<usize> {
-        let side = self.side;
-        let host = self.host.clone();
-        let secs = self.timeout.as_secs();
         let mut total = 0;
         loop {
-            let limited = (&mut self.io).take((MAX_LINE + 2) as u64);
-            let mut limited = limited;
-            let read = tokio::time::timeout(self.timeout, limited.read_until(b'\n', raw)).await;
-            let n = match read {
+            let (until, by_deadline) = self.step_deadline();
+            let mut limited = (&mut self.io).take((MAX_LINE + 2) as u64);
+            let n = match tokio::time::timeout_at(until, limited.read_until(b'\n', raw)).await {
                 Ok(Ok(n)) => n,
                 Ok(Err(e)) => return Err(self.lost(e.to_string())),
-                Err(_) => {
-                    return Err(EngineError::Timeout {
-                        side,
-                        host,
-                        seconds: secs,
-                    })
-                }
+                Err(_) => return Err(self.elapsed(by_deadline)),
             };
             total += n;
+            self.spend(n as u64)?;
             if n == 0 || raw.ends_with(b"\n") {
                 return Ok(total);
             }
@@ -466,6 +620,22 @@ impl Session {
         &mut self,
         parts: Vec<Part>,
     ) -> Result<std::result::Result<String, StatusLine>> {
+        self.start_with(parts, None, false).await
+    }
+
+    /// [`Session::start`] for a command whose message bodies may bring `body`, and whose
+    /// responses are handed on one by one when `streaming`.
+    async fn start_with(
+        &mut self,
+        parts: Vec<Part>,
+        body: Option<BodyBudget>,
+        streaming: bool,
+    ) -> Result<std::result::Result<String, StatusLine>> {
+        let what = match parts.first() {
+            Some(Part::Text(t)) => command_name(t),
+            _ => String::new(),
+        };
+        self.begin(what, body, streaming);
         let tag = self.new_tag();
         let mut out: Vec<u8> = Vec::new();
         out.extend_from_slice(tag.as_bytes());
@@ -648,6 +818,17 @@ impl Session {
         &mut self,
         set: &str,
         items: &str,
+        each: impl FnMut(FetchItem),
+    ) -> Result<StatusLine> {
+        self.uid_fetch_bodies(set, items, None, each).await
+    }
+
+    /// [`Session::uid_fetch`] for message bodies: `body` is what the listed sizes allow.
+    pub async fn uid_fetch_bodies(
+        &mut self,
+        set: &str,
+        items: &str,
+        body: Option<BodyBudget>,
         mut each: impl FnMut(FetchItem),
     ) -> Result<StatusLine> {
         let parts = CommandBuilder::new("UID FETCH ")
@@ -656,7 +837,7 @@ impl Session {
             .raw(items)
             .raw(")")
             .build();
-        let tag = match self.start(parts).await? {
+        let tag = match self.start_with(parts, body, true).await? {
             Ok(tag) => tag,
             Err(done) => return Ok(done),
         };
@@ -692,6 +873,37 @@ impl Session {
         })
         .await;
     }
+}
+
+/// `now + wait`, for any wait a user may configure (a huge one means "a year").
+fn later(wait: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(wait)
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 86_400)))
+        .unwrap_or(now)
+}
+
+/// The verb of a command line (`UID FETCH`, `LOGIN`) for errors: never its arguments,
+/// which may hold a password.
+fn command_name(text: &[u8]) -> String {
+    let mut words = text
+        .split(|&b| b == b' ')
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            String::from_utf8_lossy(w)
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(20)
+                .collect::<String>()
+                .to_ascii_uppercase()
+        });
+    let mut name = words.next().unwrap_or_default();
+    if name == "UID" {
+        if let Some(second) = words.next() {
+            name = format!("UID {second}");
+        }
+    }
+    name
 }
 
 fn first_u32(values: &[Value]) -> Option<u32> {
@@ -819,6 +1031,166 @@ mod tests {
         assert_eq!(base64_encode(b"fo"), "Zm8=");
         assert_eq!(base64_encode(b"foo"), "Zm9v");
         assert_eq!(base64_encode(b"\0user\0pass"), "AHVzZXIAcGFzcw==");
+    }
+
+    /// A session reading `script` (writes go nowhere), logged in or not.
+    fn scripted(script: &[u8], authenticated: bool, limits: Limits) -> Session {
+        let stream = tokio::io::join(std::io::Cursor::new(script.to_vec()), tokio::io::sink());
+        Session::over_stream(stream, authenticated, limits)
+    }
+
+    #[tokio::test]
+    async fn terabyte_literal_in_the_greeting_is_refused_before_reading_it() {
+        let mut s = scripted(b"* OK {1099511627776}\r\n", false, Limits::default());
+        match s.read_response().await {
+            Err(EngineError::LiteralTooLarge {
+                announced, limit, ..
+            }) => assert_eq!((announced, limit), (1 << 40, 64 << 10)),
+            other => panic!("{other:?}"),
+        }
+        // Twelve digits, which the old reader did reserve (and abort on).
+        let mut s = scripted(b"* OK {999999999999}\r\n", false, Limits::default());
+        assert!(matches!(
+            s.read_response().await,
+            Err(EngineError::LiteralTooLarge { .. })
+        ));
+        // After login, far more is allowed, but never a terabyte.
+        let mut s = scripted(b"* OK {1099511627776}\r\n", true, Limits::default());
+        let err = s.read_response().await.unwrap_err();
+        assert!(err.to_string().contains("1099511627776 bytes"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn literals_are_read_whole_when_they_are_within_the_cap() {
+        let mut body = b"* 1 FETCH (UID 4 BODY[] {200000}\r\n".to_vec();
+        body.extend(std::iter::repeat_n(b'x', 200_000));
+        body.extend_from_slice(b")\r\n");
+        let mut s = scripted(&body, true, Limits::default());
+        let Response::Untagged(v) = s.read_response().await.unwrap() else {
+            panic!()
+        };
+        let item = FetchItem::from_values(v).unwrap();
+        assert_eq!(item.body.map(|b| b.len()), Some(200_000));
+        // Announced but cut short: an error, not a wait or a zero-filled body.
+        let mut s = scripted(b"* 1 FETCH (BODY[] {10}\r\nabc", true, Limits::default());
+        assert!(matches!(
+            s.read_response().await,
+            Err(EngineError::ConnectionLost { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn body_far_above_the_listed_size_is_refused() {
+        let limits = Limits::default();
+        let budget = BodyBudget {
+            largest: limits.body_allowance(100),
+            total: limits.body_allowance(100),
+        };
+        let script = b"* 1 FETCH (UID 1 BODY[] {5000000}\r\n";
+        let mut s = scripted(script, true, limits);
+        let err = s
+            .uid_fetch_bodies("1", "UID BODY.PEEK[]", Some(budget), |_| {})
+            .await
+            .unwrap_err();
+        let EngineError::LiteralTooLarge {
+            announced,
+            limit,
+            context,
+            ..
+        } = &err
+        else {
+            panic!("{err:?}")
+        };
+        assert_eq!((*announced, *limit), (5_000_000, 200 + (64 << 10)));
+        assert!(context.contains("UID FETCH"), "{context}");
+        // And never above the maximum message size, whatever the listing said.
+        let limits = Limits {
+            max_message: 1000,
+            ..Limits::default()
+        };
+        assert_eq!(limits.body_allowance(1 << 30), 1000);
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_untagged_responses_is_cut_off() {
+        let limits = Limits {
+            kept_responses: 5,
+            untagged_per_command: 8,
+            ..Limits::default()
+        };
+        let flood = b"* 1 EXISTS\r\n".repeat(20);
+        let mut s = scripted(&flood, true, limits);
+        let err = s
+            .run(CommandBuilder::new("NOOP").build())
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("more than 5 untagged responses in reply to NOOP"),
+            "{err}"
+        );
+        let mut s = scripted(&flood, true, limits);
+        let err = s.uid_fetch("1:*", "UID", |_| {}).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("more than 8 untagged responses in reply to UID FETCH"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn kept_responses_are_capped_in_bytes_too() {
+        let limits = Limits {
+            kept_bytes: 1000,
+            ..Limits::default()
+        };
+        let line = format!("* LIST () \"/\" {}\r\n", "n".repeat(300));
+        let mut s = scripted(line.repeat(10).as_bytes(), true, limits);
+        let err = s
+            .run(CommandBuilder::new("LIST").build())
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("more than 1000 bytes in reply to LIST"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_dripping_lines_hits_the_command_deadline() {
+        let (client, mut server) = tokio::io::duplex(1024);
+        tokio::spawn(async move {
+            loop {
+                if server.write_all(b"* OK still here\r\n").await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        let limits = Limits {
+            command_deadline: Some(Duration::from_millis(300)),
+            ..Limits::default()
+        };
+        let mut s = Session::over_stream(client, true, limits);
+        let started = std::time::Instant::now();
+        let err = s
+            .run(CommandBuilder::new("LIST").build())
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(3));
+        assert!(
+            err.to_string().contains("LIST did not finish within"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn command_names_never_carry_arguments() {
+        assert_eq!(command_name(b"LOGIN \"alice\" \"s3cret\""), "LOGIN");
+        assert_eq!(command_name(b"UID FETCH 1:* (UID FLAGS)"), "UID FETCH");
+        assert_eq!(command_name(b"AUTHENTICATE PLAIN"), "AUTHENTICATE");
+        assert_eq!(command_name("Ünï \u{1F600}".as_bytes()), "N");
     }
 
     #[test]

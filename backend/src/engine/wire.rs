@@ -123,10 +123,18 @@ pub struct ParseError {
     pub excerpt: String,
 }
 
+/// Lists nested deeper than this are refused: parsing recurses once per level, and no
+/// response the engine reads nests more than a few levels.
+pub const MAX_NESTING: usize = 100;
+
+/// Most UIDs expanded from one server-sent UID set (APPENDUID/COPYUID): far above any
+/// batch the engine sends, far below what would exhaust memory.
+pub const MAX_UID_SET: usize = 100_000;
+
 /// If `line` (one CRLF-terminated line of a response) announces a literal, its length.
 ///
 /// Accepts `{n}`, `{n+}`, `{n-}` and `~{n}` (literal8) right before the line end.
-pub fn literal_announced(line: &[u8]) -> Option<usize> {
+pub fn literal_announced(line: &[u8]) -> Option<u64> {
     let line = line.strip_suffix(b"\n")?;
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let line = line.strip_suffix(b"}")?;
@@ -136,15 +144,23 @@ pub fn literal_announced(line: &[u8]) -> Option<usize> {
         .strip_suffix(b"+")
         .or_else(|| inner.strip_suffix(b"-"))
         .unwrap_or(inner);
-    if digits.is_empty() || digits.len() > 12 || !digits.iter().all(u8::is_ascii_digit) {
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    std::str::from_utf8(digits).ok()?.parse().ok()
+    // Every announcement counts, however long its number: ignoring one would read the
+    // literal's bytes as responses. Too large for u64 is still too large for any cap.
+    Some(digits.iter().fold(0u64, |n, d| {
+        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+    }))
 }
 
 /// Parses one whole response: its wire bytes, literals inline, CRLF at the end.
 pub fn parse_response(raw: &[u8]) -> Result<Response, ParseError> {
-    let mut p = Parser { buf: raw, pos: 0 };
+    let mut p = Parser {
+        buf: raw,
+        pos: 0,
+        depth: 0,
+    };
     let excerpt = || {
         let end = raw
             .iter()
@@ -187,6 +203,8 @@ pub fn parse_response(raw: &[u8]) -> Result<Response, ParseError> {
 struct Parser<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// How many lists enclose the current position.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -282,6 +300,10 @@ impl Parser<'_> {
     fn value(&mut self) -> Result<Value, &'static str> {
         match self.peek() {
             Some(b'(') => {
+                if self.depth >= MAX_NESTING {
+                    return Err("lists nested too deeply");
+                }
+                self.depth += 1;
                 self.pos += 1;
                 let mut items = Vec::new();
                 loop {
@@ -289,6 +311,7 @@ impl Parser<'_> {
                     match self.peek() {
                         Some(b')') => {
                             self.pos += 1;
+                            self.depth -= 1;
                             return Ok(Value::List(items));
                         }
                         None => return Err("unterminated list"),
@@ -466,20 +489,36 @@ pub fn uid_set(uids: &[u32]) -> String {
 }
 
 /// Expands a UID set (`3955:3957,3960`) as the server sends it in APPENDUID/COPYUID.
-pub fn parse_uid_set(set: &str) -> Option<Vec<u32>> {
-    let mut out = Vec::new();
+///
+/// `None` for a malformed set or one naming more than `max` UIDs: the count is checked
+/// before anything is expanded, so `1:4294967295` costs nothing.
+pub fn parse_uid_set(set: &str, max: usize) -> Option<Vec<u32>> {
+    let mut ranges = Vec::new();
+    let mut count: u64 = 0;
     for piece in set.split(',') {
-        match piece.split_once(':') {
+        let (lo, hi) = match piece.split_once(':') {
             Some((a, b)) => {
                 let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
-                let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-                if hi - lo > 1_000_000 {
-                    return None;
+                if a <= b {
+                    (a, b)
+                } else {
+                    (b, a)
                 }
-                out.extend(lo..=hi);
             }
-            None => out.push(piece.parse().ok()?),
+            None => {
+                let uid = piece.parse().ok()?;
+                (uid, uid)
+            }
+        };
+        count += u64::from(hi - lo) + 1;
+        if count > max as u64 {
+            return None;
         }
+        ranges.push((lo, hi));
+    }
+    let mut out = Vec::with_capacity(count as usize);
+    for (lo, hi) in ranges {
+        out.extend(lo..=hi);
     }
     Some(out)
 }
@@ -611,7 +650,53 @@ mod tests {
     #[test]
     fn uid_sets_compress_and_expand() {
         assert_eq!(uid_set(&[5, 1, 2, 3, 9, 10]), "1:3,5,9:10");
-        assert_eq!(parse_uid_set("1:3,5,10:9"), Some(vec![1, 2, 3, 5, 9, 10]));
-        assert_eq!(parse_uid_set("x"), None);
+        assert_eq!(
+            parse_uid_set("1:3,5,10:9", 10),
+            Some(vec![1, 2, 3, 5, 9, 10])
+        );
+        assert_eq!(parse_uid_set("x", 10), None);
+    }
+
+    #[test]
+    fn huge_uid_sets_are_refused_before_expanding() {
+        assert_eq!(parse_uid_set("1:4294967295", MAX_UID_SET), None);
+        // Many ranges that are each small must not add up past the cap either.
+        let many = vec!["1:1000000"; 5000].join(",");
+        assert_eq!(parse_uid_set(&many, MAX_UID_SET), None);
+        assert_eq!(parse_uid_set("7:9", 3), Some(vec![7, 8, 9]));
+        assert_eq!(parse_uid_set("7:10", 3), None);
+    }
+
+    #[test]
+    fn deep_nesting_is_a_parse_error_not_a_stack_overflow() {
+        let mut raw = b"* 1 FETCH ".to_vec();
+        raw.extend(std::iter::repeat_n(b'(', 100_000));
+        raw.extend_from_slice(b"\r\n");
+        let err = parse_response(&raw).unwrap_err();
+        assert_eq!(err.reason, "lists nested too deeply");
+        // Also inside a response code.
+        let mut raw = b"* OK [X ".to_vec();
+        raw.extend(std::iter::repeat_n(b'(', 100_000));
+        raw.extend_from_slice(b"]\r\n");
+        assert!(parse_response(&raw).is_err());
+        // Nesting within the limit still parses.
+        let mut raw = b"* X ".to_vec();
+        raw.extend(std::iter::repeat_n(b'(', MAX_NESTING));
+        raw.extend(std::iter::repeat_n(b')', MAX_NESTING));
+        raw.extend_from_slice(b"\r\n");
+        assert!(parse_response(&raw).is_ok());
+    }
+
+    #[test]
+    fn huge_announced_literal_lengths_are_reported_not_truncated() {
+        assert_eq!(
+            literal_announced(b"* OK {1099511627776}\r\n"),
+            Some(1_099_511_627_776)
+        );
+        assert_eq!(
+            literal_announced(b"* OK {99999999999999999999999}\r\n"),
+            Some(u64::MAX)
+        );
+        assert!(parse_response(b"* OK [X {99999999999999999999}\r\n]\r\n").is_err());
     }
 }
