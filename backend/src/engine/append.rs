@@ -46,12 +46,25 @@ pub async fn append(
             .raw(" (")
             .raw(&m.flags.join(" "))
             .raw(")")
-            .string(m.internal_date.trim().as_bytes())
+            .string(date_time_arg(m.internal_date).as_bytes())
             .raw(" ")
             .literal_bytes(m.bytes.to_vec());
     }
     let reply = session.run(cmd.build()).await?;
     interpret(session, &reply.done, messages.len())
+}
+
+/// INTERNALDATE as APPEND's `date-time` wants it (RFC 3501): a one-digit day keeps its
+/// leading space (`" 1-Feb-2020 ..."`); strict servers refuse `"1-Feb-2020 ..."`.
+fn date_time_arg(internal_date: &str) -> String {
+    let date = internal_date.trim();
+    let one_digit_day = date.as_bytes().first().is_some_and(u8::is_ascii_digit)
+        && date.as_bytes().get(1) == Some(&b'-');
+    if one_digit_day {
+        format!(" {date}")
+    } else {
+        date.to_owned()
+    }
 }
 
 /// `sent` is how many messages the command carried: an APPENDUID naming more UIDs than
@@ -169,6 +182,37 @@ pub async fn find_appended(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_one_digit_day_keeps_its_leading_space() {
+        assert_eq!(
+            date_time_arg(" 1-Feb-2020 10:00:00 +0100"),
+            " 1-Feb-2020 10:00:00 +0100"
+        );
+        assert_eq!(
+            date_time_arg("1-Feb-2020 10:00:00 +0100"),
+            " 1-Feb-2020 10:00:00 +0100"
+        );
+        assert_eq!(
+            date_time_arg("17-Jul-1996 02:44:25 -0700 "),
+            "17-Jul-1996 02:44:25 -0700"
+        );
+        let cmd = CommandBuilder::new("APPEND")
+            .string(date_time_arg(" 3-Mar-2021 01:02:03 +0000").as_bytes())
+            .build();
+        let wire: Vec<u8> = cmd
+            .into_iter()
+            .flat_map(|part| match part {
+                crate::engine::wire::Part::Text(bytes)
+                | crate::engine::wire::Part::Literal(bytes) => bytes,
+            })
+            .collect();
+        assert!(
+            String::from_utf8_lossy(&wire).contains("\" 3-Mar-2021 01:02:03 +0000\""),
+            "{}",
+            String::from_utf8_lossy(&wire)
+        );
+    }
 
     #[test]
     fn hash_is_sha256_hex() {
