@@ -24,6 +24,10 @@ pub enum Auth {
     /// `AUTHENTICATE PLAIN`, optionally acting for another user (master/admin login):
     /// the endpoint's user and password are the admin's, `authzid` the mailbox owner.
     Plain { authzid: Option<String> },
+    /// OAuth 2.0: SASL OAUTHBEARER (RFC 7628) or XOAUTH2, whichever the server offers,
+    /// with a token from `tokens` for the endpoint's user (the mailbox). The endpoint's
+    /// password is not used.
+    OAuth2 { tokens: super::auth::TokenHandle },
 }
 
 /// A password that never shows up in `Debug` output or logs, and is wiped from memory

@@ -12,6 +12,7 @@
 //! `flags`, `uidmap` (the map and journal), `copy_folder` (one folder), `events`.
 
 pub mod append;
+pub mod auth;
 pub mod capabilities;
 pub mod conn;
 pub mod copy_folder;
@@ -27,6 +28,7 @@ pub mod uidmap;
 pub mod utf7;
 pub mod wire;
 
+pub use auth::{AccessToken, StaticToken, TokenError, TokenHandle, TokenSource};
 pub use conn::Backoff;
 pub use endpoint::{Auth, Endpoint, Password, Security};
 pub use error::{EngineError, Side};

@@ -435,6 +435,9 @@ impl Session {
             words,
         };
         let done = match &endpoint.auth {
+            Auth::OAuth2 { .. } => {
+                return Err(self.config_error("OAuth 2.0 logins are not available yet"));
+            }
             Auth::Login => {
                 let parts = CommandBuilder::new("LOGIN")
                     .string(endpoint.user.as_bytes())
