@@ -63,8 +63,14 @@ pub async fn check(
             "This migration route does not exist; pick one from the list.".into(),
         );
     };
+    check_endpoint(side, &endpoint).await
+}
+
+/// A real login at `endpoint` (a password or a bearer token), explained per side.
+pub async fn check_endpoint(side: AccountSide, endpoint: &crate::engine::Endpoint) -> CheckResult {
+    let name = side_name(side);
     let deadline = CHECK_DEADLINE.min(endpoint.timeout.saturating_mul(2));
-    match tokio::time::timeout(deadline, Session::connect(&endpoint)).await {
+    match tokio::time::timeout(deadline, Session::connect(endpoint)).await {
         Ok(Ok(session)) => {
             // Logging out is a courtesy; it must not hold the answer up.
             let _ = tokio::time::timeout(Duration::from_secs(2), session.logout()).await;

@@ -131,7 +131,15 @@ impl Config {
         let secret_files = from_file
             .servers
             .values()
-            .filter_map(|server| server.master_password_file.clone())
+            .flat_map(|server| {
+                let oauth = server.oauth.as_ref();
+                [
+                    server.master_password_file.clone(),
+                    oauth.and_then(|o| o.client_secret_file.clone()),
+                    oauth.and_then(|o| o.private_key_file.clone()),
+                ]
+            })
+            .flatten()
             .collect();
         let routes = Routes::new(from_file.servers, from_file.routes)?;
         let trusted_proxies =

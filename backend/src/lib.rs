@@ -12,6 +12,7 @@ pub mod http;
 pub mod import;
 pub mod jobs;
 pub mod migrate_cmd;
+pub mod oauth;
 pub mod profiles;
 pub mod staff;
 pub mod staff_cmd;

@@ -2,11 +2,13 @@
 //! connect) and routes (from which profile to which). End users choose among routes only,
 //! so the portal never connects to a host the admin did not name.
 
-use crate::engine::{Auth, Endpoint, Password, Security, Side};
+use crate::engine::{Auth, Endpoint, Password, Security, Side, TokenHandle};
+use crate::oauth::{AuthKind, OAuthSettings, Provider};
 use mailferry_shared::{AccountSide, RouteInfo, TargetUserRule};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -35,6 +37,9 @@ pub enum MasterLogin {
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerProfile {
+    /// The IMAP server. May be left out with an OAuth provider preset (Microsoft:
+    /// outlook.office365.com, Google: imap.gmail.com).
+    #[serde(default)]
     pub host: String,
     pub port: Option<u16>,
     #[serde(default)]
@@ -58,6 +63,24 @@ pub struct ServerProfile {
     /// How the server compares login names: `case_insensitive` (default) or `case_sensitive`.
     #[serde(default)]
     pub user_names: crate::user_names::UserNameCase,
+    /// How this server is logged in to: `password`, `master` (the default when
+    /// master_user is set), `oauth2` (the user signs in with the provider; the portal
+    /// holds their tokens) or `oauth2_app` (the organisation's app acts for every
+    /// mailbox).
+    pub auth: Option<AuthKind>,
+    /// The OAuth 2.0 / OpenID Connect provider, for `oauth2` and `oauth2_app`.
+    pub oauth: Option<OAuthSettings>,
+}
+
+impl ServerProfile {
+    /// The login kind, with the default applied.
+    pub fn auth_kind(&self) -> AuthKind {
+        self.auth.unwrap_or(if self.master_user.is_some() {
+            AuthKind::Master
+        } else {
+            AuthKind::Password
+        })
+    }
 }
 
 impl std::fmt::Debug for ServerProfile {
@@ -67,6 +90,8 @@ impl std::fmt::Debug for ServerProfile {
             .field("port", &self.port)
             .field("tls", &self.tls)
             .field("master_user", &self.master_user)
+            .field("auth", &self.auth_kind())
+            .field("oauth", &self.oauth)
             .finish_non_exhaustive()
     }
 }
@@ -134,6 +159,10 @@ pub enum ProfileError {
          \"{{local}}@new.example.org\"); a typed name would let anyone write into any mailbox"
     )]
     TypedTargetWithMaster(String),
+    #[error("{0}")]
+    OAuth(String),
+    #[error("server {0}: no host is set (host = \"imap.example.org\")")]
+    NoHost(String),
     #[error("server {server}: cannot read master_password_file: {source}")]
     MasterPasswordFile {
         server: String,
@@ -148,6 +177,8 @@ pub struct Routes {
     routes: BTreeMap<String, RouteConfig>,
     /// Each route's rule binding the target account to the source account.
     target_rules: BTreeMap<String, TargetUserRule>,
+    /// The OAuth provider of each server profile that has one.
+    providers: BTreeMap<String, Arc<Provider>>,
 }
 
 impl Routes {
@@ -155,7 +186,37 @@ impl Routes {
         mut servers: BTreeMap<String, ServerProfile>,
         routes: BTreeMap<String, RouteConfig>,
     ) -> Result<Self, ProfileError> {
+        let mut providers = BTreeMap::new();
         for (name, profile) in servers.iter_mut() {
+            let kind = profile.auth_kind();
+            match (&profile.oauth, kind) {
+                (None, AuthKind::OAuth2 | AuthKind::OAuth2App) => {
+                    return Err(ProfileError::OAuth(format!(
+                        "server {name}: auth = \"{}\" needs an [servers.{name}.oauth] table (provider or issuer, client_id, ...)",
+                        if kind == AuthKind::OAuth2 { "oauth2" } else { "oauth2_app" }
+                    )))
+                }
+                (Some(settings), _) => {
+                    let resolved = settings.resolve(name, kind).map_err(ProfileError::OAuth)?;
+                    if profile.host.trim().is_empty() {
+                        if let Some(preset) = resolved.preset {
+                            let (host, port) = crate::oauth::settings::preset_host(preset);
+                            profile.host = host.to_owned();
+                            profile.port = profile.port.or(Some(port));
+                        }
+                    }
+                    providers.insert(name.clone(), Arc::new(Provider::new(name, resolved)));
+                }
+                (None, _) => {}
+            }
+            if kind == AuthKind::Master && profile.master_user.is_none() {
+                return Err(ProfileError::OAuth(format!(
+                    "server {name}: auth = \"master\" needs master_user and master_password_file"
+                )));
+            }
+            if profile.host.trim().is_empty() {
+                return Err(ProfileError::NoHost(name.clone()));
+            }
             if profile.tls == TlsMode::Plain && !profile.allow_plaintext {
                 return Err(ProfileError::PlaintextNotAllowed(name.clone()));
             }
@@ -184,7 +245,10 @@ impl Routes {
                     });
                 }
             }
-            let target_has_master = servers[&config.target].master_user.is_some();
+            // A master login opens any mailbox: the target must follow from the source.
+            // (An app-mode target is different: its user proves who they are by signing
+            // in with the provider, so the name they consent with is the mailbox.)
+            let target_has_master = servers[&config.target].auth_kind() == AuthKind::Master;
             let rule = config.target_rule(target_has_master).map_err(|message| {
                 ProfileError::TargetRule {
                     route: route.clone(),
@@ -200,6 +264,7 @@ impl Routes {
             servers,
             routes,
             target_rules,
+            providers,
         })
     }
 
@@ -239,13 +304,60 @@ impl Routes {
 
     /// This side of the route copies with a master (admin) login acting for the user.
     pub fn uses_master_user(&self, route: &str, side: AccountSide) -> bool {
-        self.profile_for(route, side)
-            .is_some_and(|(_, p)| p.master_user.is_some())
+        self.auth_kind(route, side) == Some(AuthKind::Master)
+    }
+
+    /// How one side logs in (`None` for an unknown route).
+    pub fn auth_kind(&self, route: &str, side: AccountSide) -> Option<AuthKind> {
+        self.profile_for(route, side).map(|(_, p)| p.auth_kind())
+    }
+
+    /// The copy on this side needs no secret of the user's (a master login or the
+    /// organisation's app does it): a CSV import may create such jobs without passwords.
+    pub fn copies_without_user_secret(&self, route: &str, side: AccountSide) -> bool {
+        matches!(
+            self.auth_kind(route, side),
+            Some(AuthKind::Master | AuthKind::OAuth2App)
+        )
+    }
+
+    /// The OAuth provider of one side, if it signs in with one.
+    pub fn oauth_provider(&self, route: &str, side: AccountSide) -> Option<Arc<Provider>> {
+        let (name, profile) = self.profile_for(route, side)?;
+        if !profile.auth_kind().is_oauth() {
+            return None;
+        }
+        self.providers.get(name).cloned()
+    }
+
+    /// Every configured provider (for the start-up check).
+    pub fn providers(&self) -> impl Iterator<Item = &Arc<Provider>> {
+        self.providers.values()
+    }
+
+    /// A server profile's OAuth provider by the profile's name (command line).
+    pub fn provider_of_server(&self, server: &str) -> Option<Arc<Provider>> {
+        self.providers.get(server).cloned()
+    }
+
+    pub fn server(&self, name: &str) -> Option<&ServerProfile> {
+        self.servers.get(name)
+    }
+
+    pub fn server_names(&self) -> impl Iterator<Item = &str> {
+        self.servers.keys().map(String::as_str)
     }
 
     /// How the route finds the target account from the source account.
     pub fn target_rule(&self, route: &str) -> Option<&TargetUserRule> {
         self.target_rules.get(route)
+    }
+
+    /// `user@host:port`: the mailbox's key in the job table (as [`Endpoint::account_key`]
+    /// gives it, without needing any credential).
+    pub fn account_key(&self, route: &str, side: AccountSide, user: &str) -> Option<String> {
+        let (_, profile) = self.profile_for(route, side)?;
+        Some(format!("{user}@{}:{}", profile.host, port_of(profile)))
     }
 
     /// `host:port` of one side's server: the key for counting failed logins there.
@@ -268,8 +380,15 @@ impl Routes {
                 target_user: self.target_rules[name].clone(),
                 source_master: self.uses_master_user(name, AccountSide::Source),
                 target_master: self.uses_master_user(name, AccountSide::Target),
+                source_oauth: self.oauth_label(name, AccountSide::Source),
+                target_oauth: self.oauth_label(name, AccountSide::Target),
             })
             .collect()
+    }
+
+    fn oauth_label(&self, route: &str, side: AccountSide) -> Option<String> {
+        self.oauth_provider(route, side)
+            .map(|p| p.label().to_owned())
     }
 
     /// How to prove that `user` owns the mailbox on one side: a login as that user with
@@ -293,15 +412,43 @@ impl Routes {
     }
 
     /// How the engine reaches `user`'s mailbox on one side of a route. With a master user
-    /// configured, `password` is ignored and the admin credentials act for the user.
+    /// configured, `password` is ignored and the admin credentials act for the user; in
+    /// app mode the organisation's app gets the tokens; with `oauth2`, `tokens` are the
+    /// user's (`None` gives no endpoint: the user has to sign in first).
     pub fn endpoint(
         &self,
         route: &str,
         side: AccountSide,
         user: &str,
         password: &str,
+        tokens: Option<TokenHandle>,
     ) -> Option<Endpoint> {
-        let (_, profile) = self.profile_for(route, side)?;
+        let (name, profile) = self.profile_for(route, side)?;
+        match profile.auth_kind() {
+            AuthKind::OAuth2 => {
+                let auth = Auth::OAuth2 { tokens: tokens? };
+                return Some(endpoint_for(
+                    profile,
+                    side,
+                    user.to_owned(),
+                    String::new(),
+                    auth,
+                ));
+            }
+            AuthKind::OAuth2App => {
+                let provider = self.providers.get(name)?.clone();
+                let tokens = TokenHandle::new(crate::oauth::app::AppTokens::new(provider, user));
+                let auth = Auth::OAuth2 { tokens };
+                return Some(endpoint_for(
+                    profile,
+                    side,
+                    user.to_owned(),
+                    String::new(),
+                    auth,
+                ));
+            }
+            AuthKind::Password | AuthKind::Master => {}
+        }
         let (login_user, secret, auth) = match (&profile.master_user, &profile.master_password) {
             (Some(master), Some(master_password)) => match profile.master_login {
                 MasterLogin::Plain => (
@@ -397,7 +544,7 @@ mod tests {
         )
         .unwrap();
         let source = routes
-            .endpoint("r", AccountSide::Source, "alice", "")
+            .endpoint("r", AccountSide::Source, "alice", "", None)
             .unwrap();
         assert_eq!(source.user, "admin");
         assert_eq!(
@@ -408,7 +555,7 @@ mod tests {
         );
         assert_eq!(source.port, 993);
         let target = routes
-            .endpoint("r", AccountSide::Target, "alice", "secret")
+            .endpoint("r", AccountSide::Target, "alice", "secret", None)
             .unwrap();
         assert_eq!((target.user.as_str(), target.port), ("alice", 143));
         assert_eq!(target.security, Security::StartTls);

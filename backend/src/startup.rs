@@ -69,6 +69,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
     tokio::spawn(workers.run());
 
+    check_oauth_providers(&routes).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -109,6 +110,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             origins,
             session_lifetime: Duration::from_secs(config.session_lifetime_seconds),
             sessions: sessions.shared(),
+            oauth_redirect: format!(
+                "{}/api/oauth/callback",
+                config
+                    .public_origin
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{addr}"))
+            ),
         }),
     };
     let app = http::router(state, &config.static_dir);
@@ -263,4 +271,22 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
+}
+
+/// Every OAuth provider of the config answers discovery and accepts the client secret:
+/// a wrong issuer, tenant or secret stops the start with the profile named. A provider
+/// that cannot be reached only warns (it is tried again at each sign-in and refresh).
+pub async fn check_oauth_providers(routes: &crate::profiles::Routes) -> anyhow::Result<()> {
+    for provider in routes.providers() {
+        match provider.check().await {
+            Ok(()) => {
+                tracing::info!(server = %provider.server, issuer = %provider.settings.issuer, "OAuth provider ready")
+            }
+            Err(err @ crate::oauth::ProviderError::Unreachable { .. }) => {
+                tracing::warn!(error = %err, "OAuth provider unreachable at start-up; sign-ins with it will fail until it answers")
+            }
+            Err(err) => anyhow::bail!("{err}"),
+        }
+    }
+    Ok(())
 }

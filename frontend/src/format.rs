@@ -121,7 +121,8 @@ pub fn status_tone(status: JobStatus) -> &'static str {
         JobStatus::CompletedWithSkips
         | JobStatus::PausedOverQuota
         | JobStatus::PausedThrottled
-        | JobStatus::PausedPasswordChanged => "warn",
+        | JobStatus::PausedPasswordChanged
+        | JobStatus::PausedSignInAgain => "warn",
         JobStatus::Failed => "bad",
     }
 }

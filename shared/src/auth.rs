@@ -22,6 +22,13 @@ pub struct RouteInfo {
     /// with their own password, that the mailbox is theirs.
     pub source_master: bool,
     pub target_master: bool,
+    /// Sides where the user signs in with an OAuth provider instead of a password: the
+    /// provider's name for the button ("Sign in with Microsoft"). The mailbox is then the
+    /// account the user signs in with; no user name is typed.
+    #[serde(default)]
+    pub source_oauth: Option<String>,
+    #[serde(default)]
+    pub target_oauth: Option<String>,
 }
 
 /// How a route binds the target account to the source account.
@@ -216,4 +223,34 @@ mod tests {
             Some("ü.example/é é@ü.example".to_owned())
         );
     }
+}
+
+/// `GET /api/oauth/status`: the sides this browser has signed in to with an OAuth
+/// provider (before the migration is started), and the outcome of the last attempt.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthStatus {
+    pub signed_in: Vec<OAuthSignedIn>,
+    /// Set once after a sign-in came back from the provider (then cleared).
+    pub notice: Option<OAuthNotice>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthSignedIn {
+    pub route: String,
+    pub side: AccountSide,
+    /// The mailbox: the account the user signed in with.
+    pub user: String,
+    /// "Microsoft", "Google", ...
+    pub provider: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthNotice {
+    pub route: String,
+    pub side: AccountSide,
+    pub ok: bool,
+    /// `ok`, `cancelled`, `refused`, `wrong_account`, `unreachable`, `misconfigured`,
+    /// `expired`, or a code of [`CheckResult`].
+    pub code: String,
+    pub message: String,
 }

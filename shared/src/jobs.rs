@@ -25,12 +25,15 @@ pub enum JobStatus {
     PausedThrottled,
     /// A password stopped working: the user must enter the new one.
     PausedPasswordChanged,
+    /// An OAuth sign-in stopped working (consent withdrawn, refresh token expired): the
+    /// user must sign in with the provider again; the job then resumes.
+    PausedSignInAgain,
     /// Stopped by the user or the helpdesk.
     Cancelled,
 }
 
 impl JobStatus {
-    pub const ALL: [JobStatus; 11] = [
+    pub const ALL: [JobStatus; 12] = [
         JobStatus::Ready,
         JobStatus::Queued,
         JobStatus::Connecting,
@@ -41,6 +44,7 @@ impl JobStatus {
         JobStatus::PausedOverQuota,
         JobStatus::PausedThrottled,
         JobStatus::PausedPasswordChanged,
+        JobStatus::PausedSignInAgain,
         JobStatus::Cancelled,
     ];
 
@@ -56,6 +60,7 @@ impl JobStatus {
             JobStatus::PausedOverQuota => "paused_over_quota",
             JobStatus::PausedThrottled => "paused_throttled",
             JobStatus::PausedPasswordChanged => "paused_password_changed",
+            JobStatus::PausedSignInAgain => "paused_sign_in_again",
             JobStatus::Cancelled => "cancelled",
         }
     }
@@ -90,6 +95,7 @@ impl JobStatus {
             JobStatus::PausedOverQuota => "Paused: new mailbox full",
             JobStatus::PausedThrottled => "Paused: server busy",
             JobStatus::PausedPasswordChanged => "Paused: password changed",
+            JobStatus::PausedSignInAgain => "Paused: sign in again",
             JobStatus::Cancelled => "Cancelled",
         }
     }

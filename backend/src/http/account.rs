@@ -8,11 +8,13 @@ use super::rate_limit::{Attempt, AttemptKeys, Outcome};
 use super::AppState;
 use crate::account_check;
 use crate::jobs::Credentials;
+use crate::oauth::AuthKind;
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mailferry_shared::{
-    AccountSide, CheckRequest, CheckResult, Me, RouteInfo, SignInRequest, SignInResult, StaffSignIn,
+    AccountSide, CheckRequest, CheckResult, JobStatus, Me, RouteInfo, SignInRequest, SignInResult,
+    StaffSignIn,
 };
 use tower_sessions::Session;
 
@@ -148,21 +150,23 @@ async fn check(
 /// The target account of a sign-in: the route's rule decides where it has one (a request
 /// that names another account is refused); otherwise the user typed it.
 /// Both names come back normalised by the target server's rule.
-fn target_user_of(state: &AppState, request: &SignInRequest) -> Result<String, ApiFailure> {
+fn target_user_of(
+    state: &AppState,
+    route: &str,
+    source_user: &str,
+    typed: &str,
+) -> Result<String, ApiFailure> {
     let normalize = |name: &str| {
         state
             .routes
-            .normalize_user(&request.route, AccountSide::Target, name)
+            .normalize_user(route, AccountSide::Target, name)
     };
-    let typed = normalize(&request.target_user);
+    let typed = normalize(typed);
     let rule = state
         .routes
-        .target_rule(&request.route)
+        .target_rule(route)
         .ok_or_else(|| ApiFailure::BadRequest("This migration route is not configured.".into()))?;
-    match rule
-        .derive(&request.source_user)
-        .map(|name| normalize(&name))
-    {
+    match rule.derive(source_user).map(|name| normalize(&name)) {
         None => Ok(typed),
         Some(derived) if typed.is_empty() || typed == derived => Ok(derived),
         Some(derived) => Err(ApiFailure::BadRequest(format!(
@@ -170,6 +174,39 @@ fn target_user_of(state: &AppState, request: &SignInRequest) -> Result<String, A
              user name ({}) and cannot be chosen.",
             rule.describe()
         ))),
+    }
+}
+
+/// A side proven by signing in with its OAuth provider (kept in the session), or an
+/// answer saying that sign-in is still missing.
+async fn oauth_side(
+    state: &AppState,
+    session: &Session,
+    route: &str,
+    side: AccountSide,
+) -> Result<Option<super::oauth::proofs::ProvenSide>, ApiFailure> {
+    let Some(provider) = state.routes.oauth_provider(route, side) else {
+        return Ok(None);
+    };
+    match super::oauth::proofs::proof(session, route, side).await? {
+        Some(proof) => Ok(Some(proof)),
+        None => Err(ApiFailure::BadRequest(format!(
+            "Sign in with {} for your {} mailbox first.",
+            provider.label(),
+            match side {
+                AccountSide::Source => "old",
+                AccountSide::Target => "new",
+            }
+        ))),
+    }
+}
+
+fn proven(side: AccountSide, proof: &super::oauth::proofs::ProvenSide) -> CheckResult {
+    CheckResult {
+        side,
+        ok: true,
+        code: "ok".into(),
+        message: format!("Signed in with {} as {}.", proof.provider, proof.user),
     }
 }
 
@@ -181,12 +218,36 @@ async fn sign_in(
 ) -> Result<Json<SignInResult>, ApiFailure> {
     known_route(&state, &request.route)?;
     let route = request.route.as_str();
+    // A side that signs in with a provider takes its mailbox from that sign-in (kept in
+    // the session), never from the request: whoever consented is whose mailbox it is.
+    let source_proof = oauth_side(&state, &session, route, AccountSide::Source).await?;
+    let target_proof = oauth_side(&state, &session, route, AccountSide::Target).await?;
     // One mailbox, one job: names in the form the server's rule gives them.
-    let source_user: &str =
-        &state
+    let source_user = match &source_proof {
+        Some(proof) => proof.user.clone(),
+        None => state
             .routes
-            .normalize_user(route, AccountSide::Source, &request.source_user);
-    let target_user = match target_user_of(&state, &request) {
+            .normalize_user(route, AccountSide::Source, &request.source_user),
+    };
+    let source_user = source_user.as_str();
+    let target_user = match &target_proof {
+        Some(proof) => {
+            // Where the route derives the new mailbox from the old one, the account the
+            // user signed in with must be that mailbox.
+            let derived = target_user_of(&state, route, source_user, "")?;
+            if !derived.is_empty() && derived != proof.user {
+                tracing::warn!(target: "mailferry::sign_in", %client, route, source_user, consented = %proof.user, "sign-in refused: the provider account is not the route's target");
+                return Err(ApiFailure::BadRequest(format!(
+                    "You signed in with {} as {}, but on this route your new mailbox is {derived}. \
+                     Sign in with {} as {derived}.",
+                    proof.provider, proof.user, proof.provider
+                )));
+            }
+            Ok(proof.user.clone())
+        }
+        None => target_user_of(&state, route, source_user, &request.target_user),
+    };
+    let target_user = match target_user {
         Ok(user) => user,
         Err(refused) => {
             tracing::warn!(target: "mailferry::sign_in", %client, route, source_user, target_user = request.target_user.trim(), "sign-in refused: the target account does not follow the route's rule");
@@ -194,52 +255,83 @@ async fn sign_in(
         }
     };
     let target_user = target_user.as_str();
+    // Password sides: reserve both attempts before either slow login starts.
+    let reserve_side = |side: AccountSide, user: &str, needed: bool| {
+        let keys = attempt_keys(&state, route, side, user, client);
+        let state = &state;
+        async move {
+            if needed {
+                reserve(state, keys).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        }
+    };
     let (source_attempt, target_attempt) = tokio::join!(
-        reserve(
-            &state,
-            attempt_keys(&state, route, AccountSide::Source, source_user, client)
-        ),
-        reserve(
-            &state,
-            attempt_keys(&state, route, AccountSide::Target, target_user, client)
-        ),
+        reserve_side(AccountSide::Source, source_user, source_proof.is_none()),
+        reserve_side(AccountSide::Target, target_user, target_proof.is_none()),
     );
     let (source_attempt, target_attempt) = match (source_attempt, target_attempt) {
         (Ok(source), Ok(target)) => (source, target),
-        (Ok(other), Err(refused)) | (Err(refused), Ok(other)) => {
+        (Ok(Some(other)), Err(refused)) | (Err(refused), Ok(Some(other))) => {
             state.limiter.finish(other, Outcome::NotCounted).await;
             return Err(refused);
         }
-        (Err(refused), Err(_)) => return Err(refused),
+        (Err(refused), _) | (_, Err(refused)) => return Err(refused),
     };
-    // Both sides prove ownership with the user's own password, also where a master login
-    // will do the copying: knowing an address is not owning the mailbox.
-    let (source, target) = tokio::join!(
-        prove(
-            &state,
-            "sign-in",
-            Claim {
-                route,
-                side: AccountSide::Source,
-                user: source_user,
-                password: &request.source_password,
-            },
-            source_attempt,
-            client,
-        ),
-        prove(
-            &state,
-            "sign-in",
-            Claim {
-                route,
-                side: AccountSide::Target,
-                user: target_user,
-                password: &request.target_password,
-            },
-            target_attempt,
-            client,
-        ),
-    );
+    // Both sides prove ownership: with the user's own password (also where a master
+    // login will do the copying: knowing an address is not owning the mailbox), or by
+    // the provider sign-in already made.
+    let source_done = source_proof
+        .as_ref()
+        .map(|p| proven(AccountSide::Source, p));
+    let target_done = target_proof
+        .as_ref()
+        .map(|p| proven(AccountSide::Target, p));
+    let check_password =
+        |side: AccountSide, user: String, password: String, attempt: Option<Attempt>| {
+            let state = &state;
+            let route = route.to_owned();
+            async move {
+                let attempt = attempt.expect("a password side has an attempt");
+                let claim = Claim {
+                    route: &route,
+                    side,
+                    user: &user,
+                    password: &password,
+                };
+                prove(state, "sign-in", claim, attempt, client).await
+            }
+        };
+    let source_check = async {
+        match source_done {
+            Some(done) => done,
+            None => {
+                check_password(
+                    AccountSide::Source,
+                    source_user.to_owned(),
+                    request.source_password.clone(),
+                    source_attempt,
+                )
+                .await
+            }
+        }
+    };
+    let target_check = async {
+        match target_done {
+            Some(done) => done,
+            None => {
+                check_password(
+                    AccountSide::Target,
+                    target_user.to_owned(),
+                    request.target_password.clone(),
+                    target_attempt,
+                )
+                .await
+            }
+        }
+    };
+    let (source, target) = tokio::join!(source_check, target_check);
     if !(source.ok && target.ok) {
         return Ok(Json(SignInResult {
             source,
@@ -247,15 +339,15 @@ async fn sign_in(
             job_id: None,
         }));
     }
-    let endpoints = (
+    let keys = (
         state
             .routes
-            .endpoint(route, AccountSide::Source, source_user, ""),
+            .account_key(route, AccountSide::Source, source_user),
         state
             .routes
-            .endpoint(route, AccountSide::Target, target_user, ""),
+            .account_key(route, AccountSide::Target, target_user),
     );
-    let (Some(source_endpoint), Some(target_endpoint)) = endpoints else {
+    let (Some(source_account), Some(target_account)) = keys else {
         return Err(ApiFailure::BadRequest(
             "This migration route is not configured.".into(),
         ));
@@ -263,34 +355,50 @@ async fn sign_in(
     let job_id = state
         .store
         .open_job(
-            &source_endpoint.account_key(),
-            &target_endpoint.account_key(),
+            &source_account,
+            &target_account,
             route,
             source_user,
             target_user,
             None,
         )
         .await?;
-    // Where a master login copies, the user's password has done its work (the proof) and
-    // is not kept.
-    let kept = |side: AccountSide, password: String| {
-        if state.routes.uses_master_user(route, side) {
-            String::new()
+    // A password is kept only where the copy logs in with it: where a master login or
+    // a provider's token copies, the password has done its work (the proof).
+    let kept = |side: AccountSide, password: &str| {
+        if state.routes.auth_kind(route, side) == Some(AuthKind::Password) {
+            password.to_owned()
         } else {
-            password
+            String::new()
         }
     };
+    let tokens = |proof: &Option<super::oauth::proofs::ProvenSide>| {
+        proof
+            .as_ref()
+            .and_then(|p| super::oauth::proofs::open_tokens(&state.vault, p))
+    };
     let sealed = Credentials {
-        source_password: kept(AccountSide::Source, request.source_password),
-        target_password: kept(AccountSide::Target, request.target_password),
+        source_password: kept(AccountSide::Source, &request.source_password),
+        target_password: kept(AccountSide::Target, &request.target_password),
+        source_tokens: tokens(&source_proof),
+        target_tokens: tokens(&target_proof),
     }
     .seal(&state.vault, &job_id)
     .map_err(|e| ApiFailure::Internal(e.into()))?;
     state.store.set_credentials(&job_id, &sealed).await?;
+    // The tokens live in the job now, not in the session.
+    super::oauth::proofs::clear(&session).await?;
     state
         .store
         .log_action(&job_id, source_user, &format!("signed in from {client}"))
         .await?;
+    // A job that waited for new credentials goes on with these.
+    if matches!(
+        state.store.status(&job_id).await?,
+        JobStatus::PausedSignInAgain | JobStatus::PausedPasswordChanged
+    ) {
+        state.store.queue(&job_id).await?;
+    }
     auth::sign_in(
         &session,
         Who::User {

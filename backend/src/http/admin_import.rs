@@ -6,6 +6,7 @@ use super::error::ApiFailure;
 use super::AppState;
 use crate::import::{parse_users_csv, ImportContext, ImportRoute, Parsed};
 use crate::jobs::{random_id, BatchJob, Credentials, NewBatch};
+use crate::oauth::AuthKind;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -23,10 +24,17 @@ pub fn routes() -> Router<AppState> {
 fn context(state: &AppState) -> Result<ImportContext, ApiFailure> {
     let routes = state.routes.names().map(|name| {
         let mut route = ImportRoute::new(name);
-        if state.routes.uses_master_user(name, AccountSide::Source) {
+        // No password column is needed where a master login or the organisation's app
+        // copies, nor where the user signs in with an OAuth provider (the job then waits
+        // for that sign-in).
+        let no_password = |side| {
+            state.routes.copies_without_user_secret(name, side)
+                || state.routes.auth_kind(name, side) == Some(AuthKind::OAuth2)
+        };
+        if no_password(AccountSide::Source) {
             route = route.with_source_master_user();
         }
-        if state.routes.uses_master_user(name, AccountSide::Target) {
+        if no_password(AccountSide::Target) {
             route = route.with_target_master_user();
         }
         route
@@ -80,10 +88,10 @@ async fn import(
         let endpoints = (
             state
                 .routes
-                .endpoint(&user.route, AccountSide::Source, &source_user, ""),
+                .account_key(&user.route, AccountSide::Source, &source_user),
             state
                 .routes
-                .endpoint(&user.route, AccountSide::Target, &target_user, ""),
+                .account_key(&user.route, AccountSide::Target, &target_user),
         );
         let (Some(source), Some(target)) = endpoints else {
             return Err(ApiFailure::Conflict(format!(
@@ -97,14 +105,16 @@ async fn import(
                 .unwrap_or_default()
         };
         jobs.push(BatchJob {
-            source_account: source.account_key(),
-            target_account: target.account_key(),
+            source_account: source,
+            target_account: target,
             route: user.route.clone(),
             source_user,
             target_user,
             credentials: Credentials {
                 source_password: password(&user.source_password),
                 target_password: password(&user.target_password),
+                source_tokens: None,
+                target_tokens: None,
             },
         });
     }

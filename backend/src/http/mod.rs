@@ -12,6 +12,7 @@ pub mod headers;
 mod health;
 mod helpdesk;
 mod my_job;
+pub mod oauth;
 pub mod origin;
 pub mod rate_limit;
 mod spa;
@@ -58,6 +59,8 @@ pub struct Edge {
     pub session_lifetime: Duration,
     /// The session store, read by live streams to notice a sign-out on any node.
     pub sessions: Arc<dyn SessionStore>,
+    /// The redirect URI registered with OAuth providers (`PUBLIC_URL/api/oauth/callback`).
+    pub oauth_redirect: String,
 }
 
 /// The whole application (without the session layer, which startup adds because its
@@ -66,6 +69,7 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
     let api = Router::new()
         .merge(health::routes())
         .merge(account::routes())
+        .merge(oauth::routes())
         .merge(my_job::routes())
         .merge(helpdesk::routes())
         .merge(admin_import::routes())

@@ -123,6 +123,8 @@ mod tests {
             credentials: Credentials {
                 source_password: format!("old-{i}"),
                 target_password: format!("new-{i}"),
+                source_tokens: None,
+                target_tokens: None,
             },
         }
     }

@@ -1,4 +1,5 @@
-//! The two passwords of a job, sealed together in the job row while they are needed.
+//! The two passwords of a job (and the OAuth tokens of a side that signs in with a
+//! provider), sealed together in the job row while they are needed.
 //! Sealed for that job only (its id is the associated data), and wiped from memory when
 //! dropped.
 
@@ -10,6 +11,23 @@ use zeroize::{Zeroize, Zeroizing};
 pub struct Credentials {
     pub source_password: String,
     pub target_password: String,
+    /// Tokens of a side whose user signed in with an OAuth provider (`auth = "oauth2"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_tokens: Option<crate::oauth::TokenSet>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_tokens: Option<crate::oauth::TokenSet>,
+}
+
+impl Credentials {
+    pub fn tokens_mut(
+        &mut self,
+        side: mailferry_shared::AccountSide,
+    ) -> &mut Option<crate::oauth::TokenSet> {
+        match side {
+            mailferry_shared::AccountSide::Source => &mut self.source_tokens,
+            mailferry_shared::AccountSide::Target => &mut self.target_tokens,
+        }
+    }
 }
 
 impl std::fmt::Debug for Credentials {
@@ -55,6 +73,8 @@ mod tests {
         let sealed = Credentials {
             source_password: "old-secret".into(),
             target_password: "new-secret".into(),
+            source_tokens: None,
+            target_tokens: None,
         }
         .seal(&vault, "job-a")
         .unwrap();
@@ -97,6 +117,8 @@ mod tests {
         let sealed = Credentials {
             source_password: "alice-old".into(),
             target_password: "alice-new".into(),
+            source_tokens: None,
+            target_tokens: None,
         }
         .seal(&vault, &alice)
         .unwrap();

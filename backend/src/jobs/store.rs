@@ -191,6 +191,17 @@ impl JobStore {
         Ok(())
     }
 
+    /// Replaces stored credentials (refreshed tokens) unless they were erased meanwhile;
+    /// not a change of the job for the retention clock.
+    pub async fn replace_credentials(&self, job_id: &str, sealed: &str) -> Result<()> {
+        sqlx::query("UPDATE jobs SET credentials = $1 WHERE id = $2 AND credentials IS NOT NULL")
+            .bind(sealed)
+            .bind(job_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn erase_credentials(&self, job_id: &str) -> Result<()> {
         sqlx::query("UPDATE jobs SET credentials = NULL WHERE id = $1")
             .bind(job_id)

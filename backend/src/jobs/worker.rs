@@ -244,7 +244,7 @@ impl WorkerPool {
                 true,
             )));
         };
-        let credentials = match Credentials::open(sealed, &self.vault, &job.id) {
+        let mut credentials = match Credentials::open(sealed, &self.vault, &job.id) {
             Ok(c) => c,
             Err(err) => {
                 tracing::error!(error = %err, "stored credentials cannot be opened");
@@ -255,20 +255,51 @@ impl WorkerPool {
                 )));
             }
         };
+        let source_password = zeroize::Zeroizing::new(credentials.source_password.clone());
+        let target_password = zeroize::Zeroizing::new(credentials.target_password.clone());
+        let lock = super::job_tokens::SealLock::default();
+        let mut endpoint = |side: AccountSide, user: &str, password: &str| {
+            let tokens = match (
+                self.routes.auth_kind(&job.route, side),
+                self.routes.oauth_provider(&job.route, side),
+            ) {
+                (Some(crate::oauth::AuthKind::OAuth2), Some(provider)) => {
+                    let label = provider.label().to_owned();
+                    let Some(tokens) = credentials.tokens_mut(side).take() else {
+                        return Err(label);
+                    };
+                    Some(super::job_tokens::user_tokens(
+                        store,
+                        &self.vault,
+                        &job.id,
+                        side,
+                        provider,
+                        tokens,
+                        &lock,
+                    ))
+                }
+                _ => None,
+            };
+            Ok(self
+                .routes
+                .endpoint(&job.route, side, user, password, tokens))
+        };
         let endpoints = (
-            self.routes.endpoint(
-                &job.route,
-                AccountSide::Source,
-                &job.source_user,
-                &credentials.source_password,
-            ),
-            self.routes.endpoint(
-                &job.route,
-                AccountSide::Target,
-                &job.target_user,
-                &credentials.target_password,
-            ),
+            endpoint(AccountSide::Source, &job.source_user, &source_password),
+            endpoint(AccountSide::Target, &job.target_user, &target_password),
         );
+        drop(source_password);
+        drop(target_password);
+        let endpoints = match endpoints {
+            (Ok(source), Ok(target)) => (source, target),
+            (Err(label), _) | (_, Err(label)) => {
+                return Ok(Some((
+                    JobStatus::PausedSignInAgain,
+                    Some(format!("Sign in with {label} to continue: the portal holds no sign-in for this mailbox.")),
+                    true,
+                )));
+            }
+        };
         let (Some(source), Some(target)) = endpoints else {
             return Ok(Some((
                 JobStatus::Failed,
@@ -560,6 +591,8 @@ mod tests {
             let sealed = Credentials {
                 source_password: "old-secret".into(),
                 target_password: "new-secret".into(),
+                source_tokens: None,
+                target_tokens: None,
             }
             .seal(&self.vault, &id)
             .unwrap();

@@ -38,6 +38,7 @@ const GROUPS: [(&str, &str, &str, &[JobStatus]); 4] = [
             JobStatus::PausedOverQuota,
             JobStatus::PausedThrottled,
             JobStatus::PausedPasswordChanged,
+            JobStatus::PausedSignInAgain,
             JobStatus::Cancelled,
         ],
     ),

@@ -117,6 +117,7 @@ fn JobActions(live: LiveJob) -> impl IntoView {
                     JobStatus::PausedThrottled
                         | JobStatus::PausedOverQuota
                         | JobStatus::PausedPasswordChanged
+                        | JobStatus::PausedSignInAgain
                 )
         })
     };
