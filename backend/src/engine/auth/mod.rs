@@ -9,6 +9,9 @@ pub mod login;
 pub mod sasl;
 pub mod token;
 
+#[cfg(test)]
+mod tests;
+
 pub use login::{LoginOutcome, Renewal};
 pub use sasl::{BearerFailure, Mechanism};
 pub use token::{AccessToken, StaticToken, TokenError, TokenErrorKind, TokenHandle, TokenSource};
