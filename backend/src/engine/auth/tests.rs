@@ -174,17 +174,18 @@ async fn connection(tcp: tokio::net::TcpStream, script: Script, seen: Arc<Seen>)
     }
 }
 
+/// One scripted answer: a token and how long it lives, or an error.
+type Answer = Result<(&'static str, Option<Duration>), TokenError>;
+
 /// Hands out scripted tokens and records every call's `force_refresh`.
 #[derive(Debug, Default)]
 struct Tokens {
-    script: Mutex<VecDeque<Result<(&'static str, Option<Duration>), TokenError>>>,
+    script: Mutex<VecDeque<Answer>>,
     calls: Mutex<Vec<bool>>,
 }
 
 impl Tokens {
-    fn handle(
-        script: impl IntoIterator<Item = Result<(&'static str, Option<Duration>), TokenError>>,
-    ) -> (TokenHandle, Arc<Tokens>) {
+    fn handle(script: impl IntoIterator<Item = Answer>) -> (TokenHandle, Arc<Tokens>) {
         let tokens = Arc::new(Tokens {
             script: Mutex::new(script.into_iter().collect()),
             calls: Mutex::default(),
