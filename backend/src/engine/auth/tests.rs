@@ -600,3 +600,36 @@ fn tokens_never_show_in_debug_output() {
     assert!(!shown.contains("ya29secret"), "{shown}");
     assert!(shown.contains("TokenHandle(Testprovider)"), "{shown}");
 }
+
+#[tokio::test]
+async fn password_logins_are_as_before() {
+    let (port, seen) = serve(Script::default(), &[]).await;
+    let (tokens, _) = Tokens::handle([]);
+    let mut ep = endpoint(port, tokens);
+    ep.password = Password::new("pw");
+    ep.auth = Auth::Login;
+    let session = Session::connect(&ep).await.unwrap();
+    assert_eq!(session.token_expires_at(), None);
+    ep.auth = Auth::Plain {
+        authzid: Some("bob".into()),
+    };
+    // The scripted server refuses every PLAIN: a refused password, not a bearer.
+    let err = Session::connect(&ep).await.unwrap_err();
+    assert!(
+        matches!(err, EngineError::Login { bearer: false, .. }),
+        "{err:?}"
+    );
+    assert!(err
+        .to_string()
+        .contains("login as alice@example.com refused"));
+    assert_eq!(
+        seen.log(),
+        vec![
+            "-- connect".to_owned(),
+            format!("m1 LOGIN \"{USER}\" \"pw\""),
+            "-- connect".to_owned(),
+            "m1 AUTHENTICATE PLAIN".to_owned(),
+            b64(format!("bob\0{USER}\0pw").as_bytes()),
+        ]
+    );
+}
