@@ -1,11 +1,17 @@
 //! A connection that comes back: holds the endpoint, reconnects with backoff after a
 //! drop, and re-selects the folder it had open, so callers just ask for a session.
+//!
+//! It also logs in again before an OAuth 2.0 access token expires (some servers, Exchange
+//! Online among them, cut sessions whose token has expired): [`Conn::session`], called
+//! between commands, replaces a session whose token is due for renewal. A session is
+//! borrowed for the whole of a command (pipelined or not), so a renewal never comes in
+//! the middle of one.
 
 use super::endpoint::Endpoint;
 use super::error::{EngineError, Result};
 use super::limits::Limits;
 use super::session::{MailboxInfo, Session};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// How hard to try to get a connection back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,14 +65,37 @@ impl Conn {
         self.ready().await
     }
 
-    /// A live session with the wanted folder selected, reconnecting as needed.
+    /// A live session with the wanted folder selected, reconnecting as needed, and
+    /// logging in again (with a freshly refreshed token) when the access token of the
+    /// current session expires within its margin (see [`crate::engine::auth::Renewal`]).
     pub async fn session(&mut self) -> Result<&mut Session> {
+        let mut fresh_token = false;
+        if let Some(old) = self.session.take_if(|s| s.renewal_due(SystemTime::now())) {
+            let left = old
+                .token_expires_at()
+                .and_then(|t| t.duration_since(SystemTime::now()).ok())
+                .map_or(0, |d| d.as_millis());
+            tracing::debug!(
+                side = %self.endpoint.side,
+                host = %old.host(),
+                expires_in_ms = left as u64,
+                "access token expires soon; logging in again with a new one"
+            );
+            old.logout().await;
+            self.selected = None;
+            fresh_token = true;
+        }
         if self.session.is_none() {
             let mut delay = self.backoff.first_delay;
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                match Session::connect_with(&self.endpoint, self.limits).await {
+                let connected = if fresh_token {
+                    Session::connect_with_fresh_token(&self.endpoint, self.limits).await
+                } else {
+                    Session::connect_with(&self.endpoint, self.limits).await
+                };
+                match connected {
                     Ok(s) => {
                         self.session = Some(s);
                         self.selected = None;

@@ -688,5 +688,10 @@ pub fn stops_job(e: &EngineError) -> bool {
             | EngineError::Database(_)
             | EngineError::Login { .. }
             | EngineError::LeaseLost
+            | EngineError::Token {
+                kind: crate::engine::TokenErrorKind::Revoked
+                    | crate::engine::TokenErrorKind::Misconfigured,
+                ..
+            }
     )
 }

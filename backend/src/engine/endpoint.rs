@@ -85,6 +85,8 @@ impl Endpoint {
             Auth::Plain {
                 authzid: Some(owner),
             } => owner.as_str(),
+            // The token is the mailbox owner's: the user is the owner as given.
+            Auth::OAuth2 { .. } => self.user.as_str(),
             _ => self
                 .user
                 .split_once('*')
@@ -126,5 +128,17 @@ mod tests {
         };
         assert_eq!(endpoint("admin", plain).account_key(), "alice@h:143");
         assert_eq!(format!("{:?}", Password::new("s3cret")), "Password(***)");
+        let oauth = Auth::OAuth2 {
+            tokens: crate::engine::TokenHandle::new(crate::engine::StaticToken {
+                token: Password::new("t"),
+                label: "test".into(),
+            }),
+        };
+        assert_eq!(
+            endpoint("alice", oauth.clone()).account_key(),
+            "alice@h:143"
+        );
+        // No master-user form for tokens: a `*` is part of the name.
+        assert_eq!(endpoint("a*b", oauth).account_key(), "a*b@h:143");
     }
 }

@@ -1,6 +1,7 @@
 //! The engine's errors. Each names the side (source or target) and the host it concerns;
 //! none carries a password or a message body.
 
+use super::auth::TokenErrorKind;
 use super::wire::ParseError;
 use std::fmt;
 
@@ -40,12 +41,31 @@ pub enum EngineError {
         host: String,
         message: String,
     },
-    #[error("{side} server {host}: login as {user} refused: {words}")]
+    /// The server refused the login. `words` say why: the server's tagged answer, and for
+    /// bearer logins what its failure challenge meant ("the access token has expired or
+    /// was revoked", "the token lacks the scope X").
+    #[error("{side} server {host}: {} as {user} refused: {words}", login_kind(*.bearer))]
     Login {
         side: Side,
         host: String,
         user: String,
         words: String,
+        /// An OAuth 2.0 access token was refused (twice: the second one freshly
+        /// refreshed), not a password: the user must sign in to the provider again, or the
+        /// application lacks a scope; asking for a new password would not help.
+        bearer: bool,
+    },
+    /// No access token could be had for an OAuth 2.0 login. `kind` says what helps:
+    /// `Unavailable` is retried like a lost connection (see [`EngineError::is_connection_failure`]),
+    /// `Revoked` needs the user to sign in again, `Misconfigured` the administrator.
+    #[error("{side} server {host}: no access token from {provider} ({kind}): {message}")]
+    Token {
+        side: Side,
+        host: String,
+        /// The token source's [`super::TokenSource::provider_label`].
+        provider: String,
+        kind: TokenErrorKind,
+        message: String,
     },
     #[error("{side} server {host}: no answer within {seconds} s")]
     Timeout {
@@ -109,6 +129,7 @@ impl EngineError {
             | EngineError::Tls { side, .. }
             | EngineError::Config { side, .. }
             | EngineError::Login { side, .. }
+            | EngineError::Token { side, .. }
             | EngineError::Timeout { side, .. }
             | EngineError::ConnectionLost { side, .. }
             | EngineError::Protocol { side, .. }
@@ -131,6 +152,10 @@ impl EngineError {
                 | EngineError::Protocol { .. }
                 | EngineError::LiteralTooLarge { .. }
                 | EngineError::Hostile { .. }
+                | EngineError::Token {
+                    kind: TokenErrorKind::Unavailable,
+                    ..
+                }
         )
     }
 
@@ -141,6 +166,14 @@ impl EngineError {
             self,
             EngineError::LiteralTooLarge { .. } | EngineError::Hostile { .. }
         )
+    }
+}
+
+fn login_kind(bearer: bool) -> &'static str {
+    if bearer {
+        "sign-in with an access token"
+    } else {
+        "login"
     }
 }
 

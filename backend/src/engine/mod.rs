@@ -6,8 +6,11 @@
 //! [`Event`]s and the final [`Report`].
 //!
 //! Layout, one file per protocol step: `wire` (parsing/quoting), `session` (one
-//! connection: TLS, login, commands under timeouts), `conn` (reconnect and re-select),
-//! `capabilities`, `folders` (listing and the folder plan), `utf7`, `fetch` (body forms and
+//! connection: TLS, greeting, commands under timeouts), `auth` (logging in: `login` for
+//! LOGIN, SASL PLAIN and OAuth 2.0 bearer tokens over OAUTHBEARER/XOAUTH2 with one forced
+//! token refresh on refusal, `sasl` for the pure SASL encoders and failure reading,
+//! `token` for the token-source interface), `conn` (reconnect and re-select, and a new
+//! login before an access token expires), `capabilities`, `folders` (listing and the folder plan), `utf7`, `fetch` (body forms and
 //! fallbacks), `append` (APPEND/MULTIAPPEND, APPENDUID, finding messages without it),
 //! `flags`, `uidmap` (the map and journal), `copy_folder` (one folder), `events`.
 
@@ -28,7 +31,7 @@ pub mod uidmap;
 pub mod utf7;
 pub mod wire;
 
-pub use auth::{AccessToken, StaticToken, TokenError, TokenHandle, TokenSource};
+pub use auth::{AccessToken, StaticToken, TokenError, TokenErrorKind, TokenHandle, TokenSource};
 pub use conn::Backoff;
 pub use endpoint::{Auth, Endpoint, Password, Security};
 pub use error::{EngineError, Side};

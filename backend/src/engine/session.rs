@@ -1,14 +1,15 @@
 //! One IMAP connection: connect (TLS/STARTTLS/plain), greet, log in, read capabilities,
 //! then send commands and read their responses, every step under a timeout.
 
+use super::auth::login::{self, Renewal};
 use super::capabilities::Capabilities;
-use super::endpoint::{Auth, Endpoint, Security};
+use super::endpoint::{Endpoint, Security};
 use super::error::{EngineError, Result, Side};
 use super::limits::{BodyBudget, Limits};
 use super::wire::{self, CommandBuilder, Part, Response, Status, StatusLine, Value};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -126,6 +127,8 @@ pub struct Session {
     /// Logged in: until then only tiny literals and responses are accepted.
     authenticated: bool,
     budget: CommandBudget,
+    /// Logged in with a token that expires: when to replace this session.
+    renewal: Option<Renewal>,
 }
 
 impl std::fmt::Debug for Session {
@@ -145,6 +148,20 @@ impl Session {
 
     /// Connects, secures and logs in; capabilities are known afterwards.
     pub async fn connect_with(endpoint: &Endpoint, limits: Limits) -> Result<Session> {
+        Session::connect_inner(endpoint, limits, false).await
+    }
+
+    /// [`Session::connect_with`], but a bearer login starts with a forced token refresh
+    /// (to replace a session whose token is about to expire; passwords are unaffected).
+    pub async fn connect_with_fresh_token(endpoint: &Endpoint, limits: Limits) -> Result<Session> {
+        Session::connect_inner(endpoint, limits, true).await
+    }
+
+    async fn connect_inner(
+        endpoint: &Endpoint,
+        limits: Limits,
+        fresh_token: bool,
+    ) -> Result<Session> {
         let host = endpoint.address();
         let side = endpoint.side;
         let tcp = match tokio::time::timeout(
@@ -196,9 +213,10 @@ impl Session {
             );
             session.next_tag = 100;
         }
-        session.login(endpoint).await?;
+        let outcome = login::login(&mut session, endpoint, fresh_token).await?;
         session.authenticated = true;
-        if session.caps.is_empty() {
+        session.renewal = outcome.renewal;
+        if session.caps.is_empty() || outcome.stale_capabilities {
             session.refresh_capabilities().await?;
         }
         tracing::debug!(side = %side, host = %session.host, caps = %session.caps.summary(), "logged in");
@@ -227,6 +245,7 @@ impl Session {
                 body: None,
                 streaming: false,
             },
+            renewal: None,
         };
         session.begin("greeting".to_owned(), None, false);
         session
@@ -350,6 +369,18 @@ impl Session {
         &self.caps
     }
 
+    /// When the access token this session logged in with expires (bearer logins whose
+    /// token said so; `None` otherwise).
+    pub fn token_expires_at(&self) -> Option<SystemTime> {
+        self.renewal.map(|r| r.expires_at)
+    }
+
+    /// Whether the token this session logged in with expires so soon that the session
+    /// should be replaced before the next command (see [`Renewal::plan`]).
+    pub fn renewal_due(&self, now: SystemTime) -> bool {
+        self.renewal.is_some_and(|r| r.due(now))
+    }
+
     pub fn side(&self) -> Side {
         self.side
     }
@@ -358,7 +389,7 @@ impl Session {
         &self.host
     }
 
-    fn config_error(&self, message: &str) -> EngineError {
+    pub(crate) fn config_error(&self, message: &str) -> EngineError {
         EngineError::Config {
             side: self.side,
             host: self.host.clone(),
@@ -403,7 +434,7 @@ impl Session {
         }
     }
 
-    fn take_capability_code(&mut self, line: &StatusLine) {
+    pub(crate) fn take_capability_code(&mut self, line: &StatusLine) {
         if line.code.as_deref() == Some("CAPABILITY") {
             self.caps = Capabilities::from_atoms(line.code_args.iter().filter_map(Value::as_atom));
         }
@@ -427,58 +458,7 @@ impl Session {
         Ok(())
     }
 
-    async fn login(&mut self, endpoint: &Endpoint) -> Result<()> {
-        let login_error = |words: String| EngineError::Login {
-            side: endpoint.side,
-            host: endpoint.address(),
-            user: endpoint.user.clone(),
-            words,
-        };
-        let done = match &endpoint.auth {
-            Auth::OAuth2 { .. } => {
-                return Err(self.config_error("OAuth 2.0 logins are not available yet"));
-            }
-            Auth::Login => {
-                let parts = CommandBuilder::new("LOGIN")
-                    .string(endpoint.user.as_bytes())
-                    .string(endpoint.password.expose().as_bytes())
-                    .build();
-                let reply = self.run(parts).await?;
-                reply.done
-            }
-            Auth::Plain { authzid } => {
-                let mut token = Vec::new();
-                token.extend_from_slice(authzid.as_deref().unwrap_or("").as_bytes());
-                token.push(0);
-                token.extend_from_slice(endpoint.user.as_bytes());
-                token.push(0);
-                token.extend_from_slice(endpoint.password.expose().as_bytes());
-                let tag = self.write_line(b"AUTHENTICATE PLAIN").await?;
-                loop {
-                    match self.read_response().await? {
-                        Response::Continue(_) => {
-                            let mut line = base64_encode(&token).into_bytes();
-                            line.extend_from_slice(b"\r\n");
-                            self.write_raw(&line).await?;
-                            self.flush().await?;
-                        }
-                        Response::Tagged { tag: t, line } if t == tag => break line,
-                        Response::UntaggedStatus(l) if l.status == Status::Bye => {
-                            self.bye = Some(l.text.clone());
-                        }
-                        _ => {}
-                    }
-                }
-            }
-        };
-        if done.status != Status::Ok {
-            return Err(login_error(done.words()));
-        }
-        self.take_capability_code(&done);
-        Ok(())
-    }
-
-    async fn write_raw(&mut self, bytes: &[u8]) -> Result<()> {
+    pub(crate) async fn write_raw(&mut self, bytes: &[u8]) -> Result<()> {
         let (until, by_deadline) = self.step_deadline();
         match tokio::time::timeout_at(until, self.io.write_all(bytes)).await {
             Ok(Ok(())) => Ok(()),
@@ -487,7 +467,7 @@ impl Session {
         }
     }
 
-    async fn flush(&mut self) -> Result<()> {
+    pub(crate) async fn flush(&mut self) -> Result<()> {
         let (until, by_deadline) = self.step_deadline();
         match tokio::time::timeout_at(until, self.io.flush()).await {
             Ok(Ok(())) => Ok(()),
@@ -503,7 +483,7 @@ impl Session {
     }
 
     /// Writes `TAG text CRLF` and flushes; returns the tag.
-    async fn write_line(&mut self, text: &[u8]) -> Result<String> {
+    pub(crate) async fn write_line(&mut self, text: &[u8]) -> Result<String> {
         self.begin(command_name(text), None, false);
         let tag = self.new_tag();
         let mut line = Vec::with_capacity(text.len() + tag.len() + 3);
@@ -1001,24 +981,9 @@ fn tls_config(endpoint: &Endpoint) -> Result<Arc<rustls::ClientConfig>> {
     Ok(Arc::new(config))
 }
 
-/// Standard base64 with padding (SASL data).
-pub fn base64_encode(data: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(data)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        assert_eq!(base64_encode(b""), "");
-        assert_eq!(base64_encode(b"f"), "Zg==");
-        assert_eq!(base64_encode(b"fo"), "Zm8=");
-        assert_eq!(base64_encode(b"foo"), "Zm9v");
-        assert_eq!(base64_encode(b"\0user\0pass"), "AHVzZXIAcGFzcw==");
-    }
 
     /// A session reading `script` (writes go nowhere), logged in or not.
     fn scripted(script: &[u8], authenticated: bool, limits: Limits) -> Session {

@@ -458,6 +458,19 @@ fn classify(err: &EngineError) -> (JobStatus, Option<String>, bool) {
         None => "",
     };
     match err {
+        // A refused access token: a new password would not help, signing in again may.
+        EngineError::Login {
+            words,
+            bearer: true,
+            ..
+        } => (
+            JobStatus::PausedPasswordChanged,
+            Some(format!(
+                "The {} server refused the access token ({words}). Sign in to the provider again to continue.",
+                side(err.side())
+            )),
+            true,
+        ),
         EngineError::Login { words, .. } => (
             JobStatus::PausedPasswordChanged,
             Some(format!(

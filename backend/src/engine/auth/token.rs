@@ -31,6 +31,41 @@ pub enum TokenError {
     Misconfigured(String),
 }
 
+/// Which kind of [`TokenError`] it was, without its words: what callers decide by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenErrorKind {
+    Revoked,
+    Unavailable,
+    Misconfigured,
+}
+
+impl fmt::Display for TokenErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TokenErrorKind::Revoked => "revoked",
+            TokenErrorKind::Unavailable => "unavailable",
+            TokenErrorKind::Misconfigured => "misconfigured",
+        })
+    }
+}
+
+impl TokenError {
+    pub fn kind(&self) -> TokenErrorKind {
+        match self {
+            TokenError::Revoked(_) => TokenErrorKind::Revoked,
+            TokenError::Unavailable(_) => TokenErrorKind::Unavailable,
+            TokenError::Misconfigured(_) => TokenErrorKind::Misconfigured,
+        }
+    }
+
+    /// The words, as the token source gave them.
+    pub fn message(&self) -> &str {
+        match self {
+            TokenError::Revoked(m) | TokenError::Unavailable(m) | TokenError::Misconfigured(m) => m,
+        }
+    }
+}
+
 /// Gives access tokens on demand, refreshing them as needed.
 pub trait TokenSource: Send + Sync + fmt::Debug {
     /// A token valid for a while yet. With `force_refresh`, a new one even if the cached
