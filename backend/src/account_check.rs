@@ -102,6 +102,31 @@ pub fn is_credential_failure(result: &CheckResult) -> bool {
 fn explain(side: AccountSide, err: &EngineError) -> CheckResult {
     let name = side_name(side);
     match err {
+        EngineError::Login {
+            host,
+            words,
+            bearer: true,
+            ..
+        } => result(
+            side,
+            false,
+            "token_refused",
+            format!(
+                "The {name} server ({host}) did not let this account in: {words}. If the account \
+                 is right, its mailbox may lack an IMAP licence or permission; tell your administrator."
+            ),
+        ),
+        EngineError::Token {
+            kind, message, provider, ..
+        } => {
+            use crate::engine::TokenErrorKind as K;
+            let (code, advice) = match kind {
+                K::Revoked => ("sign_in_again", format!("Sign in with {provider} again.")),
+                K::Unavailable => ("unreachable", "Try again in a few minutes.".to_owned()),
+                K::Misconfigured => ("misconfigured", "Tell your administrator.".to_owned()),
+            };
+            result(side, false, code, format!("The {name} server cannot be signed in to: {message}. {advice}"))
+        }
         EngineError::Login { host, words, .. } => {
             let lower = words.to_ascii_lowercase();
             if lower.contains("app password")

@@ -87,6 +87,18 @@ async fn password(
         AccountSide::Source => &user.source_user,
         AccountSide::Target => &user.target_user,
     };
+    if let Some(provider) = state.routes.oauth_provider(&user.route, update.side) {
+        return Ok(Json(CheckResult {
+            side: update.side,
+            ok: false,
+            code: "not_needed".into(),
+            message: format!(
+                "This mailbox signs in with {}, not with a password: use \"Sign in again with {}\".",
+                provider.label(),
+                provider.label()
+            ),
+        }));
+    }
     if state.routes.uses_master_user(&user.route, update.side) {
         return Ok(Json(CheckResult {
             side: update.side,

@@ -464,9 +464,32 @@ fn classify(err: &EngineError) -> (JobStatus, Option<String>, bool) {
             bearer: true,
             ..
         } => (
-            JobStatus::PausedPasswordChanged,
+            JobStatus::PausedSignInAgain,
             Some(format!(
                 "The {} server refused the access token ({words}). Sign in to the provider again to continue.",
+                side(err.side())
+            )),
+            true,
+        ),
+        // The provider refused to refresh: consent withdrawn or the sign-in expired.
+        EngineError::Token {
+            kind: engine::TokenErrorKind::Revoked,
+            message,
+            ..
+        } => (
+            JobStatus::PausedSignInAgain,
+            Some(format!("The {} mailbox: {message}.", side(err.side()))),
+            true,
+        ),
+        // The app registration is wrong: only the administrator can help.
+        EngineError::Token {
+            kind: engine::TokenErrorKind::Misconfigured,
+            message,
+            ..
+        } => (
+            JobStatus::Failed,
+            Some(format!(
+                "The {} mailbox cannot be reached: {message}. Tell your administrator; retry once it is fixed.",
                 side(err.side())
             )),
             true,
