@@ -312,6 +312,23 @@ async fn provider_serves_discovery_login_consent_code_flow_and_refresh() {
             .unwrap();
         assert_eq!(info["sub"], "alice", "{info}");
         assert_eq!(info["email"], "alice@example.test", "{info}");
+
+        // Revocation (RFC 7009) by the client itself: the token is inactive afterwards.
+        let access = again["access_token"].as_str().unwrap();
+        let mut form = vec![("token", access)];
+        let mut req = provider
+            .http()
+            .post(discovery["revocation_endpoint"].as_str().unwrap());
+        if post {
+            form.push(("client_id", client));
+            form.push(("client_secret", secret));
+        } else {
+            req = req.basic_auth(client, Some(secret));
+        }
+        let status = req.form(&form).send().await.unwrap().status();
+        assert_eq!(status.as_u16(), 200);
+        let answer = provider.introspect(client, secret, access).await.unwrap();
+        assert_eq!(answer["active"], false, "{answer}");
     }
 
     // Deny: the flow ends at the redirect URI with access_denied. A fresh agent signs in
@@ -362,6 +379,11 @@ async fn provider_serves_discovery_login_consent_code_flow_and_refresh() {
             "a token value in the log: {log}"
         );
     }
+
+    // Dropping the provider stops it.
+    let port = provider.port();
+    drop(provider);
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }
 
 struct Setup {
@@ -613,4 +635,54 @@ async fn expired_token_is_refused_by_dovecot() {
     assert!(format!("{err:#}").contains("NO"), "{err:#}");
     let seen = provider.introspections().await.unwrap();
     assert!(!seen.last().unwrap().active, "{seen:?}");
+}
+
+#[tokio::test]
+async fn dovecot_with_a_scope_setting_refuses_tokens_without_that_scope() {
+    let key = ServiceAccountKey::generate().unwrap();
+    let provider = OidcProvider::start(OidcOptions {
+        clients: vec![
+            OidcClient::introspector("dovecot", "dovecot-secret"),
+            OidcClient::service_account(SA, &key),
+        ],
+        users: vec![OidcUser::new("alice", "pw-alice")],
+        ..Default::default()
+    })
+    .unwrap();
+    let mut oauth2 = provider
+        .dovecot_oauth2("dovecot", "dovecot-secret")
+        .await
+        .unwrap();
+    oauth2.scope = Some("imap".into());
+    let dovecot = Dovecot::start(DovecotOptions {
+        oauth2: Some(oauth2),
+        ..Default::default()
+    })
+    .unwrap();
+    let email_only = provider
+        .jwt_bearer_token(SA, &key.private_key_pem, "alice", "email")
+        .await
+        .unwrap();
+    let with_imap = provider
+        .jwt_bearer_token(SA, &key.private_key_pem, "alice", "email imap")
+        .await
+        .unwrap();
+    assert!(xoauth2(&dovecot, "alice", &email_only).await.is_err());
+    assert!(
+        dovecot.log_text().contains("not valid for scope 'imap'"),
+        "{}",
+        dovecot.log_text()
+    );
+    // A refusal does not slow the next login down (no auth penalty on these servers).
+    let started = Instant::now();
+    xoauth2(&dovecot, "alice", &with_imap)
+        .await
+        .unwrap()
+        .logout()
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }
