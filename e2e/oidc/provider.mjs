@@ -183,8 +183,10 @@ const provider = new Provider(issuer, {
     introspection: {
       enabled: true,
       // Any authenticated confidential client (Dovecot's `dovecot`) may introspect
-      // tokens issued to other clients, like a resource server does.
-      allowedPolicy: async (_ctx, client) => client.clientAuthMethod !== 'none',
+      // access tokens issued to other clients, like a resource server does; a refresh
+      // token is active only to its own client (so it never opens a mailbox).
+      allowedPolicy: async (_ctx, client, token) => client.clientAuthMethod !== 'none'
+        && (token.kind !== 'RefreshToken' || token.clientId === client.clientId),
     },
     revocation: { enabled: true },
   },

@@ -152,6 +152,7 @@ async fn provider_serves_discovery_login_consent_code_flow_and_refresh() {
             OidcClient::web("portal", "portal-secret", &[REDIRECT]),
             OidcClient::web("portal-post", "post-secret", &[REDIRECT])
                 .with_auth_method("client_secret_post"),
+            OidcClient::introspector("dovecot", "dovecot-secret"),
         ],
         users: vec![OidcUser::new("alice", "pw-alice")],
         ..Default::default()
@@ -298,6 +299,25 @@ async fn provider_serves_discovery_login_consent_code_flow_and_refresh() {
         // Confidential clients keep their refresh token.
         let (status, third) = provider.token_request(&form, basic).await.unwrap();
         assert_eq!(status, 200, "{third}");
+
+        // A resource server sees access tokens, not refresh tokens; the client sees both.
+        let answer = provider
+            .introspect(
+                "dovecot",
+                "dovecot-secret",
+                again["access_token"].as_str().unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer["active"], true, "{answer}");
+        assert_eq!(answer["sub"], "alice", "{answer}");
+        let answer = provider
+            .introspect("dovecot", "dovecot-secret", refresh)
+            .await
+            .unwrap();
+        assert_eq!(answer["active"], false, "{answer}");
+        let answer = provider.introspect(client, secret, refresh).await.unwrap();
+        assert_eq!(answer["active"], true, "{answer}");
 
         // Userinfo answers for the access token.
         let info: Value = provider
