@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on Debian 12, idempotently: Dovecot (private
 # instances are started by the tests themselves), Chromium + ChromeDriver, PostgreSQL,
-# mbsync (the benchmark's peer) and openssl (test certificates).
+# mbsync (the benchmark's peer), openssl (test certificates) and the npm packages of
+# the OpenID provider in e2e/oidc (Node.js and npm must already be there).
 set -euo pipefail
 log() { printf '[install-test-deps] %s\n' "$*" >&2; }
 
@@ -23,4 +24,18 @@ if [ ${#need[@]} -gt 0 ]; then
   # Debian does not start services here (policy-rc.d); the tests run private instances.
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-log "test tools ready: $(dovecot --version | cut -d' ' -f1), $(/usr/bin/chromium --version 2>/dev/null), mbsync $(mbsync --version | awk '{print $2}')"
+# The OpenID provider of the OAuth tests (e2e/oidc): `npm ci` only when node_modules is
+# missing or package-lock.json changed since the last install (a hash stamp), so that a
+# second run costs no more than a sha256sum.
+oidc_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/e2e/oidc"
+if [ -f "$oidc_dir/package-lock.json" ]; then
+  command -v npm >/dev/null || { log "npm is missing (Node.js 20+ is needed for e2e/oidc)"; exit 1; }
+  lock_hash="$(sha256sum "$oidc_dir/package-lock.json" | cut -d' ' -f1)"
+  stamp="$oidc_dir/node_modules/.mailferry-lock-sha256"
+  if [ ! -d "$oidc_dir/node_modules/oidc-provider" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$lock_hash" ]; then
+    log "installing e2e/oidc's npm packages (npm ci)"
+    (cd "$oidc_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    printf '%s\n' "$lock_hash" > "$stamp"
+  fi
+fi
+log "test tools ready: $(dovecot --version | cut -d' ' -f1), $(/usr/bin/chromium --version 2>/dev/null), mbsync $(mbsync --version | awk '{print $2}'), node $(node -v 2>/dev/null)"

@@ -45,6 +45,34 @@ pub struct DovecotOptions {
     /// Folders (without prefix) that carry a SPECIAL-USE attribute, e.g. `("Sent", "\\Sent")`.
     /// They are not created automatically.
     pub special_use: Vec<(String, String)>,
+    /// Bearer-only logins: SASL XOAUTH2 and OAUTHBEARER, each token checked by RFC 7662
+    /// introspection at an OpenID provider (see [`crate::oidc`]). Such a server has no
+    /// password database: LOGIN and PLAIN are refused, and [`Dovecot::add_user`] is not
+    /// needed: any name the provider vouches for gets a mailbox (static userdb).
+    pub oauth2: Option<DovecotOAuth2>,
+}
+
+/// How a bearer-only Dovecot validates tokens (its `passdb oauth2` settings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DovecotOAuth2 {
+    /// The introspection endpoint with the introspecting client's credentials in it,
+    /// e.g. `http://dovecot:SECRET@127.0.0.1:PORT/token/introspection` (POSTed `token=`).
+    pub introspection_url: String,
+    /// The introspection answer's field that must equal the login name (`sub`).
+    pub username_attribute: String,
+    /// Dovecot's `scope` setting (space-separated), when set.
+    pub scope: Option<String>,
+}
+
+impl DovecotOAuth2 {
+    /// Introspection at `introspection_url`, the user named by `sub`, no scope setting.
+    pub fn new(introspection_url: impl Into<String>) -> DovecotOAuth2 {
+        DovecotOAuth2 {
+            introspection_url: introspection_url.into(),
+            username_attribute: "sub".into(),
+            scope: None,
+        }
+    }
 }
 
 impl Default for DovecotOptions {
@@ -65,6 +93,7 @@ impl Default for DovecotOptions {
             .iter()
             .map(|(n, a)| (n.to_string(), a.to_string()))
             .collect(),
+            oauth2: None,
         }
     }
 }
@@ -175,6 +204,14 @@ impl Dovecot {
             )?;
             std::fs::set_permissions(
                 root.join("master-users"),
+                std::fs::Permissions::from_mode(0o644),
+            )?;
+        }
+
+        if let Some(oauth2) = &options.oauth2 {
+            std::fs::write(root.join("oauth2.conf"), render_oauth2(oauth2)?)?;
+            std::fs::set_permissions(
+                root.join("oauth2.conf"),
                 std::fs::Permissions::from_mode(0o644),
             )?;
         }
@@ -416,7 +453,7 @@ listen = 127.0.0.1
 shutdown_clients = yes
 auth_verbose = yes
 auth_failure_delay = 0
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 disable_plaintext_auth = {no_plain}
 ssl = yes
 ssl_cert = <{cert}
@@ -428,6 +465,11 @@ first_valid_gid = {gid}
 mail_uid = {uid}
 mail_gid = {gid}"#,
         no_plain = if o.plaintext_auth { "no" } else { "yes" },
+        mechanisms = if o.oauth2.is_some() {
+            "xoauth2 oauthbearer"
+        } else {
+            "plain login"
+        },
         cert = pki.server_cert.display(),
         key = pki.server_key.display(),
         uid = id.uid,
@@ -457,7 +499,24 @@ service imap-login {{
 }}
 "#
     );
-    if o.master_user.is_some() {
+    if o.oauth2.is_some() {
+        // Bearer tokens only: no password passdb at all. Without the per-IP auth penalty
+        // (the docs' way to turn it off): a refused token would otherwise delay every
+        // later login from 127.0.0.1 by 2 to 15 seconds.
+        let _ = writeln!(
+            c,
+            r#"service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {r}/oauth2.conf
+}}"#
+        );
+    } else if o.master_user.is_some() {
         let _ = writeln!(
             c,
             r#"auth_master_user_separator = *
@@ -469,13 +528,18 @@ passdb {{
 }}"#
         );
     }
-    let _ = writeln!(
-        c,
-        r#"passdb {{
+    if o.oauth2.is_none() {
+        let _ = writeln!(
+            c,
+            r#"passdb {{
   driver = passwd-file
   args = scheme=PLAIN {r}/users/%u
-}}
-userdb {{
+}}"#
+        );
+    }
+    let _ = writeln!(
+        c,
+        r#"userdb {{
   driver = static
   args = uid={uid} gid={gid} home={r}/mail/%u
 }}
@@ -510,4 +574,25 @@ namespace inbox {{
         let _ = writeln!(c, "}}");
     }
     c
+}
+
+fn render_oauth2(o: &DovecotOAuth2) -> Result<String> {
+    for (what, value) in [
+        ("introspection_url", o.introspection_url.as_str()),
+        ("username_attribute", o.username_attribute.as_str()),
+        ("scope", o.scope.as_deref().unwrap_or("")),
+    ] {
+        if value.contains(['\n', '\r']) {
+            bail!("oauth2 {what} may not contain a newline");
+        }
+    }
+    let mut c = format!(
+        "introspection_mode = post\nintrospection_url = {}\nusername_attribute = {}\n\
+         active_attribute = active\nactive_value = true\n",
+        o.introspection_url, o.username_attribute
+    );
+    if let Some(scope) = &o.scope {
+        let _ = writeln!(c, "scope = {scope}");
+    }
+    Ok(c)
 }

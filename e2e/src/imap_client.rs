@@ -250,6 +250,78 @@ impl ImapConnection {
         self.refresh_capabilities().await
     }
 
+    /// SASL XOAUTH2 (Google's) with an OAuth 2.0 access token for `user`. On refusal the
+    /// error carries the server's JSON error (the challenge it sends before its NO).
+    pub async fn authenticate_xoauth2(&mut self, user: &str, token: &str) -> Result<()> {
+        let raw = format!("user={user}\x01auth=Bearer {token}\x01\x01");
+        // A refused XOAUTH2 login is ended with an empty response.
+        self.authenticate_bearer("XOAUTH2", raw.as_bytes(), "")
+            .await
+    }
+
+    /// SASL OAUTHBEARER (RFC 7628) with an OAuth 2.0 access token for `user`, naming this
+    /// connection's host and port. On refusal the error carries the server's JSON error.
+    pub async fn authenticate_oauthbearer(
+        &mut self,
+        user: &str,
+        host: &str,
+        port: u16,
+        token: &str,
+    ) -> Result<()> {
+        let raw =
+            format!("n,a={user},\x01host={host}\x01port={port}\x01auth=Bearer {token}\x01\x01");
+        // RFC 7628 3.2.3: the client answers an error challenge with a single ^A.
+        self.authenticate_bearer("OAUTHBEARER", raw.as_bytes(), "AQ==")
+            .await
+    }
+
+    async fn authenticate_bearer(&mut self, mech: &str, raw: &[u8], abort: &str) -> Result<()> {
+        let b64 = base64_encode(raw);
+        let tag = self.tag();
+        if self.has_capability("SASL-IR") {
+            self.write_all(format!("{tag} AUTHENTICATE {mech} {b64}\r\n").as_bytes())
+                .await?;
+        } else {
+            self.write_all(format!("{tag} AUTHENTICATE {mech}\r\n").as_bytes())
+                .await?;
+            let cont = self.read_response().await?;
+            if !cont.starts_with(b"+") {
+                bail!(
+                    "expected a continuation, got {}",
+                    String::from_utf8_lossy(&cont)
+                );
+            }
+            self.write_all(format!("{b64}\r\n").as_bytes()).await?;
+        }
+        let mut server_error = None;
+        loop {
+            let line = self.read_response().await?;
+            if let Some((status, text)) = tagged_status(&line, &tag) {
+                if status == "OK" {
+                    return self.refresh_capabilities().await;
+                }
+                let detail = server_error
+                    .map(|e| format!(" (server said {e})"))
+                    .unwrap_or_default();
+                bail!("AUTHENTICATE {mech} failed: {status} {text}{detail}");
+            }
+            if let Some(challenge) = line.strip_prefix(b"+") {
+                use base64::Engine as _;
+                let challenge = String::from_utf8_lossy(challenge).trim().to_string();
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(&challenge)
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or(challenge);
+                server_error = Some(decoded);
+                self.write_all(format!("{abort}\r\n").as_bytes()).await?;
+                continue;
+            }
+            if line.starts_with(b"* BYE") {
+                bail!("server closed: {}", String::from_utf8_lossy(&line));
+            }
+        }
+    }
+
     fn tag(&mut self) -> String {
         let tag = format!("K{}", self.next_tag);
         self.next_tag += 1;

@@ -7,6 +7,8 @@
 //! - [`portal`]: starts the `mailferry` binary on a free port with a fresh database.
 //! - [`postgres`]: private PostgreSQL servers on loopback (and whether the suite uses one).
 //! - [`browser`]: headless Chromium through ChromeDriver.
+//! - [`oidc`]: a real OpenID Connect provider (oidc-provider on Node.js) on loopback, and
+//!   the settings for bearer-only Dovecot servers that introspect its tokens.
 
 pub mod ports;
 // --- modules owned by the kit helper (dovecot, tls, seed, compare, imap client) go below ---
@@ -16,6 +18,7 @@ pub mod hostile;
 pub mod imap_client;
 pub mod login_log;
 pub mod memory;
+pub mod oidc;
 pub mod proxy;
 pub mod seed;
 pub mod tls;
