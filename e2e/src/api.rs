@@ -48,6 +48,16 @@ impl Api {
         }
     }
 
+    /// A "browser" for the portal at `base` sharing `client`'s cookies (e.g. with an
+    /// [`crate::oauth_agent::Agent`] that walked through a provider's sign-in).
+    pub fn with_client(base: &str, client: reqwest::Client) -> Api {
+        Api {
+            base: base.trim_end_matches('/').to_owned(),
+            client,
+            seen: Arc::default(),
+        }
+    }
+
     /// The same "browser" (cookies, recorded bodies) talking to another node at `base`.
     pub fn at(&self, base: &str) -> Api {
         Api {

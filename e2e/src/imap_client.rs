@@ -122,8 +122,23 @@ impl Reply {
 /// Connects and logs in with LOGIN.
 pub async fn connect(account: &Account) -> Result<ImapConnection> {
     let mut conn = ImapConnection::open(account).await?;
-    conn.login(&account.user, &account.password).await?;
+    match account.password.strip_prefix(BEARER) {
+        Some(token) => conn.authenticate_xoauth2(&account.user, token).await?,
+        None => conn.login(&account.user, &account.password).await?,
+    }
     Ok(conn)
+}
+
+/// A password starting with this is an OAuth bearer token: [`connect`] logs in with
+/// XOAUTH2 (for bearer-only servers; see [`Account::with_bearer`]).
+const BEARER: &str = "\u{1}bearer:";
+
+impl Account {
+    /// This account, logged in to with an OAuth bearer token instead of a password.
+    pub fn with_bearer(mut self, token: &str) -> Account {
+        self.password = format!("{BEARER}{token}");
+        self
+    }
 }
 
 impl ImapConnection {

@@ -18,6 +18,7 @@ pub mod hostile;
 pub mod imap_client;
 pub mod login_log;
 pub mod memory;
+pub mod oauth_agent;
 pub mod oidc;
 pub mod proxy;
 pub mod seed;

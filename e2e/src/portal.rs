@@ -138,7 +138,28 @@ impl Portal {
     /// As [`Portal::start`], with extra environment variables (e.g. `MAILFERRY_DATABASE_URL`).
     /// Without a `MAILFERRY_DATABASE_URL` there, the database is SQLite in the data
     /// directory, or a private PostgreSQL when the suite runs on PostgreSQL.
-    pub async fn start_with_env(mut extra_env: Vec<(String, String)>) -> anyhow::Result<Portal> {
+    pub async fn start_with_env(extra_env: Vec<(String, String)>) -> anyhow::Result<Portal> {
+        Self::start_on_port(free_port(), extra_env).await
+    }
+
+    /// A portal with `config` on a port chosen beforehand (an OAuth provider must know
+    /// the portal's redirect URI, `http://127.0.0.1:PORT/api/oauth/callback`, before
+    /// the portal starts and checks the provider).
+    pub async fn start_with_config_on_port(config: &str, port: u16) -> anyhow::Result<Portal> {
+        let file = tempfile::Builder::new()
+            .prefix("mailferry-config-")
+            .suffix(".toml")
+            .tempfile()?;
+        std::fs::write(file.path(), config)?;
+        let (_, path) = file.keep()?;
+        let env = vec![("MAILFERRY_CONFIG".into(), path.display().to_string())];
+        Self::start_on_port(port, env).await
+    }
+
+    async fn start_on_port(
+        port: u16,
+        mut extra_env: Vec<(String, String)>,
+    ) -> anyhow::Result<Portal> {
         let data_dir = tempfile::Builder::new()
             .prefix("mailferry-portal-")
             .tempdir()?;
@@ -152,7 +173,7 @@ impl Portal {
         }
         let mut portal = Portal {
             child: None,
-            port: free_port(),
+            port,
             data_dir,
             extra_env,
             postgres,

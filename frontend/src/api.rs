@@ -3,8 +3,8 @@
 use gloo_net::http::{Request, Response};
 use mailferry_shared::{
     ApiError, BatchView, CheckRequest, CheckResult, Health, ImportPreview, ImportRequest,
-    ImportResult, JobDetail, JobPage, JobView, Me, PasswordUpdate, RouteInfo, SignInRequest,
-    SignInResult, SkippedMessageView, StaffAccount, StaffSignIn,
+    ImportResult, JobDetail, JobPage, JobView, Me, OAuthStatus, PasswordUpdate, RouteInfo,
+    SignInRequest, SignInResult, SkippedMessageView, StaffAccount, StaffSignIn,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -108,6 +108,37 @@ pub async fn check(request: CheckRequest) -> ApiResult<CheckResult> {
 
 pub async fn sign_in(request: SignInRequest) -> ApiResult<SignInResult> {
     post("/api/session", &request).await
+}
+
+/// Where "Sign in with …" sends the browser (a full navigation to the provider).
+pub fn oauth_start_url(route: &str, side: mailferry_shared::AccountSide, renew: bool) -> String {
+    let side = match side {
+        mailferry_shared::AccountSide::Source => "source",
+        mailferry_shared::AccountSide::Target => "target",
+    };
+    let mut url = format!("/api/oauth/start?route={}&side={side}", encode(route));
+    if renew {
+        url.push_str("&renew=true");
+    }
+    url
+}
+
+pub async fn oauth_status() -> ApiResult<OAuthStatus> {
+    get("/api/oauth/status").await
+}
+
+/// "Use another account": forgets one side's provider sign-in.
+pub async fn oauth_forget(
+    route: &str,
+    side: mailferry_shared::AccountSide,
+) -> ApiResult<OAuthStatus> {
+    let side = match side {
+        mailferry_shared::AccountSide::Source => "source",
+        mailferry_shared::AccountSide::Target => "target",
+    };
+    let url = format!("/api/oauth/proof?route={}&side={side}", encode(route));
+    let response = Request::delete(&url).send().await.map_err(unreachable)?;
+    answer(response).await
 }
 
 pub async fn sign_out() -> ApiResult<()> {

@@ -22,6 +22,9 @@ pub struct OAuthSettings {
     /// A service account key for app mode with a signed assertion (RFC 7523): Google's
     /// JSON key file, or a PEM private key (RS256) for other providers.
     pub private_key_file: Option<PathBuf>,
+    /// The assertion's issuer for a PEM `private_key_file` (the service account's id);
+    /// default the client id. Google's JSON key names its own (`client_email`).
+    pub service_account: Option<String>,
     /// Scopes asked for when a user signs in (defaults per preset).
     pub scopes: Option<Vec<String>>,
     /// Scopes of app-mode tokens (defaults per preset).
@@ -153,7 +156,11 @@ impl OAuthSettings {
             None => None,
         };
         let private_key = match &self.private_key_file {
-            Some(file) => Some(read_service_key(server, file, &self.client_id)?),
+            Some(file) => Some(read_service_key(
+                server,
+                file,
+                self.service_account.as_deref().unwrap_or(&self.client_id),
+            )?),
             None => None,
         };
         match kind {

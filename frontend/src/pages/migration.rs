@@ -57,6 +57,7 @@ pub fn Migration() -> impl IntoView {
         <p class="muted small">"You can close this page: copying goes on, and this page shows it again when you come back."</p>
         <JobProgress live />
         <JobActions live />
+        <SignInAgain live />
         <PasswordForm live />
         <MySkipped live />
     }
@@ -161,6 +162,74 @@ fn hint(status: Option<JobStatus>) -> &'static str {
         }
         Some(s) if s.is_active() => "Cancelling is safe at any moment; you can carry on later.",
         _ => "",
+    }
+}
+
+/// Sides that sign in with a provider: after consent was withdrawn (or expired), the
+/// user signs in again there and the job goes on. The outcome of the last attempt comes
+/// back from the server once.
+#[component]
+fn SignInAgain(live: LiveJob) -> impl IntoView {
+    let session = use_session();
+    let routes = LocalResource::new(api::routes);
+    let note = RwSignal::new(None::<Note>);
+    spawn_local(async move {
+        if let Ok(status) = api::oauth_status().await {
+            if let Some(n) = status.notice {
+                note.set(Some(if n.ok {
+                    Note::good(n.message)
+                } else {
+                    Note::bad(n.message)
+                }));
+                live.refresh();
+            }
+        }
+    });
+    let paused = Memo::new(move |_| {
+        live.job.with(|j| {
+            j.as_ref()
+                .is_some_and(|j| j.status == JobStatus::PausedSignInAgain)
+        })
+    });
+    let sides = move || {
+        let Some(Me::User { route, .. }) = session.me.get() else {
+            return Vec::new();
+        };
+        let Some(Ok(all)) = routes.get() else {
+            return Vec::new();
+        };
+        let Some(info) = all.into_iter().find(|r| r.name == route) else {
+            return Vec::new();
+        };
+        [
+            (AccountSide::Source, "old", info.source_oauth),
+            (AccountSide::Target, "new", info.target_oauth),
+        ]
+        .into_iter()
+        .filter_map(|(side, words, label)| {
+            label.map(|label| (api::oauth_start_url(&route, side, true), words, label))
+        })
+        .collect::<Vec<_>>()
+    };
+    view! {
+        <Show when=move || paused.get() || note.with(|n| n.is_some())>
+            <section class="card sign-in-again" data-testid="sign-in-again">
+                <h2>"Sign in again"</h2>
+                <p class="muted small">
+                    "The provider no longer lets the portal into your mailbox (access withdrawn or expired). "
+                    "Sign in again as the same account: the migration then goes on where it stopped."
+                </p>
+                {move || sides()
+                    .into_iter()
+                    .map(|(href, words, label)| view! {
+                        <a class="button primary" rel="external" href=href data-testid=format!("renew-{words}")>
+                            {format!("Sign in again with {label} ({words} mailbox)")}
+                        </a>
+                    })
+                    .collect_view()}
+                <CheckNote note testid="renew-result" />
+            </section>
+        </Show>
     }
 }
 

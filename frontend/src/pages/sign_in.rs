@@ -7,8 +7,10 @@ use crate::session::use_session;
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::hooks::use_navigate;
-use mailferry_shared::{AccountSide, CheckRequest, Me, RouteInfo, SignInRequest};
+use leptos_router::hooks::{use_navigate, use_query_map};
+use mailferry_shared::{
+    AccountSide, CheckRequest, Me, OAuthSignedIn, OAuthStatus, RouteInfo, SignInRequest,
+};
 
 /// What the user typed for one side, and what the server said about it.
 #[derive(Clone, Copy)]
@@ -93,7 +95,13 @@ fn StaffNotice() -> impl IntoView {
 fn SignInForm(routes: Vec<RouteInfo>) -> impl IntoView {
     let session = use_session();
     let navigate = use_navigate();
-    let first = routes.first().map(|r| r.name.clone()).unwrap_or_default();
+    // Back from a provider's sign-in page, the route chosen before comes back in the URL.
+    let query = use_query_map();
+    let first = query
+        .with_untracked(|q| q.get("route"))
+        .filter(|name| routes.iter().any(|r| &r.name == name))
+        .or_else(|| routes.first().map(|r| r.name.clone()))
+        .unwrap_or_default();
     let route_name = RwSignal::new(first);
     let routes = StoredValue::new(routes);
     let source = SideForm::new(AccountSide::Source);
@@ -101,11 +109,46 @@ fn SignInForm(routes: Vec<RouteInfo>) -> impl IntoView {
     let route = Memo::new(move |_| {
         routes.with_value(|all| all.iter().find(|r| r.name == route_name.get()).cloned())
     });
+    // Sides signed in with a provider (kept by the server across the provider's pages).
+    let oauth = RwSignal::new(OAuthStatus::default());
+    spawn_local(async move {
+        if let Ok(status) = api::oauth_status().await {
+            if let Some(notice) = &status.notice {
+                let form = match notice.side {
+                    AccountSide::Source => source,
+                    AccountSide::Target => target,
+                };
+                form.note.set(Some(if notice.ok {
+                    Note::good(notice.message.clone())
+                } else {
+                    Note::bad(notice.message.clone())
+                }));
+            }
+            oauth.set(status);
+        }
+    });
+    let signed_in = move |side: AccountSide| {
+        Signal::derive(move || {
+            let name = route_name.get();
+            oauth.with(|s| {
+                s.signed_in
+                    .iter()
+                    .find(|p| p.route == name && p.side == side)
+                    .cloned()
+            })
+        })
+    };
+    let source_signed_in = signed_in(AccountSide::Source);
+    let target_signed_in = signed_in(AccountSide::Target);
+    let source_user = Signal::derive(move || match source_signed_in.get() {
+        Some(p) => p.user,
+        None => source.user.get(),
+    });
     // Where the route derives the new account from the old one, the user never types it.
     let derived_target = Signal::derive(move || {
         route.get().and_then(|r| {
             r.target_user
-                .derive(&source.user.get())
+                .derive(&source_user.get())
                 .map(|name| (name, r.target_user.describe()))
         })
     });
@@ -120,11 +163,15 @@ fn SignInForm(routes: Vec<RouteInfo>) -> impl IntoView {
         }
         let request = SignInRequest {
             route: route_name.get_untracked(),
-            source_user: source.user.get_untracked().trim().to_string(),
+            source_user: source_user.get_untracked().trim().to_string(),
             source_password: source.password.get_untracked(),
-            target_user: match derived_target.get_untracked() {
-                Some((name, _)) => name,
-                None => target.user.get_untracked().trim().to_string(),
+            target_user: match (
+                target_signed_in.get_untracked(),
+                derived_target.get_untracked(),
+            ) {
+                (Some(p), _) => p.user,
+                (None, Some((name, _))) => name,
+                (None, None) => target.user.get_untracked().trim().to_string(),
             },
             target_password: target.password.get_untracked(),
         };
@@ -178,6 +225,9 @@ fn SignInForm(routes: Vec<RouteInfo>) -> impl IntoView {
                     server=Signal::derive(move || route.get().map(|r| r.source_server).unwrap_or_default())
                     route_name
                     derived_user=Signal::derive(|| None)
+                    provider=Signal::derive(move || route.get().and_then(|r| r.source_oauth))
+                    signed_in=source_signed_in
+                    oauth
                 />
                 <SidePanel
                     form=target
@@ -185,6 +235,9 @@ fn SignInForm(routes: Vec<RouteInfo>) -> impl IntoView {
                     server=Signal::derive(move || route.get().map(|r| r.target_server).unwrap_or_default())
                     route_name
                     derived_user=derived_target
+                    provider=Signal::derive(move || route.get().and_then(|r| r.target_oauth))
+                    signed_in=target_signed_in
+                    oauth
                 />
             </div>
             <div class="form-actions">
@@ -233,6 +286,11 @@ fn SidePanel(
     /// The user name this side must have, derived by the route from the other side's
     /// (with the rule in words); the field then shows it and cannot be edited.
     derived_user: Signal<Option<(String, String)>>,
+    /// The provider this side signs in with ("Microsoft"), instead of a password.
+    provider: Signal<Option<String>>,
+    /// The provider sign-in already made for this side.
+    signed_in: Signal<Option<OAuthSignedIn>>,
+    oauth: RwSignal<OAuthStatus>,
 ) -> impl IntoView {
     let key = match form.side {
         AccountSide::Source => "source",
@@ -279,54 +337,120 @@ fn SidePanel(
         }>
             <legend>{title}</legend>
             <p class="server muted small">"Server: " {move || server.get()}</p>
+            {move || match provider.get() {
+                Some(label) => view! {
+                    <OAuthSide key form label signed_in route_name oauth derived_user />
+                }
+                .into_any(),
+                None => view! {
             <div class="field">
-                <label for=user_id.clone()>"User name or email address"</label>
-                <input
-                    id=user_id
-                    name=format!("{key}_user")
-                    data-testid=format!("{key}-user")
-                    type="text"
-                    autocomplete="username"
-                    autocapitalize="off"
-                    spellcheck="false"
-                    required
-                    readonly=move || derived_user.get().is_some()
-                    prop:value=move || match derived_user.get() {
-                        Some((name, _)) => name,
-                        None => form.user.get(),
-                    }
-                    on:input=move |ev| {
-                        form.user.set(event_target_value(&ev));
-                        edited();
-                    }
-                />
-                {move || derived_user.get().map(|(_, rule)| view! {
-                    <p class="muted small" data-testid=format!("{key}-user-rule")>
-                        "Set by your organisation: " {rule} "."
-                    </p>
-                })}
-            </div>
-            <div class="field">
-                    <label for=password_id.clone()>"Password"</label>
-                    <input
-                        id=password_id.clone()
-                        name=format!("{key}_password")
-                        data-testid=format!("{key}-password")
-                        type="password"
-                        autocomplete="current-password"
-                        prop:value=move || form.password.get()
-                        on:input=move |ev| {
-                            form.password.set(event_target_value(&ev));
-                            edited();
-                        }
-                    />
-            </div>
-            <div class="check-line">
-                <button type="button" class="secondary" data-testid=format!("check-{key}-button") on:click=check disabled=move || form.checking.get()>
-                    "Check"
-                </button>
-                <CheckNote note=form.note pending=form.checking testid=if key == "source" { "check-source" } else { "check-target" } />
-            </div>
+                        <label for=user_id.clone()>"User name or email address"</label>
+                        <input
+                            id=user_id.clone()
+                            name=format!("{key}_user")
+                            data-testid=format!("{key}-user")
+                            type="text"
+                            autocomplete="username"
+                            autocapitalize="off"
+                            spellcheck="false"
+                            required
+                            readonly=move || derived_user.get().is_some()
+                            prop:value=move || match derived_user.get() {
+                                Some((name, _)) => name,
+                                None => form.user.get(),
+                            }
+                            on:input=move |ev| {
+                                form.user.set(event_target_value(&ev));
+                                edited();
+                            }
+                        />
+                        {move || derived_user.get().map(|(_, rule)| view! {
+                            <p class="muted small" data-testid=format!("{key}-user-rule")>
+                                "Set by your organisation: " {rule} "."
+                            </p>
+                        })}
+                    </div>
+                    <div class="field">
+                            <label for=password_id.clone()>"Password"</label>
+                            <input
+                                id=password_id.clone()
+                                name=format!("{key}_password")
+                                data-testid=format!("{key}-password")
+                                type="password"
+                                autocomplete="current-password"
+                                prop:value=move || form.password.get()
+                                on:input=move |ev| {
+                                    form.password.set(event_target_value(&ev));
+                                    edited();
+                                }
+                            />
+                    </div>
+                    <div class="check-line">
+                        <button type="button" class="secondary" data-testid=format!("check-{key}-button") on:click=check disabled=move || form.checking.get()>
+                            "Check"
+                        </button>
+                        <CheckNote note=form.note pending=form.checking testid=if key == "source" { "check-source" } else { "check-target" } />
+                    </div>
+
+                }
+                .into_any(),
+            }}
         </fieldset>
+    }
+}
+
+/// A side that signs in with a provider: a "Sign in with …" button, or who signed in.
+#[component]
+fn OAuthSide(
+    key: &'static str,
+    form: SideForm,
+    label: String,
+    signed_in: Signal<Option<OAuthSignedIn>>,
+    route_name: RwSignal<String>,
+    oauth: RwSignal<OAuthStatus>,
+    derived_user: Signal<Option<(String, String)>>,
+) -> impl IntoView {
+    let side = form.side;
+    let start_label = label.clone();
+    let forget = move |_| {
+        spawn_local(async move {
+            if let Ok(status) = api::oauth_forget(&route_name.get_untracked(), side).await {
+                form.note.set(None);
+                oauth.set(status);
+            }
+        });
+    };
+    view! {
+        {move || match signed_in.get() {
+            Some(proof) => view! {
+                <p class="oauth-done" data-testid=format!("{key}-oauth-user")>
+                    "Signed in with " {proof.provider.clone()} " as " <strong>{proof.user.clone()}</strong> "."
+                </p>
+                <button type="button" class="link" data-testid=format!("{key}-oauth-forget") on:click=forget>
+                    "Use another account"
+                </button>
+            }
+            .into_any(),
+            None => {
+                let href = api::oauth_start_url(&route_name.get(), side, false);
+                view! {
+                    <p class="muted small">
+                        "This mailbox is opened by signing in with " {start_label.clone()}
+                        ". You are sent to its sign-in page and come back here."
+                    </p>
+                    {move || derived_user.get().map(|(name, rule)| view! {
+                        <p class="muted small" data-testid=format!("{key}-user-rule")>
+                            "Sign in as " <strong>{name}</strong> " (" {rule} ")."
+                        </p>
+                    })}
+                    <a class="button primary" rel="external" data-testid=format!("{key}-oauth") href=href>
+                        "Sign in with " {start_label.clone()}
+                    </a>
+                }
+                .into_any()
+            }
+        }}
+        <CheckNote note=form.note pending=form.checking testid=if key == "source" { "check-source" } else { "check-target" } />
+        <span hidden>{label}</span>
     }
 }

@@ -1,0 +1,729 @@
+//! OAuth 2.0 end to end, over HTTP: a real OpenID Connect provider (oidc-provider) on
+//! loopback, bearer-only Dovecot servers that validate each token by introspection, and
+//! the portal in between. A user agent walks through the provider's own login and
+//! consent pages (the browser test clicks through the same pages in Chromium).
+
+use mailferry_e2e::api::Api;
+use mailferry_e2e::compare::{compare, snapshot, FolderMap};
+use mailferry_e2e::dovecot::{Dovecot, DovecotOptions};
+use mailferry_e2e::imap_client::Account;
+use mailferry_e2e::oauth_agent::Agent;
+use mailferry_e2e::oidc::{
+    token_id, OidcClient, OidcOptions, OidcProvider, OidcUser, ServiceAccountKey,
+};
+use mailferry_e2e::portal::Portal;
+use mailferry_e2e::ports::free_port;
+use mailferry_e2e::seed::{seed_mailbox, SeedSpec};
+use mailferry_shared::{
+    BatchView, ImportRequest, ImportResult, JobStatus, JobView, Me, OAuthStatus, SignInRequest,
+    SignInResult,
+};
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+const CLIENT_SECRET: &str = "portal-client-secret-7";
+const DOVECOT_SECRET: &str = "dovecot-introspects-3";
+const ALICE_PW: &str = "alice-at-the-provider";
+const BOB_PW: &str = "bob-at-the-provider";
+/// The service account the test uses to seed and read bearer-only mailboxes (and, in
+/// app mode, the portal uses to act for users).
+const KIT_SA: &str = "kit-service-account";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Login {
+    Password,
+    OAuth,
+    App,
+}
+
+struct Kit {
+    provider: OidcProvider,
+    key: ServiceAccountKey,
+    old: Dovecot,
+    new: Dovecot,
+    portal: Portal,
+    _dir: tempfile::TempDir,
+}
+
+struct Options {
+    source: Login,
+    target: Login,
+    ttl: Duration,
+    target_user: Option<&'static str>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            source: Login::OAuth,
+            target: Login::OAuth,
+            ttl: Duration::from_secs(3600),
+            target_user: None,
+        }
+    }
+}
+
+fn dovecot(
+    provider: &OidcProvider,
+    login: Login,
+    dovecot_oauth2: &mailferry_e2e::dovecot::DovecotOAuth2,
+) -> Dovecot {
+    match login {
+        Login::Password => {
+            let d = Dovecot::start(DovecotOptions::default()).unwrap();
+            d.add_user("alice", "alice-imap-pw").unwrap();
+            d.add_user("bob", "bob-imap-pw").unwrap();
+            d
+        }
+        Login::OAuth | Login::App => {
+            let _ = provider;
+            Dovecot::start(DovecotOptions {
+                oauth2: Some(dovecot_oauth2.clone()),
+                ..DovecotOptions::default()
+            })
+            .unwrap()
+        }
+    }
+}
+
+fn server_toml(
+    name: &str,
+    d: &Dovecot,
+    login: Login,
+    issuer: &str,
+    dir: &std::path::Path,
+) -> String {
+    let mut text = format!(
+        "[servers.{name}]\nhost = \"localhost\"\nport = {}\ntls = \"tls\"\nca_file = \"{}\"\n",
+        d.imaps_port(),
+        d.ca_pem_path().display()
+    );
+    match login {
+        Login::Password => {}
+        Login::OAuth => {
+            let secret = dir.join("client.secret");
+            text.push_str(&format!(
+                "auth = \"oauth2\"\n[servers.{name}.oauth]\nissuer = \"{issuer}\"\nclient_id = \"mailferry\"\n\
+                 client_secret_file = \"{}\"\nscopes = [\"openid\", \"email\", \"profile\", \"offline_access\", \"imap\"]\n\
+                 user_claim = \"preferred_username\"\nlabel = \"Kit ID\"\n",
+                secret.display()
+            ));
+        }
+        Login::App => {
+            let key = dir.join("service-account.pem");
+            let secret = dir.join("client.secret");
+            // The portal signs users in with its web client (to learn who they are)
+            // and copies with the service account's assertions.
+            text.push_str(&format!(
+                "auth = \"oauth2_app\"\n[servers.{name}.oauth]\nissuer = \"{issuer}\"\nclient_id = \"mailferry\"\n\
+                 service_account = \"{KIT_SA}\"\n\
+                 private_key_file = \"{}\"\nclient_secret_file = \"{}\"\napp_scopes = [\"imap\"]\n\
+                 user_claim = \"preferred_username\"\nlabel = \"Kit ID\"\n",
+                key.display(),
+                secret.display()
+            ));
+        }
+    }
+    text
+}
+
+async fn kit(options: Options) -> Kit {
+    let dir = tempfile::tempdir().unwrap();
+    let key = ServiceAccountKey::generate().unwrap();
+    let port = free_port();
+    let redirect = format!("http://127.0.0.1:{port}/api/oauth/callback");
+    let provider = OidcProvider::start(OidcOptions {
+        clients: vec![
+            OidcClient::web("mailferry", CLIENT_SECRET, &[&redirect]),
+            OidcClient::introspector("dovecot", DOVECOT_SECRET),
+            OidcClient::service_account(KIT_SA, &key),
+        ],
+        users: vec![
+            OidcUser::new("alice", ALICE_PW),
+            OidcUser::new("bob", BOB_PW),
+        ],
+        access_token_ttl: options.ttl,
+        ..OidcOptions::default()
+    })
+    .unwrap();
+    let introspection = provider
+        .dovecot_oauth2("dovecot", DOVECOT_SECRET)
+        .await
+        .unwrap();
+    let old = dovecot(&provider, options.source, &introspection);
+    let new = dovecot(&provider, options.target, &introspection);
+    for (file, text) in [
+        ("client.secret", CLIENT_SECRET.to_owned()),
+        ("service-account.pem", key.private_key_pem.clone()),
+    ] {
+        let path = dir.path().join(file);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let issuer = provider.issuer();
+    let mut config = format!("workers = 2\n");
+    config.push_str(&server_toml(
+        "old",
+        &old,
+        options.source,
+        &issuer,
+        dir.path(),
+    ));
+    config.push_str(&server_toml(
+        "new",
+        &new,
+        options.target,
+        &issuer,
+        dir.path(),
+    ));
+    config.push_str("[routes.default]\nsource = \"old\"\ntarget = \"new\"\n");
+    if let Some(rule) = options.target_user {
+        config.push_str(&format!("target_user = \"{rule}\"\n"));
+    }
+    let portal = Portal::start_with_config_on_port(&config, port)
+        .await
+        .unwrap();
+    Kit {
+        provider,
+        key,
+        old,
+        new,
+        portal,
+        _dir: dir,
+    }
+}
+
+impl Kit {
+    /// How the test itself reaches `user`'s mailbox on `d` (a service-account token on a
+    /// bearer-only server).
+    async fn account(&self, d: &Dovecot, user: &str) -> Account {
+        if d.options().oauth2.is_some() {
+            let token = self
+                .provider
+                .jwt_bearer_token(KIT_SA, &self.key.private_key_pem, user, "imap")
+                .await
+                .unwrap();
+            d.account_tls(user, "").with_bearer(&token)
+        } else {
+            d.account_tls(user, &format!("{user}-imap-pw"))
+        }
+    }
+
+    fn start_url(&self, side: &str, renew: bool) -> String {
+        let mut url = self
+            .portal
+            .url(&format!("/api/oauth/start?route=default&side={side}"));
+        if renew {
+            url.push_str("&renew=true");
+        }
+        url
+    }
+
+    async fn assert_exact(&self, user: &str) {
+        let source = snapshot(&self.account(&self.old, user).await)
+            .await
+            .unwrap();
+        let target = snapshot(&self.account(&self.new, user).await)
+            .await
+            .unwrap();
+        let differences = compare(&source, &target, &FolderMap::identity());
+        assert!(differences.is_empty(), "{differences:#?}");
+    }
+
+    /// Every token the provider issued to the portal's client, by [`token_id`].
+    fn portal_token_ids(&self) -> BTreeSet<String> {
+        self.provider
+            .output()
+            .lines()
+            .filter(|l| l.contains("issued") && l.contains("client=mailferry"))
+            .filter_map(|l| l.split("token_id=").nth(1))
+            .filter_map(|rest| rest.split_whitespace().next())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Fails if any token issued to the portal appears in `text` (answers, logs, the
+    /// database file): every token-like run of characters is hashed and compared.
+    fn assert_no_token_in(&self, what: &str, text: &str) {
+        let issued = self.portal_token_ids();
+        assert!(
+            !issued.is_empty(),
+            "the provider issued no token to the portal"
+        );
+        for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')) {
+            if word.len() >= 20 {
+                assert!(
+                    !issued.contains(&token_id(word)),
+                    "a token issued to the portal appears in {what}"
+                );
+            }
+        }
+    }
+}
+
+async fn wait_for_status(api: &Api, wanted: &[JobStatus], limit: Duration) -> JobView {
+    let started = Instant::now();
+    loop {
+        let view: JobView = api.get_json("/api/my/job").await.unwrap();
+        if wanted.contains(&view.status) {
+            return view;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "job still {:?} ({:?}) after {limit:?}",
+            view.status,
+            view.status_reason
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn empty_sign_in() -> SignInRequest {
+    SignInRequest {
+        route: "default".into(),
+        source_user: String::new(),
+        source_password: String::new(),
+        target_user: String::new(),
+        target_password: String::new(),
+    }
+}
+
+#[tokio::test]
+async fn both_sides_signed_in_with_the_provider_copy_exactly_and_no_token_leaks() {
+    let kit = kit(Options::default()).await;
+    seed_mailbox(
+        &kit.account(&kit.old, "alice").await,
+        &SeedSpec::new(11, 60),
+    )
+    .await
+    .unwrap();
+    let agent = Agent::new();
+    let api = Api::with_client(&kit.portal.url(""), agent.http.clone());
+
+    // Without the provider sign-ins nothing starts.
+    let refused = api.post("/api/session", &empty_sign_in()).await.unwrap();
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(
+        refused.body.contains("Sign in with Kit ID"),
+        "{}",
+        refused.body
+    );
+
+    for side in ["source", "target"] {
+        let landing = agent
+            .sign_in(&kit.start_url(side, false), "alice", ALICE_PW, true)
+            .await
+            .unwrap();
+        assert!(landing.url.contains("/?route=default"), "{landing:?}");
+        let status: OAuthStatus = api.get_json("/api/oauth/status").await.unwrap();
+        let notice = status.notice.expect("the outcome is reported");
+        assert!(notice.ok, "{notice:?}");
+        assert!(notice.message.contains("alice"), "{notice:?}");
+    }
+    let status: OAuthStatus = api.get_json("/api/oauth/status").await.unwrap();
+    assert_eq!(status.signed_in.len(), 2, "{status:?}");
+    assert!(status.signed_in.iter().all(|s| s.user == "alice"));
+
+    // Names typed into the request are ignored on provider sides: whoever consented
+    // is whose mailbox is opened.
+    let mut request = empty_sign_in();
+    request.source_user = "bob".into();
+    request.target_user = "bob".into();
+    let result: SignInResult = api.post_json("/api/session", &request).await.unwrap();
+    assert!(result.source.ok && result.target.ok, "{result:?}");
+    assert!(result.job_id.is_some());
+    match api.get_json::<Me>("/api/me").await.unwrap() {
+        Me::User {
+            source_user,
+            target_user,
+            ..
+        } => assert_eq!(
+            (source_user.as_str(), target_user.as_str()),
+            ("alice", "alice")
+        ),
+        other => panic!("not signed in as a user: {other:?}"),
+    }
+    api.post("/api/my/job/start", &()).await.unwrap();
+    let done = wait_for_status(
+        &api,
+        &[
+            JobStatus::Synced,
+            JobStatus::Failed,
+            JobStatus::CompletedWithSkips,
+            JobStatus::PausedSignInAgain,
+        ],
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(done.status, JobStatus::Synced, "{:?}", done.status_reason);
+    kit.assert_exact("alice").await;
+    // Bob's mailbox on the new server was never touched.
+    let bob = snapshot(&kit.account(&kit.new, "bob").await).await.unwrap();
+    assert_eq!(
+        bob.folders
+            .values()
+            .map(|f| f.messages.len())
+            .sum::<usize>(),
+        0
+    );
+
+    // No token in any answer, the portal's log, or the database file.
+    kit.assert_no_token_in("the API answers", &api.everything_seen());
+    kit.assert_no_token_in("the portal's log", &kit.portal.log_text());
+    let db = std::fs::read(kit.portal.data_dir().join("mailferry.db")).unwrap_or_default();
+    kit.assert_no_token_in("the database", &String::from_utf8_lossy(&db));
+}
+
+#[tokio::test]
+async fn a_forged_or_cancelled_callback_signs_nobody_in() {
+    let kit = kit(Options::default()).await;
+    let agent = Agent::new();
+    let api = Api::with_client(&kit.portal.url(""), agent.http.clone());
+    // A state this browser never started.
+    let forged = agent
+        .follow(
+            &kit.portal
+                .url("/api/oauth/complete?state=forged-state&code=anything"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(forged.status, 400, "{forged:?}");
+    assert!(forged.body.contains("does not belong"), "{}", forged.body);
+    let status: OAuthStatus = api.get_json("/api/oauth/status").await.unwrap();
+    assert!(status.signed_in.is_empty());
+    assert!(matches!(
+        api.get_json::<Me>("/api/me").await.unwrap(),
+        Me::Anonymous
+    ));
+
+    // The user cancels at the consent page.
+    agent
+        .sign_in(&kit.start_url("source", false), "alice", ALICE_PW, false)
+        .await
+        .unwrap();
+    let status: OAuthStatus = api.get_json("/api/oauth/status").await.unwrap();
+    let notice = status.notice.expect("a notice");
+    assert_eq!(notice.code, "cancelled", "{notice:?}");
+    assert!(status.signed_in.is_empty());
+
+    // A real state with a code that is not the provider's: refused, nothing kept.
+    let start = agent
+        .http
+        .get(kit.start_url("source", false))
+        .send()
+        .await
+        .unwrap();
+    let location = start.headers()["location"].to_str().unwrap().to_owned();
+    let state = reqwest::Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let tampered = agent
+        .follow(&kit.portal.url(&format!(
+            "/api/oauth/complete?state={state}&code=tampered-code"
+        )))
+        .await
+        .unwrap();
+    assert!(tampered.url.contains("/?route=default"), "{tampered:?}");
+    let status: OAuthStatus = api.get_json("/api/oauth/status").await.unwrap();
+    assert_eq!(status.notice.map(|n| n.code).as_deref(), Some("refused"));
+    assert!(status.signed_in.is_empty());
+    // The state was good for one callback only.
+    let replay = agent
+        .follow(
+            &kit.portal
+                .url(&format!("/api/oauth/complete?state={state}&code=x")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replay.status, 400);
+}
+
+#[tokio::test]
+async fn a_mixed_route_binds_the_provider_account_to_the_old_mailbox() {
+    let kit = kit(Options {
+        source: Login::Password,
+        target_user: Some("same"),
+        ..Options::default()
+    })
+    .await;
+    seed_mailbox(
+        &kit.account(&kit.old, "alice").await,
+        &SeedSpec::new(12, 40),
+    )
+    .await
+    .unwrap();
+    let mut request = empty_sign_in();
+    request.source_user = "alice".into();
+    request.source_password = "alice-imap-pw".into();
+    // Consent as bob cannot open a job for alice's old mailbox on a "same" route.
+    let mallory = Agent::new();
+    let mallory_api = Api::with_client(&kit.portal.url(""), mallory.http.clone());
+    mallory
+        .sign_in(&kit.start_url("target", false), "bob", BOB_PW, true)
+        .await
+        .unwrap();
+    let refused = mallory_api.post("/api/session", &request).await.unwrap();
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(
+        refused.body.contains("your new mailbox is alice"),
+        "{}",
+        refused.body
+    );
+    assert!(matches!(
+        mallory_api.get_json::<Me>("/api/me").await.unwrap(),
+        Me::Anonymous
+    ));
+    // Signed in as alice: the job starts and copies exactly.
+    let agent = Agent::new();
+    let api = Api::with_client(&kit.portal.url(""), agent.http.clone());
+    agent
+        .sign_in(&kit.start_url("target", false), "alice", ALICE_PW, true)
+        .await
+        .unwrap();
+    let result: SignInResult = api.post_json("/api/session", &request).await.unwrap();
+    assert!(result.job_id.is_some(), "{result:?}");
+    api.post("/api/my/job/start", &()).await.unwrap();
+    let done = wait_for_status(
+        &api,
+        &[
+            JobStatus::Synced,
+            JobStatus::Failed,
+            JobStatus::CompletedWithSkips,
+        ],
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(done.status, JobStatus::Synced, "{:?}", done.status_reason);
+    kit.assert_exact("alice").await;
+}
+
+/// Access tokens that live 15 seconds while thousands of messages are copied: the
+/// engine renews them before they expire and logs in again with fresh ones.
+#[tokio::test]
+async fn tokens_expiring_every_fifteen_seconds_do_not_stop_a_long_copy() {
+    let kit = kit(Options {
+        source: Login::Password,
+        ttl: Duration::from_secs(15),
+        ..Options::default()
+    })
+    .await;
+    let seeded = seed_mailbox(
+        &kit.account(&kit.old, "alice").await,
+        &SeedSpec::new(13, 3000),
+    )
+    .await
+    .unwrap();
+    let agent = Agent::new();
+    let api = Api::with_client(&kit.portal.url(""), agent.http.clone());
+    agent
+        .sign_in(&kit.start_url("target", false), "alice", ALICE_PW, true)
+        .await
+        .unwrap();
+    let mut request = empty_sign_in();
+    request.source_user = "alice".into();
+    request.source_password = "alice-imap-pw".into();
+    let result: SignInResult = api.post_json("/api/session", &request).await.unwrap();
+    assert!(result.job_id.is_some(), "{result:?}");
+    let started = Instant::now();
+    api.post("/api/my/job/start", &()).await.unwrap();
+    let done = wait_for_status(
+        &api,
+        &[
+            JobStatus::Synced,
+            JobStatus::Failed,
+            JobStatus::CompletedWithSkips,
+            JobStatus::PausedSignInAgain,
+        ],
+        Duration::from_secs(600),
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(done.status, JobStatus::Synced, "{:?}", done.status_reason);
+    assert_eq!((done.skipped, done.failed), (0, 0));
+    kit.assert_exact("alice").await;
+    // The target accepted several different access tokens of the portal's, each checked
+    // by introspection: the copy went on across expiries.
+    let portal_tokens: BTreeSet<String> = kit
+        .provider
+        .introspections()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.active && i.client_id.as_deref() == Some("mailferry"))
+        .filter_map(|i| i.token_id)
+        .collect();
+    let logins = kit.new.log_text().matches("Login: user=<alice>").count();
+    println!(
+        "copy of {} messages with 15 s tokens took {took:?}: {} distinct access tokens, {logins} logins on the target",
+        seeded.total_messages(),
+        portal_tokens.len()
+    );
+    let expected = (took.as_secs() / 15) as usize;
+    assert!(
+        portal_tokens.len() >= expected.max(2),
+        "{} tokens in {took:?}",
+        portal_tokens.len()
+    );
+}
+
+/// Consent withdrawn while the copy runs: the job pauses saying why, the user signs in
+/// again, and the job resumes from its UID map and completes exactly.
+#[tokio::test]
+async fn consent_revoked_mid_job_pauses_until_the_user_signs_in_again() {
+    let kit = kit(Options {
+        source: Login::Password,
+        ttl: Duration::from_secs(8),
+        ..Options::default()
+    })
+    .await;
+    seed_mailbox(
+        &kit.account(&kit.old, "alice").await,
+        &SeedSpec::new(14, 2500),
+    )
+    .await
+    .unwrap();
+    let agent = Agent::new();
+    let api = Api::with_client(&kit.portal.url(""), agent.http.clone());
+    agent
+        .sign_in(&kit.start_url("target", false), "alice", ALICE_PW, true)
+        .await
+        .unwrap();
+    let mut request = empty_sign_in();
+    request.source_user = "alice".into();
+    request.source_password = "alice-imap-pw".into();
+    let result: SignInResult = api.post_json("/api/session", &request).await.unwrap();
+    assert!(result.job_id.is_some(), "{result:?}");
+    api.post("/api/my/job/start", &()).await.unwrap();
+    wait_for_status(&api, &[JobStatus::Copying], Duration::from_secs(60)).await;
+    kit.provider.revoke_account("alice").await.unwrap();
+    let paused = wait_for_status(
+        &api,
+        &[
+            JobStatus::PausedSignInAgain,
+            JobStatus::Synced,
+            JobStatus::Failed,
+        ],
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(
+        paused.status,
+        JobStatus::PausedSignInAgain,
+        "{:?}",
+        paused.status_reason
+    );
+    let reason = paused.status_reason.clone().unwrap_or_default();
+    assert!(reason.contains("sign in again with Kit ID"), "{reason}");
+    // New consent as alice: the job resumes by itself.
+    let landing = agent
+        .sign_in(&kit.start_url("target", true), "alice", ALICE_PW, true)
+        .await
+        .unwrap();
+    assert!(landing.url.ends_with("/migration"), "{landing:?}");
+    let status: OAuthStatus = api.get_json("/api/oauth/status").await.unwrap();
+    assert!(status.notice.as_ref().is_some_and(|n| n.ok), "{status:?}");
+    let done = wait_for_status(
+        &api,
+        &[
+            JobStatus::Synced,
+            JobStatus::Failed,
+            JobStatus::CompletedWithSkips,
+        ],
+        Duration::from_secs(300),
+    )
+    .await;
+    assert_eq!(done.status, JobStatus::Synced, "{:?}", done.status_reason);
+    kit.assert_exact("alice").await;
+}
+
+/// App mode: the organisation's service account acts for every mailbox; the admin
+/// imports users from a CSV without any password, and the jobs run to completion.
+#[tokio::test]
+async fn a_csv_import_on_an_app_mode_route_runs_its_jobs() {
+    let kit = kit(Options {
+        source: Login::Password,
+        target: Login::App,
+        target_user: Some("same"),
+        ..Options::default()
+    })
+    .await;
+    for (i, user) in ["alice", "bob"].iter().enumerate() {
+        seed_mailbox(
+            &kit.account(&kit.old, user).await,
+            &SeedSpec::new(20 + i as u64, 25),
+        )
+        .await
+        .unwrap();
+    }
+    kit.portal
+        .add_staff("ada", "admin-password-1", "admin")
+        .unwrap();
+    let admin = Api::new(&kit.portal.url(""));
+    admin
+        .staff_sign_in("ada", "admin-password-1")
+        .await
+        .unwrap();
+    let csv = "source_user,source_password\nalice,alice-imap-pw\nbob,bob-imap-pw\n";
+    let result: ImportResult = admin
+        .post_json(
+            "/api/admin/import",
+            &ImportRequest {
+                csv: csv.into(),
+                import_valid_rows: false,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        result.preview.errors.is_empty(),
+        "{:#?}",
+        result.preview.errors
+    );
+    let batch = result.batch.expect("a batch");
+    let started = Instant::now();
+    loop {
+        let view: BatchView = admin
+            .get_json(&format!("/api/admin/batches/{}", batch.id))
+            .await
+            .unwrap();
+        let settled: u64 = view
+            .by_status
+            .iter()
+            .filter(|c| c.status.is_settled())
+            .map(|c| c.jobs)
+            .sum();
+        if settled == 2 {
+            assert_eq!(
+                view.by_status
+                    .iter()
+                    .map(|c| (c.status, c.jobs))
+                    .collect::<Vec<_>>(),
+                [(JobStatus::Synced, 2)],
+                "{view:?}\n{}",
+                kit.portal.log_text()
+            );
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(180), "{view:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    kit.assert_exact("alice").await;
+    kit.assert_exact("bob").await;
+    // The portal's tokens came from the service account's assertions, one per user.
+    let introspected: BTreeSet<Option<String>> = kit
+        .provider
+        .introspections()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.active && i.client_id.as_deref() == Some(KIT_SA))
+        .map(|i| i.sub)
+        .collect();
+    assert!(
+        introspected.contains(&Some("alice".into())) && introspected.contains(&Some("bob".into()))
+    );
+}
