@@ -39,6 +39,9 @@ pub struct Faults {
     /// APPENDs of messages larger than this are refused with `NO [LIMIT]`. Also hides
     /// LITERAL+ and MULTIAPPEND so that every message is announced before it is sent.
     pub append_max_size: Option<usize>,
+    /// A pause after each command is passed on: a slow server, so that a copy of a few
+    /// thousand messages lasts long enough for what a test wants to happen meanwhile.
+    pub command_delay: Option<Duration>,
 }
 
 /// Counters, for tests to check the faults really happened.
@@ -275,6 +278,9 @@ async fn relay(
                 }
             }
             server_write.flush().await?;
+            if let Some(delay) = faults.command_delay {
+                tokio::time::sleep(delay).await;
+            }
             let n = stats.commands.fetch_add(1, Ordering::SeqCst) + 1;
             if let Some(every) = faults.drop_every {
                 let harmless = verb.first().is_some_and(|v| v == "LOGOUT");
