@@ -19,6 +19,7 @@ pub mod imap_client;
 pub mod login_log;
 pub mod memory;
 pub mod oauth_agent;
+pub mod oauth_portal;
 pub mod oidc;
 pub mod proxy;
 pub mod seed;
