@@ -605,4 +605,44 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("{user}"), "{err}");
     }
+
+    #[test]
+    fn oauth_profiles_take_the_preset_host_and_need_their_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("s");
+        std::fs::write(&secret, "shh").unwrap();
+        let routes = parse(&format!(
+            "[servers.old]\nhost='old.example'\n\
+             [servers.m365]\nauth='oauth2'\n[servers.m365.oauth]\nprovider='microsoft'\ntenant='t-1'\n\
+             client_id='app'\nclient_secret_file='{}'\n\
+             [routes.r]\nsource='old'\ntarget='m365'\n",
+            secret.display()
+        ))
+        .unwrap();
+        assert_eq!(
+            routes.account_key("r", AccountSide::Target, "ann@contoso.example"),
+            Some("ann@contoso.example@outlook.office365.com:993".into())
+        );
+        let info = &routes.infos()[0];
+        assert_eq!(info.target_oauth.as_deref(), Some("Microsoft"));
+        assert_eq!(info.source_oauth, None);
+        // Without the user's tokens there is no way in; with them, a bearer login.
+        assert!(routes
+            .endpoint("r", AccountSide::Target, "ann", "", None)
+            .is_none());
+        let tokens = TokenHandle::new(crate::engine::StaticToken {
+            token: Password::new("t"),
+            label: "Microsoft".into(),
+        });
+        let endpoint = routes
+            .endpoint("r", AccountSide::Target, "ann", "", Some(tokens))
+            .unwrap();
+        assert!(matches!(endpoint.auth, Auth::OAuth2 { .. }));
+        assert_eq!(endpoint.user, "ann");
+        let err = parse(
+            "[servers.m365]\nauth='oauth2'\n[servers.old]\nhost='h'\n[routes.r]\nsource='old'\ntarget='m365'\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("oauth"), "{err}");
+    }
 }

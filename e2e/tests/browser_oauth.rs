@@ -19,7 +19,12 @@ async fn element(client: &Client, testid: &str) -> anyhow::Result<fantoccini::el
 
 /// On the provider's pages: logs in as `login` if asked, then allows the consent, and
 /// waits to be back on the portal.
-async fn at_the_provider(client: &Client, kit: &Kit, login: &str, password: &str) -> anyhow::Result<()> {
+async fn at_the_provider(
+    client: &Client,
+    kit: &Kit,
+    login: &str,
+    password: &str,
+) -> anyhow::Result<()> {
     let portal = kit.portal.url("");
     let started = Instant::now();
     loop {
@@ -62,14 +67,20 @@ async fn wait_for_status(client: &Client, wanted: &str, limit: Duration) -> anyh
 #[tokio::test]
 async fn both_mailboxes_signed_in_with_the_provider_in_chromium() {
     let kit = kit(Options::default()).await;
-    seed_mailbox(&kit.account(&kit.old, "alice").await, &SeedSpec::new(31, 50))
-        .await
-        .unwrap();
+    seed_mailbox(
+        &kit.account(&kit.old, "alice").await,
+        &SeedSpec::new(31, 50),
+    )
+    .await
+    .unwrap();
     with_browser(async |client| {
         client.goto(&kit.portal.url("/")).await?;
         wait_for_text(client, "[data-testid=server-status]", "Server ready").await?;
         // No user name or password fields on provider sides: only the button.
-        assert!(client.find(Locator::Css("[data-testid=source-user]")).await.is_err());
+        assert!(client
+            .find(Locator::Css("[data-testid=source-user]"))
+            .await
+            .is_err());
         let button = element(client, "source-oauth").await?;
         assert_eq!(button.text().await?, "Sign in with Kit ID");
         screenshot(client, "oauth-sign-in-page").await?;
@@ -100,13 +111,19 @@ async fn consent_withdrawn_mid_job_is_given_again_from_the_migration_page() {
         ..Options::default()
     })
     .await;
-    seed_mailbox(&kit.account(&kit.old, "alice").await, &SeedSpec::new(32, 2000))
-        .await
-        .unwrap();
+    seed_mailbox(
+        &kit.account(&kit.old, "alice").await,
+        &SeedSpec::new(32, 2000),
+    )
+    .await
+    .unwrap();
     with_browser(async |client| {
         client.goto(&kit.portal.url("/")).await?;
         wait_for_text(client, "[data-testid=server-status]", "Server ready").await?;
-        element(client, "source-user").await?.send_keys("alice").await?;
+        element(client, "source-user")
+            .await?
+            .send_keys("alice")
+            .await?;
         element(client, "source-password")
             .await?
             .send_keys("alice-imap-pw")

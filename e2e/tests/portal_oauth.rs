@@ -7,12 +7,14 @@ use mailferry_e2e::api::Api;
 use mailferry_e2e::compare::snapshot;
 use mailferry_e2e::oauth_agent::Agent;
 use mailferry_e2e::oauth_portal::{kit, Login, Options, ALICE_PW, BOB_PW};
+use mailferry_e2e::portal::Portal;
 use mailferry_e2e::seed::{seed_mailbox, SeedSpec};
 use mailferry_shared::{
     BatchView, ImportRequest, ImportResult, JobStatus, JobView, Me, OAuthStatus, SignInRequest,
     SignInResult,
 };
 use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 async fn wait_for_status(api: &Api, wanted: &[JobStatus], limit: Duration) -> JobView {
@@ -64,10 +66,16 @@ async fn both_sides_signed_in_with_the_provider_copy_exactly_and_no_token_leaks(
     );
 
     for side in ["source", "target"] {
+        let started = Instant::now();
         let landing = agent
             .sign_in(&kit.start_url(side, false), "alice", ALICE_PW, true)
             .await
             .unwrap();
+        // Provider pages, code exchange, ID token check and the IMAP login with the token.
+        println!(
+            "sign-in with the provider ({side}): {:?}",
+            started.elapsed()
+        );
         assert!(landing.url.contains("/?route=default"), "{landing:?}");
         let status: OAuthStatus = api.get_json("/api/oauth/status").await.unwrap();
         let notice = status.notice.expect("the outcome is reported");
@@ -483,4 +491,40 @@ async fn a_csv_import_on_an_app_mode_route_runs_its_jobs() {
     assert!(
         introspected.contains(&Some("alice".into())) && introspected.contains(&Some("bob".into()))
     );
+}
+
+/// A wrong client secret or issuer stops the portal at start, naming the profile.
+#[tokio::test]
+async fn a_wrong_client_secret_or_issuer_is_named_at_start() {
+    let kit = kit(Options::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("wrong.secret");
+    std::fs::write(&secret, "not-the-secret").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let server = |issuer: &str| {
+        format!(
+            "[servers.old]\nhost = \"localhost\"\nport = {}\n\
+             [servers.m365]\nhost = \"localhost\"\nport = {}\nauth = \"oauth2\"\n\
+             [servers.m365.oauth]\nissuer = \"{issuer}\"\nclient_id = \"mailferry\"\nclient_secret_file = \"{}\"\n\
+             [routes.default]\nsource = \"old\"\ntarget = \"m365\"\n",
+            kit.old.imaps_port(),
+            kit.new.imaps_port(),
+            secret.display()
+        )
+    };
+    let err = Portal::start_with_config(&server(&kit.provider.issuer()))
+        .await
+        .err()
+        .expect("a wrong secret stops the start");
+    let text = format!("{err:#}");
+    assert!(text.contains("server m365"), "{text}");
+    assert!(text.contains("client id or secret"), "{text}");
+    let err =
+        Portal::start_with_config(&server(&format!("{}/not-an-issuer", kit.provider.issuer())))
+            .await
+            .err()
+            .expect("a wrong issuer stops the start");
+    let text = format!("{err:#}");
+    assert!(text.contains("server m365"), "{text}");
+    assert!(text.contains("not an OpenID Connect issuer"), "{text}");
 }

@@ -330,10 +330,10 @@ fn SidePanel(
     // A changed field makes the last answer stale.
     let edited = move || form.note.set(None);
     view! {
-        <fieldset class=move || match form.note.get() {
-            Some(Note { ok: true, .. }) => "side ok",
-            Some(Note { ok: false, .. }) => "side bad",
-            None => "side",
+        <fieldset class=move || match (form.note.get(), signed_in.get()) {
+            (Some(Note { ok: false, .. }), _) => "side bad",
+            (Some(Note { ok: true, .. }), _) | (None, Some(_)) => "side ok",
+            (None, None) => "side",
         }>
             <legend>{title}</legend>
             <p class="server muted small">"Server: " {move || server.get()}</p>
