@@ -97,13 +97,20 @@ impl AppTokens {
             sign_assertion(provider, &self.user, &token_uri)
                 .map_err(|e| provider.misconfigured(e))?,
         );
+        let scope = provider.settings.app_scopes.join(" ");
+        let mut form = vec![
+            ("grant_type", JWT_BEARER),
+            ("assertion", assertion.as_str()),
+        ];
+        // Google reads the scopes from the assertion; RFC 7523 providers (Keycloak,
+        // oidc-provider) from the request's `scope` parameter, as RFC 6749 has it.
+        if provider.settings.preset != Some(super::Preset::Google) && !scope.is_empty() {
+            form.push(("scope", scope.as_str()));
+        }
         let response = provider
             .http()
             .post(&token_uri)
-            .form(&[
-                ("grant_type", JWT_BEARER),
-                ("assertion", assertion.as_str()),
-            ])
+            .form(&form)
             .send()
             .await
             .map_err(|e| ProviderError::Unreachable {
