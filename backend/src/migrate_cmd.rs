@@ -5,7 +5,7 @@ use crate::cli::{MigrateArgs, ServeArgs};
 use crate::config::Config;
 use crate::db::{redact_url, Database};
 use crate::engine::{
-    self, Auth, EngineError, Endpoint, Event, Events, FolderRules, Password, Report, Security,
+    self, Auth, Endpoint, EngineError, Event, Events, FolderRules, Password, Report, Security,
     Settings, Side, StaticToken, TokenHandle,
 };
 use crate::oauth::{AuthKind, Provider};
@@ -197,12 +197,16 @@ fn read_token(side: Side, path: &Path) -> Result<Password, String> {
             path.display()
         ));
     }
-    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-        format!("{side}: cannot read the token file {}: {e}", path.display())
-    })?);
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("{side}: cannot read the token file {}: {e}", path.display()))?,
+    );
     let token = text.trim();
     if token.is_empty() {
-        return Err(format!("{side}: the token file {} is empty", path.display()));
+        return Err(format!(
+            "{side}: the token file {} is empty",
+            path.display()
+        ));
     }
     if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!(
@@ -373,9 +377,10 @@ fn profile_side(
         }
         (None, AuthKind::OAuth2) => {
             return Err(format!(
-                "{side}: server profile {name} has auth = \"oauth2\": each user signs in with \
-                 {label} in the browser, which the command line cannot do. Use the portal, or \
-                 get an access token for {user} elsewhere and pass it with {} FILE",
+                "{side}: server profile {name} has auth = \"oauth2\": the portal gets each \
+                 user's tokens by a sign-in in the browser, which the command line cannot do. \
+                 Use the portal, or get an access token for {user} elsewhere and pass it with \
+                 {} FILE",
                 sa.flag("oauth2-token-file")
             ))
         }
@@ -423,13 +428,19 @@ async fn check_provider(plan: &SidePlan) -> Result<(), String> {
         return Ok(());
     };
     let side = plan.endpoint.side;
-    provider.check().await.map_err(|e| {
-        format!("{side}: server profile {name}: {e} (see [servers.{name}.oauth] in the config file)")
-    })?;
+    // The provider's words name the server profile already.
+    provider
+        .check()
+        .await
+        .map_err(|e| format!("{side}: {e} (see [servers.{name}.oauth] in the config file)"))?;
     if let Auth::OAuth2 { tokens } = &plan.endpoint.auth {
         tokens.token(false).await.map_err(|e| {
+            let words = e.to_string();
+            let words = words
+                .strip_prefix(&format!("server {name}: "))
+                .unwrap_or(&words);
             format!(
-                "{side}: server profile {name}: the app got no access token for {}: {e}",
+                "{side}: server profile {name} got no access token for {}: {words}",
                 plan.endpoint.user
             )
         })?;
@@ -694,6 +705,164 @@ async fn progress_task(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, show
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn private(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    }
+
+    fn migrate_args(words: &[&str]) -> MigrateArgs {
+        use clap::Parser;
+        let mut all = vec!["mailferry", "migrate"];
+        all.extend_from_slice(words);
+        match crate::cli::Cli::try_parse_from(all).unwrap().command {
+            crate::cli::Command::Migrate(args) => *args,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_token_file_is_trimmed_and_must_be_private_and_one_word() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = private(dir.path(), "t", "  eyJ.abc-_~+/=\r\n");
+        assert_eq!(
+            read_token(Side::Target, &good).unwrap().expose(),
+            "eyJ.abc-_~+/="
+        );
+        std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = read_token(Side::Target, &good).unwrap_err();
+        assert!(err.contains("chmod 600") && err.contains("target"), "{err}");
+        assert!(!err.contains("eyJ"), "{err}");
+        let empty = private(dir.path(), "e", "\n");
+        assert!(read_token(Side::Source, &empty)
+            .unwrap_err()
+            .contains("empty"));
+        let two = private(dir.path(), "two", "Bearer eyJ\n");
+        assert!(read_token(Side::Source, &two)
+            .unwrap_err()
+            .contains("only the access token"));
+    }
+
+    #[test]
+    fn profiles_name_the_server_and_a_consent_profile_asks_for_a_token_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = private(dir.path(), "secret", "s3cret\n");
+        let config_file = private(
+            dir.path(),
+            "mailferry.toml",
+            &format!(
+                "[servers.old]\nhost = 'imap.old.example'\nport = 1993\n\
+                 [servers.m365]\nauth = 'oauth2'\n[servers.m365.oauth]\nprovider = 'microsoft'\n\
+                 tenant = 'tenant-guid'\nclient_id = 'app'\nclient_secret_file = '{}'\n",
+                secret.display()
+            ),
+        );
+        let config = Config::load(Some(&config_file), &ServeArgs::default()).unwrap();
+        let plan = |words: &[&str], side: Side| {
+            let args = migrate_args(words);
+            plan_side(&SideArgs::of(side, &args), &args, &config).map(|p| p.endpoint)
+        };
+        // A bare user name with a password profile: the profile's server, the user's password.
+        let pw = private(dir.path(), "pw", "pw\n");
+        let source = plan(
+            &[
+                "--from-profile",
+                "old",
+                "--from",
+                "alice",
+                "--from-password-file",
+                pw.to_str().unwrap(),
+                "--to",
+                "imaps://a@h",
+            ],
+            Side::Source,
+        )
+        .unwrap();
+        assert_eq!(
+            (source.host.as_str(), source.port, source.user.as_str()),
+            ("imap.old.example", 1993, "alice")
+        );
+        assert_eq!(source.auth, Auth::Login);
+        // A URL must name the profile's own server.
+        let err = plan(
+            &[
+                "--from-profile",
+                "old",
+                "--from",
+                "imaps://alice@elsewhere:993",
+                "--from-password-file",
+                pw.to_str().unwrap(),
+                "--to",
+                "x",
+            ],
+            Side::Source,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("server profile old is imap.old.example:1993"),
+            "{err}"
+        );
+        // User consent cannot happen here: the token file is the way.
+        let err = plan(
+            &[
+                "--from",
+                "imaps://a@h",
+                "--to-profile",
+                "m365",
+                "--to",
+                "bo@example.org",
+            ],
+            Side::Target,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("m365") && err.contains("--to-oauth2-token-file"),
+            "{err}"
+        );
+        // With a token file the preset's host is used and the token logs in.
+        let token = private(dir.path(), "token", "tok\n");
+        let target = plan(
+            &[
+                "--from",
+                "imaps://a@h",
+                "--to-profile",
+                "m365",
+                "--to",
+                "bo@example.org",
+                "--to-oauth2-token-file",
+                token.to_str().unwrap(),
+            ],
+            Side::Target,
+        )
+        .unwrap();
+        assert_eq!(
+            (target.host.as_str(), target.port, target.user.as_str()),
+            ("outlook.office365.com", 993, "bo@example.org")
+        );
+        assert!(matches!(target.auth, Auth::OAuth2 { .. }));
+        let err = plan(
+            &[
+                "--from",
+                "imaps://a@h",
+                "--to-profile",
+                "nope",
+                "--to",
+                "bo",
+            ],
+            Side::Target,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("no server profile nope") && err.contains("m365, old"),
+            "{err}"
+        );
+        // Without a profile, --to must be a URL.
+        let err = plan(&["--from", "imaps://a@h", "--to", "bo"], Side::Target).unwrap_err();
+        assert!(err.contains("--to-profile"), "{err}");
+    }
 
     #[test]
     fn account_urls_parse_with_defaults_and_escapes() {
