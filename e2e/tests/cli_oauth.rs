@@ -253,22 +253,7 @@ async fn app_profile_target_gets_every_message_byte_exact_and_a_rerun_copies_not
     .unwrap()
     .total_messages() as u64;
     let config = kit.config("mailferry.toml", "oauth2_app", &kit.provider.issuer(), "");
-    let ca = kit.plain.ca_pem_path().to_owned();
-    let plain_url = kit.plain_url();
-    let run = kit
-        .migrate(&[
-            "--config",
-            path(&config),
-            "--from",
-            &plain_url,
-            "--ca-file",
-            path(&ca),
-            "--to-profile",
-            PROFILE,
-            "--to",
-            USER,
-        ])
-        .await;
+    let run = into_profile(&kit, &config, USER).await;
     assert_eq!(run.assert_complete(), (seeded, 0));
     same_mail(&kit.plain_snapshot().await, &kit.bearer_snapshot().await);
 
@@ -285,39 +270,13 @@ async fn app_profile_target_gets_every_message_byte_exact_and_a_rerun_copies_not
     // Again, the mailbox named by URL this time (the profile's own host and port):
     // the same job, nothing copied twice.
     let bearer_url = kit.bearer_url();
-    let run = kit
-        .migrate(&[
-            "--config",
-            path(&config),
-            "--from",
-            &plain_url,
-            "--ca-file",
-            path(&ca),
-            "--to-profile",
-            PROFILE,
-            "--to",
-            &bearer_url,
-        ])
-        .await;
+    let run = into_profile(&kit, &config, &bearer_url).await;
     assert_eq!(run.assert_complete(), (0, seeded));
     same_mail(&kit.plain_snapshot().await, &kit.bearer_snapshot().await);
 
     // A URL naming another server than the profile's is refused.
     let elsewhere = format!("imaps://{USER}@localhost:{}", kit.plain.imaps_port());
-    let run = kit
-        .migrate(&[
-            "--config",
-            path(&config),
-            "--from",
-            &plain_url,
-            "--ca-file",
-            path(&ca),
-            "--to-profile",
-            PROFILE,
-            "--to",
-            &elsewhere,
-        ])
-        .await;
+    let run = into_profile(&kit, &config, &elsewhere).await;
     assert_eq!(run.code, Some(2), "{}", run.output);
     assert!(run.error().contains(PROFILE), "{}", run.error());
 }
@@ -430,8 +389,9 @@ async fn a_token_file_logs_in_and_a_refused_or_loose_one_is_a_clear_error() {
     assert!(!run.output.contains(&token), "the token was printed");
 }
 
-/// Copies the plain server's alice into profile `workspace` of `config`.
-async fn into_profile(kit: &Kit, config: PathBuf) -> Run {
+/// Copies the plain server's alice into profile `workspace` of `config`, the mailbox
+/// named there by `to`.
+async fn into_profile(kit: &Kit, config: &Path, to: &str) -> Run {
     let ca = kit.plain.ca_pem_path().to_owned();
     let plain_url = kit.plain_url();
     kit.migrate(&[
@@ -444,7 +404,7 @@ async fn into_profile(kit: &Kit, config: PathBuf) -> Run {
         "--to-profile",
         PROFILE,
         "--to",
-        USER,
+        to,
     ])
     .await
 }
@@ -454,7 +414,12 @@ async fn a_wrong_provider_setting_is_reported_naming_the_profile_before_any_copy
     let kit = Kit::start().await;
     // Nothing listens at the issuer.
     let nowhere = format!("http://127.0.0.1:{}", free_port());
-    let run = into_profile(&kit, kit.config("nowhere.toml", "oauth2_app", &nowhere, "")).await;
+    let run = into_profile(
+        &kit,
+        &kit.config("nowhere.toml", "oauth2_app", &nowhere, ""),
+        USER,
+    )
+    .await;
     assert_eq!(run.code, Some(2), "{}", run.output);
     let error = run.error();
     assert!(
@@ -464,7 +429,12 @@ async fn a_wrong_provider_setting_is_reported_naming_the_profile_before_any_copy
 
     // The provider's address with a wrong path: not an issuer.
     let wrong_path = format!("{}/tenant-that-is-not-there", kit.provider.issuer());
-    let run = into_profile(&kit, kit.config("path.toml", "oauth2_app", &wrong_path, "")).await;
+    let run = into_profile(
+        &kit,
+        &kit.config("path.toml", "oauth2_app", &wrong_path, ""),
+        USER,
+    )
+    .await;
     assert_eq!(run.code, Some(2), "{}", run.output);
     let error = run.error();
     assert!(
@@ -482,7 +452,7 @@ async fn a_wrong_provider_setting_is_reported_naming_the_profile_before_any_copy
         &other_key.private_key_pem,
         "",
     );
-    let run = into_profile(&kit, config).await;
+    let run = into_profile(&kit, &config, USER).await;
     assert_eq!(run.code, Some(2), "{}", run.output);
     let error = run.error();
     assert!(
@@ -498,7 +468,7 @@ async fn a_wrong_provider_setting_is_reported_naming_the_profile_before_any_copy
         &kit.provider.issuer(),
         &format!("client_secret_file = \"{}\"\n", secret.display()),
     );
-    let run = into_profile(&kit, consent).await;
+    let run = into_profile(&kit, &consent, USER).await;
     assert_eq!(run.code, Some(2), "{}", run.output);
     let error = run.error();
     assert!(
