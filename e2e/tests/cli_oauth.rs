@@ -396,7 +396,7 @@ async fn into_profile(kit: &Kit, config: &Path, to: &str) -> Run {
     let plain_url = kit.plain_url();
     kit.migrate(&[
         "--config",
-        path(&config),
+        path(config),
         "--from",
         &plain_url,
         "--ca-file",
