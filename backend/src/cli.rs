@@ -17,7 +17,8 @@ Settings are taken, strongest first, from command-line options, MAILFERRY_* envi
 variables, the TOML config file, and built-in defaults."
 )]
 pub struct Cli {
-    /// TOML config file with any of the `serve` settings (listen, data_dir, database_url, static_dir).
+    /// TOML config file with any of the `serve` settings (listen, data_dir, database_url,
+    /// static_dir, servers, routes); `migrate --from-profile/--to-profile` reads its servers.
     #[arg(long, global = true, env = "MAILFERRY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -35,7 +36,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Copy one mailbox from a source IMAP server to a target IMAP server (re-runs copy only
     /// what is new). Passwords come from MAILFERRY_FROM_PASSWORD / MAILFERRY_TO_PASSWORD or
-    /// the password-file options. Exit status: 0 all copied, 3 some messages skipped or
+    /// the password-file options; OAuth 2.0 from a server profile of the config file
+    /// (--from-profile / --to-profile) or a token file. Exit status: 0 all copied, 3 some messages skipped or
     /// failed, other non-zero on a fatal error.
     Migrate(Box<MigrateArgs>),
     /// Manage helpdesk and admin accounts of the portal.
@@ -114,12 +116,36 @@ pub struct StaffAddArgs {
 #[derive(Debug, Clone, Args)]
 pub struct MigrateArgs {
     /// Source account: `imaps://USER@HOST[:PORT]` (TLS) or `imap://USER@HOST[:PORT]` (STARTTLS).
-    #[arg(long, value_name = "URL")]
+    /// With --from-profile, just the mailbox's user name or address (a URL is accepted too
+    /// if it names the profile's host and port).
+    #[arg(long, value_name = "URL|USER")]
     pub from: String,
 
     /// Target account, same form as --from.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL|USER")]
     pub to: String,
+
+    /// Connect to the source as server profile NAME of the config file (`[servers.NAME]`,
+    /// the file `serve` uses, given with --config): host, port, TLS, CA and how to log in
+    /// come from there. `auth = "oauth2_app"` gets tokens for the mailbox by itself,
+    /// `master` uses the profile's master login, `password` takes the user's password as
+    /// usual; `oauth2` (user consent in a browser) needs --from-oauth2-token-file.
+    #[arg(long, value_name = "NAME")]
+    pub from_profile: Option<String>,
+
+    /// Connect to the target as server profile NAME, as --from-profile.
+    #[arg(long, value_name = "NAME")]
+    pub to_profile: Option<String>,
+
+    /// Log in to the source with the OAuth 2.0 access token in FILE (XOAUTH2 or
+    /// OAUTHBEARER), obtained elsewhere: for one-off runs. It is used as it is, never
+    /// refreshed, so it must outlast the copy. The file must be private (chmod 600).
+    #[arg(long, value_name = "FILE")]
+    pub from_oauth2_token_file: Option<PathBuf>,
+
+    /// Log in to the target with the access token in FILE, as --from-oauth2-token-file.
+    #[arg(long, value_name = "FILE")]
+    pub to_oauth2_token_file: Option<PathBuf>,
 
     /// File holding the source password (instead of MAILFERRY_FROM_PASSWORD).
     #[arg(long, value_name = "FILE")]

@@ -5,12 +5,16 @@ use crate::cli::{MigrateArgs, ServeArgs};
 use crate::config::Config;
 use crate::db::{redact_url, Database};
 use crate::engine::{
-    self, Auth, Endpoint, Event, Events, FolderRules, Password, Report, Security, Settings, Side,
+    self, Auth, Endpoint, EngineError, Event, Events, FolderRules, Password, Report, Security,
+    Settings, Side, StaticToken, TokenHandle,
 };
+use crate::oauth::{AuthKind, Provider};
+use mailferry_shared::AccountSide;
 use serde::Serialize;
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Exit status when the run completed but some messages were skipped or failed.
@@ -129,12 +133,136 @@ fn password(side: Side, file: Option<&Path>) -> Result<Password, String> {
     }
 }
 
-fn endpoint(side: Side, url: &str, args: &MigrateArgs) -> Result<Endpoint, String> {
-    let parsed = parse_account_url(url).map_err(|e| format!("{side}: {e}"))?;
-    let (file, auth_as) = match side {
-        Side::Source => (args.from_password_file.as_deref(), &args.from_auth_as),
-        Side::Target => (args.to_password_file.as_deref(), &args.to_auth_as),
-    };
+/// What the command line says about one side.
+struct SideArgs<'a> {
+    side: Side,
+    /// `--from` / `--to`: an account URL, or with a profile a user name.
+    account: &'a str,
+    profile: Option<&'a str>,
+    password_file: Option<&'a Path>,
+    auth_as: Option<&'a str>,
+    token_file: Option<&'a Path>,
+}
+
+impl<'a> SideArgs<'a> {
+    fn of(side: Side, args: &'a MigrateArgs) -> Self {
+        match side {
+            Side::Source => SideArgs {
+                side,
+                account: &args.from,
+                profile: args.from_profile.as_deref(),
+                password_file: args.from_password_file.as_deref(),
+                auth_as: args.from_auth_as.as_deref(),
+                token_file: args.from_oauth2_token_file.as_deref(),
+            },
+            Side::Target => SideArgs {
+                side,
+                account: &args.to,
+                profile: args.to_profile.as_deref(),
+                password_file: args.to_password_file.as_deref(),
+                auth_as: args.to_auth_as.as_deref(),
+                token_file: args.to_oauth2_token_file.as_deref(),
+            },
+        }
+    }
+
+    /// `--from-NAME` or `--to-NAME`, as the user types it.
+    fn flag(&self, name: &str) -> String {
+        match self.side {
+            Side::Source => format!("--from-{name}"),
+            Side::Target => format!("--to-{name}"),
+        }
+    }
+}
+
+/// How one side is reached, decided before any network step.
+struct SidePlan {
+    endpoint: Endpoint,
+    /// The server profile whose OAuth provider gets the tokens (app mode): checked, and
+    /// a first token fetched, before anything is copied.
+    provider: Option<(String, Arc<Provider>)>,
+    /// Where a fixed token came from (named when the server refuses it).
+    token_file: Option<PathBuf>,
+}
+
+/// Reads an access token from a private file: surrounding whitespace trimmed, nothing
+/// else allowed in it.
+fn read_token(side: Side, path: &Path) -> Result<Password, String> {
+    let loose = crate::startup::loose_mode(path).map_err(|e| format!("{side}: {e:#}"))?;
+    if let Some(mode) = loose {
+        return Err(format!(
+            "{side}: the token file {} can be read by other users (mode {mode:03o}); make it \
+             private with `chmod 600 {}` and try again",
+            path.display(),
+            path.display()
+        ));
+    }
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("{side}: cannot read the token file {}: {e}", path.display()))?,
+    );
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(format!(
+            "{side}: the token file {} is empty",
+            path.display()
+        ));
+    }
+    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "{side}: the token file {} holds more than one word: put only the access token in it",
+            path.display()
+        ));
+    }
+    Ok(Password::new(token))
+}
+
+fn static_token(token: Password, label: &str) -> TokenHandle {
+    TokenHandle::new(StaticToken {
+        token,
+        label: label.to_owned(),
+    })
+}
+
+fn plan_side(sa: &SideArgs<'_>, args: &MigrateArgs, config: &Config) -> Result<SidePlan, String> {
+    let side = sa.side;
+    if sa.token_file.is_some() && sa.password_file.is_some() {
+        return Err(format!(
+            "{side}: {} and {} exclude each other: log in with a token or a password",
+            sa.flag("oauth2-token-file"),
+            sa.flag("password-file")
+        ));
+    }
+    if sa.token_file.is_some() && sa.auth_as.is_some() {
+        return Err(format!(
+            "{side}: {} and {} exclude each other: a token is the mailbox owner's own",
+            sa.flag("oauth2-token-file"),
+            sa.flag("auth-as")
+        ));
+    }
+    let token = sa.token_file.map(|f| read_token(side, f)).transpose()?;
+    match sa.profile {
+        None => url_side(sa, args, token),
+        Some(name) => profile_side(sa, args, config, name, token),
+    }
+}
+
+/// A side given by its URL alone (no profile).
+fn url_side(
+    sa: &SideArgs<'_>,
+    args: &MigrateArgs,
+    token: Option<Password>,
+) -> Result<SidePlan, String> {
+    let side = sa.side;
+    if !sa.account.contains("://") {
+        return Err(format!(
+            "{side}: {:?} is not an account URL: write imaps://USER@HOST[:PORT], or name a \
+             server profile of the config file with {}",
+            sa.account,
+            sa.flag("profile")
+        ));
+    }
+    let parsed = parse_account_url(sa.account).map_err(|e| format!("{side}: {e}"))?;
     let security = if parsed.tls {
         Security::ImplicitTls
     } else if args.allow_plaintext {
@@ -142,22 +270,204 @@ fn endpoint(side: Side, url: &str, args: &MigrateArgs) -> Result<Endpoint, Strin
     } else {
         Security::StartTls
     };
-    Ok(Endpoint {
-        side,
-        host: parsed.host,
-        port: parsed.port,
-        security,
-        user: parsed.user,
-        password: password(side, file)?,
-        auth: match auth_as {
-            Some(owner) => Auth::Plain {
-                authzid: Some(owner.clone()),
+    let (password, auth) = match token {
+        Some(token) => (
+            Password::new(""),
+            Auth::OAuth2 {
+                tokens: static_token(token, "the token file"),
             },
-            None => Auth::Login,
+        ),
+        None => (
+            password(side, sa.password_file)?,
+            match sa.auth_as {
+                Some(owner) => Auth::Plain {
+                    authzid: Some(owner.to_owned()),
+                },
+                None => Auth::Login,
+            },
+        ),
+    };
+    Ok(SidePlan {
+        endpoint: Endpoint {
+            side,
+            host: parsed.host,
+            port: parsed.port,
+            security,
+            user: parsed.user,
+            password,
+            auth,
+            ca_file: args.ca_file.clone(),
+            timeout: Duration::from_secs(args.timeout.max(1)),
         },
-        ca_file: args.ca_file.clone(),
-        timeout: Duration::from_secs(args.timeout.max(1)),
+        provider: None,
+        token_file: sa.token_file.map(Path::to_path_buf),
     })
+}
+
+/// The mailbox named with a profile: a bare user name or address, or a URL (whose host
+/// and port must then be the profile's: the profile says where to connect).
+fn profile_user(sa: &SideArgs<'_>) -> Result<(String, Option<AccountUrl>), String> {
+    let side = sa.side;
+    if sa.account.contains("://") {
+        let url = parse_account_url(sa.account).map_err(|e| format!("{side}: {e}"))?;
+        return Ok((url.user.clone(), Some(url)));
+    }
+    let user = sa.account.trim();
+    if user.is_empty() || user.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "{side}: {:?} is not a user name or address",
+            sa.account
+        ));
+    }
+    Ok((user.to_owned(), None))
+}
+
+fn profile_side(
+    sa: &SideArgs<'_>,
+    args: &MigrateArgs,
+    config: &Config,
+    name: &str,
+    token: Option<Password>,
+) -> Result<SidePlan, String> {
+    let side = sa.side;
+    let routes = &config.routes;
+    let profile_flag = sa.flag("profile");
+    if config.config_file.is_none() {
+        return Err(format!(
+            "{side}: {profile_flag} {name} needs the config file that names [servers.{name}]: \
+             give it with --config FILE"
+        ));
+    }
+    let Some(profile) = routes.server(name) else {
+        let known = routes.server_names().collect::<Vec<_>>().join(", ");
+        return Err(format!(
+            "{side}: the config file has no server profile {name} (it has: {})",
+            if known.is_empty() { "none" } else { &known }
+        ));
+    };
+    if sa.auth_as.is_some() {
+        return Err(format!(
+            "{side}: {} does not go with {profile_flag}: the profile says how to log in \
+             (auth = \"master\" with its master_user)",
+            sa.flag("auth-as")
+        ));
+    }
+    let (user, url) = profile_user(sa)?;
+    let kind = profile.auth_kind();
+    let label = routes
+        .provider_of_server(name)
+        .map_or_else(|| "the token file".to_owned(), |p| p.label().to_owned());
+    let account_side = match side {
+        Side::Source => AccountSide::Source,
+        Side::Target => AccountSide::Target,
+    };
+    let mut provider = None;
+    let endpoint = match (token, kind) {
+        (Some(token), _) => {
+            // The token decides how to log in, whatever the profile's own way is.
+            let tokens = static_token(token, &label);
+            routes
+                .server_endpoint(name, account_side, &user, "", Some(tokens.clone()))
+                .map(|mut e| {
+                    e.user = user.clone();
+                    e.password = Password::new("");
+                    e.auth = Auth::OAuth2 { tokens };
+                    e
+                })
+        }
+        (None, AuthKind::OAuth2) => {
+            return Err(format!(
+                "{side}: server profile {name} has auth = \"oauth2\": the portal gets each \
+                 user's tokens by a sign-in in the browser, which the command line cannot do. \
+                 Use the portal, or get an access token for {user} elsewhere and pass it with \
+                 {} FILE",
+                sa.flag("oauth2-token-file")
+            ))
+        }
+        (None, AuthKind::OAuth2App) => {
+            provider = routes
+                .provider_of_server(name)
+                .map(|p| (name.to_owned(), p));
+            routes.server_endpoint(name, account_side, &user, "", None)
+        }
+        (None, AuthKind::Master) => routes.server_endpoint(name, account_side, &user, "", None),
+        (None, AuthKind::Password) => {
+            let secret = password(side, sa.password_file)?;
+            routes.server_endpoint(name, account_side, &user, secret.expose(), None)
+        }
+    };
+    let mut endpoint =
+        endpoint.ok_or_else(|| format!("{side}: server profile {name} gives no way to log in"))?;
+    if let Some(url) = url {
+        if !url.host.eq_ignore_ascii_case(&endpoint.host) || url.port != endpoint.port {
+            return Err(format!(
+                "{side}: {} names {}:{}, but server profile {name} is {}:{}; give just the user \
+                 name with {profile_flag}",
+                sa.account, url.host, url.port, endpoint.host, endpoint.port
+            ));
+        }
+    }
+    if profile.timeout_seconds.is_none() {
+        endpoint.timeout = Duration::from_secs(args.timeout.max(1));
+    }
+    if endpoint.ca_file.is_none() {
+        endpoint.ca_file = args.ca_file.clone();
+    }
+    Ok(SidePlan {
+        endpoint,
+        provider,
+        token_file: sa.token_file.map(Path::to_path_buf),
+    })
+}
+
+/// Before anything is copied: the profile's provider answers and accepts the app, and
+/// gives a token for the mailbox (kept for the copy), so a wrong issuer, secret or key
+/// is reported with the profile named.
+async fn check_provider(plan: &SidePlan) -> Result<(), String> {
+    let Some((name, provider)) = &plan.provider else {
+        return Ok(());
+    };
+    let side = plan.endpoint.side;
+    // The provider's words name the server profile already.
+    provider
+        .check()
+        .await
+        .map_err(|e| format!("{side}: {e} (see [servers.{name}.oauth] in the config file)"))?;
+    if let Auth::OAuth2 { tokens } = &plan.endpoint.auth {
+        tokens.token(false).await.map_err(|e| {
+            let words = e.to_string();
+            let words = words
+                .strip_prefix(&format!("server {name}: "))
+                .unwrap_or(&words);
+            format!(
+                "{side}: server profile {name} got no access token for {}: {words}",
+                plan.endpoint.user
+            )
+        })?;
+        tracing::debug!(%side, server = %name, "app token ready");
+    }
+    Ok(())
+}
+
+/// An engine error in words, with advice when a token from a file was refused.
+fn explain_engine_error(err: &EngineError, plans: [&SidePlan; 2]) -> String {
+    if let EngineError::Login {
+        side, bearer: true, ..
+    } = err
+    {
+        if let Some(file) = plans
+            .iter()
+            .find(|p| p.endpoint.side == *side)
+            .and_then(|p| p.token_file.as_ref())
+        {
+            return format!(
+                "{err}. The server refused the access token from {}: it may have expired, be \
+                 for another user, or lack a scope the server needs; get a new one",
+                file.display()
+            );
+        }
+    }
+    err.to_string()
 }
 
 /// The JSON object printed last with `--json`.
@@ -213,20 +523,26 @@ async fn run_inner(
     args: &MigrateArgs,
     started: Instant,
 ) -> Result<ExitCode, String> {
-    let source = endpoint(Side::Source, &args.from, args)?;
-    let target = endpoint(Side::Target, &args.to, args)?;
     let serve_args = ServeArgs {
         database_url: args.db.clone(),
         data_dir: args.data_dir.clone(),
         ..ServeArgs::default()
     };
     let config = Config::load(config_file, &serve_args).map_err(|e| e.to_string())?;
+    if args.from_profile.is_some() || args.to_profile.is_some() {
+        // The same rule as `serve`: a config naming secrets must be private.
+        crate::startup::refuse_readable_secrets(&config).map_err(|e| format!("{e:#}"))?;
+    }
+    let source = plan_side(&SideArgs::of(Side::Source, args), args, &config)?;
+    let target = plan_side(&SideArgs::of(Side::Target, args), args, &config)?;
+    check_provider(&source).await?;
+    check_provider(&target).await?;
     let db = Database::open(&config.database_url)
         .await
         .map_err(|e| e.to_string())?;
     tracing::debug!(database = %redact_url(&config.database_url), "database ready");
 
-    let mut settings = Settings::new(source, target);
+    let mut settings = Settings::new(source.endpoint.clone(), target.endpoint.clone());
     settings.rules = FolderRules {
         map: FolderRules::parse_map(&args.map)?,
         include: args.include.clone(),
@@ -242,7 +558,7 @@ async fn run_inner(
     let progress = tokio::spawn(progress_task(rx, show_progress));
     let result = engine::run(&settings, db.pool(), Events::new(Some(tx))).await;
     let _ = progress.await;
-    let outcome = result.map_err(|e| e.to_string())?;
+    let outcome = result.map_err(|e| explain_engine_error(&e, [&source, &target]))?;
     let report = &outcome.report;
 
     if let Some(path) = &args.export_map {
@@ -389,6 +705,164 @@ async fn progress_task(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, show
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn private(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    }
+
+    fn migrate_args(words: &[&str]) -> MigrateArgs {
+        use clap::Parser;
+        let mut all = vec!["mailferry", "migrate"];
+        all.extend_from_slice(words);
+        match crate::cli::Cli::try_parse_from(all).unwrap().command {
+            crate::cli::Command::Migrate(args) => *args,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_token_file_is_trimmed_and_must_be_private_and_one_word() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = private(dir.path(), "t", "  eyJ.abc-_~+/=\r\n");
+        assert_eq!(
+            read_token(Side::Target, &good).unwrap().expose(),
+            "eyJ.abc-_~+/="
+        );
+        std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = read_token(Side::Target, &good).unwrap_err();
+        assert!(err.contains("chmod 600") && err.contains("target"), "{err}");
+        assert!(!err.contains("eyJ"), "{err}");
+        let empty = private(dir.path(), "e", "\n");
+        assert!(read_token(Side::Source, &empty)
+            .unwrap_err()
+            .contains("empty"));
+        let two = private(dir.path(), "two", "Bearer eyJ\n");
+        assert!(read_token(Side::Source, &two)
+            .unwrap_err()
+            .contains("only the access token"));
+    }
+
+    #[test]
+    fn profiles_name_the_server_and_a_consent_profile_asks_for_a_token_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = private(dir.path(), "secret", "s3cret\n");
+        let config_file = private(
+            dir.path(),
+            "mailferry.toml",
+            &format!(
+                "[servers.old]\nhost = 'imap.old.example'\nport = 1993\n\
+                 [servers.m365]\nauth = 'oauth2'\n[servers.m365.oauth]\nprovider = 'microsoft'\n\
+                 tenant = 'tenant-guid'\nclient_id = 'app'\nclient_secret_file = '{}'\n",
+                secret.display()
+            ),
+        );
+        let config = Config::load(Some(&config_file), &ServeArgs::default()).unwrap();
+        let plan = |words: &[&str], side: Side| {
+            let args = migrate_args(words);
+            plan_side(&SideArgs::of(side, &args), &args, &config).map(|p| p.endpoint)
+        };
+        // A bare user name with a password profile: the profile's server, the user's password.
+        let pw = private(dir.path(), "pw", "pw\n");
+        let source = plan(
+            &[
+                "--from-profile",
+                "old",
+                "--from",
+                "alice",
+                "--from-password-file",
+                pw.to_str().unwrap(),
+                "--to",
+                "imaps://a@h",
+            ],
+            Side::Source,
+        )
+        .unwrap();
+        assert_eq!(
+            (source.host.as_str(), source.port, source.user.as_str()),
+            ("imap.old.example", 1993, "alice")
+        );
+        assert_eq!(source.auth, Auth::Login);
+        // A URL must name the profile's own server.
+        let err = plan(
+            &[
+                "--from-profile",
+                "old",
+                "--from",
+                "imaps://alice@elsewhere:993",
+                "--from-password-file",
+                pw.to_str().unwrap(),
+                "--to",
+                "x",
+            ],
+            Side::Source,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("server profile old is imap.old.example:1993"),
+            "{err}"
+        );
+        // User consent cannot happen here: the token file is the way.
+        let err = plan(
+            &[
+                "--from",
+                "imaps://a@h",
+                "--to-profile",
+                "m365",
+                "--to",
+                "bo@example.org",
+            ],
+            Side::Target,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("m365") && err.contains("--to-oauth2-token-file"),
+            "{err}"
+        );
+        // With a token file the preset's host is used and the token logs in.
+        let token = private(dir.path(), "token", "tok\n");
+        let target = plan(
+            &[
+                "--from",
+                "imaps://a@h",
+                "--to-profile",
+                "m365",
+                "--to",
+                "bo@example.org",
+                "--to-oauth2-token-file",
+                token.to_str().unwrap(),
+            ],
+            Side::Target,
+        )
+        .unwrap();
+        assert_eq!(
+            (target.host.as_str(), target.port, target.user.as_str()),
+            ("outlook.office365.com", 993, "bo@example.org")
+        );
+        assert!(matches!(target.auth, Auth::OAuth2 { .. }));
+        let err = plan(
+            &[
+                "--from",
+                "imaps://a@h",
+                "--to-profile",
+                "nope",
+                "--to",
+                "bo",
+            ],
+            Side::Target,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("no server profile nope") && err.contains("m365, old"),
+            "{err}"
+        );
+        // Without a profile, --to must be a URL.
+        let err = plan(&["--from", "imaps://a@h", "--to", "bo"], Side::Target).unwrap_err();
+        assert!(err.contains("--to-profile"), "{err}");
+    }
 
     #[test]
     fn account_urls_parse_with_defaults_and_escapes() {

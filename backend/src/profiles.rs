@@ -423,7 +423,21 @@ impl Routes {
         password: &str,
         tokens: Option<TokenHandle>,
     ) -> Option<Endpoint> {
-        let (name, profile) = self.profile_for(route, side)?;
+        let (name, _) = self.profile_for(route, side)?;
+        self.server_endpoint(name, side, user, password, tokens)
+    }
+
+    /// As [`Routes::endpoint`], for server profile `server` by its name (the command
+    /// line's `--from-profile` / `--to-profile`, which name no route).
+    pub fn server_endpoint(
+        &self,
+        server: &str,
+        side: AccountSide,
+        user: &str,
+        password: &str,
+        tokens: Option<TokenHandle>,
+    ) -> Option<Endpoint> {
+        let (name, profile) = self.servers.get_key_value(server)?;
         match profile.auth_kind() {
             AuthKind::OAuth2 => {
                 let auth = Auth::OAuth2 { tokens: tokens? };

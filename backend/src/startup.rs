@@ -218,7 +218,7 @@ where
 
 /// Refuses to start when the config file or a master password file can be read by
 /// anyone but its owner: they hold passwords for every mailbox.
-fn refuse_readable_secrets(config: &Config) -> anyhow::Result<()> {
+pub(crate) fn refuse_readable_secrets(config: &Config) -> anyhow::Result<()> {
     let files = config.config_file.iter().chain(&config.secret_files);
     for path in files {
         if let Some(mode) = loose_mode(path)? {
@@ -234,7 +234,7 @@ fn refuse_readable_secrets(config: &Config) -> anyhow::Result<()> {
 }
 
 /// The file's permission bits when group or others have any access.
-fn loose_mode(path: &Path) -> anyhow::Result<Option<u32>> {
+pub(crate) fn loose_mode(path: &Path) -> anyhow::Result<Option<u32>> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

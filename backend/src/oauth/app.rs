@@ -7,6 +7,7 @@ use super::provider::{Provider, ProviderError};
 use super::tokens::{unix_now, TokenSet};
 use crate::engine::{AccessToken, Password, TokenError, TokenSource};
 use futures::future::BoxFuture;
+use openidconnect::core::CoreErrorResponseType;
 use serde::Serialize;
 use std::sync::Arc;
 use tokio::sync::Mutex;
@@ -97,13 +98,20 @@ impl AppTokens {
             sign_assertion(provider, &self.user, &token_uri)
                 .map_err(|e| provider.misconfigured(e))?,
         );
+        let scope = provider.settings.app_scopes.join(" ");
+        let mut form = vec![
+            ("grant_type", JWT_BEARER),
+            ("assertion", assertion.as_str()),
+        ];
+        // Google reads the scopes from the assertion; RFC 7523 providers (Keycloak,
+        // oidc-provider) from the request's `scope` parameter, as RFC 6749 has it.
+        if provider.settings.preset != Some(super::Preset::Google) && !scope.is_empty() {
+            form.push(("scope", scope.as_str()));
+        }
         let response = provider
             .http()
             .post(&token_uri)
-            .form(&[
-                ("grant_type", JWT_BEARER),
-                ("assertion", assertion.as_str()),
-            ])
+            .form(&form)
             .send()
             .await
             .map_err(|e| ProviderError::Unreachable {
@@ -120,10 +128,26 @@ impl AppTokens {
                 })?;
             return Ok(Provider::token_set(&parsed, None));
         }
-        match serde_json::from_slice::<
-            openidconnect::StandardErrorResponse<openidconnect::core::CoreErrorResponseType>,
-        >(&body)
+        match serde_json::from_slice::<openidconnect::StandardErrorResponse<CoreErrorResponseType>>(
+            &body,
+        )
         {
+            // In app mode no consent was given that could be withdrawn: a refused
+            // assertion means the key or the delegation is wrong.
+            Ok(error) if *error.error() == CoreErrorResponseType::InvalidGrant => {
+                Err(provider.misconfigured(format!(
+                    "{} refused the service account's assertion for {}{}: check that \
+                     private_key_file is the key of the service account and that the account \
+                     may act for this mailbox with the scopes {:?} (Google: domain-wide delegation)",
+                    provider.label(),
+                    self.user,
+                    error
+                        .error_description()
+                        .map(|d| format!(" ({d})"))
+                        .unwrap_or_default(),
+                    provider.settings.app_scopes,
+                )))
+            }
             Ok(error) => Err(provider.classify::<reqwest::Error>(
                 openidconnect::RequestTokenError::ServerResponse(error),
             )),
