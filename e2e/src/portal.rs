@@ -26,6 +26,17 @@ pub fn route_config(
     )
 }
 
+/// Writes `config` to a file that outlives restarts of the portal; returns its path.
+fn config_file(config: &str) -> anyhow::Result<String> {
+    let file = tempfile::Builder::new()
+        .prefix("mailferry-config-")
+        .suffix(".toml")
+        .tempfile()?;
+    std::fs::write(file.path(), config)?;
+    let (_, path) = file.keep()?;
+    Ok(path.display().to_string())
+}
+
 /// The repository's root folder.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -91,14 +102,7 @@ impl Portal {
         config: &str,
         mut env: Vec<(String, String)>,
     ) -> anyhow::Result<Portal> {
-        let file = tempfile::Builder::new()
-            .prefix("mailferry-config-")
-            .suffix(".toml")
-            .tempfile()?;
-        std::fs::write(file.path(), config)?;
-        // The file must outlive restarts: keep it with the portal's data directory.
-        let (_, path) = file.keep()?;
-        env.push(("MAILFERRY_CONFIG".into(), path.display().to_string()));
+        env.push(("MAILFERRY_CONFIG".into(), config_file(config)?));
         Self::start_with_env(env).await
     }
 
@@ -146,13 +150,7 @@ impl Portal {
     /// the portal's redirect URI, `http://127.0.0.1:PORT/api/oauth/callback`, before
     /// the portal starts and checks the provider).
     pub async fn start_with_config_on_port(config: &str, port: u16) -> anyhow::Result<Portal> {
-        let file = tempfile::Builder::new()
-            .prefix("mailferry-config-")
-            .suffix(".toml")
-            .tempfile()?;
-        std::fs::write(file.path(), config)?;
-        let (_, path) = file.keep()?;
-        let env = vec![("MAILFERRY_CONFIG".into(), path.display().to_string())];
+        let env = vec![("MAILFERRY_CONFIG".into(), config_file(config)?)];
         Self::start_on_port(port, env).await
     }
 

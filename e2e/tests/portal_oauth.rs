@@ -6,7 +6,7 @@
 use mailferry_e2e::api::Api;
 use mailferry_e2e::compare::snapshot;
 use mailferry_e2e::oauth_agent::Agent;
-use mailferry_e2e::oauth_portal::{kit, Login, Options, ALICE_PW, BOB_PW};
+use mailferry_e2e::oauth_portal::{kit, Kit, Login, Options, ALICE_PW, BOB_PW};
 use mailferry_e2e::portal::Portal;
 use mailferry_e2e::seed::{seed_mailbox, SeedSpec};
 use mailferry_shared::{
@@ -32,6 +32,45 @@ async fn wait_for_status(api: &Api, wanted: &[JobStatus], limit: Duration) -> Jo
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Waits until the job's run is over, however it ended.
+async fn run_to_end(api: &Api, limit: Duration) -> JobView {
+    let started = Instant::now();
+    loop {
+        let view: JobView = api.get_json("/api/my/job").await.unwrap();
+        if view.status.is_settled() {
+            return view;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "job still {:?} after {limit:?}",
+            view.status
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Alice signs in on a mixed route (her old password, her new mailbox through the
+/// provider) and starts her migration.
+async fn start_mixed(kit: &Kit, agent: &Agent, api: &Api) {
+    agent
+        .sign_in(&kit.start_url("target", false), "alice", ALICE_PW, true)
+        .await
+        .unwrap();
+    let result: SignInResult = api
+        .post_json("/api/session", &mixed_sign_in())
+        .await
+        .unwrap();
+    assert!(result.job_id.is_some(), "{result:?}");
+    api.post("/api/my/job/start", &()).await.unwrap();
+}
+
+fn mixed_sign_in() -> SignInRequest {
+    let mut request = empty_sign_in();
+    request.source_user = "alice".into();
+    request.source_password = "alice-imap-pw".into();
+    request
 }
 
 fn empty_sign_in() -> SignInRequest {
@@ -106,17 +145,7 @@ async fn both_sides_signed_in_with_the_provider_copy_exactly_and_no_token_leaks(
         other => panic!("not signed in as a user: {other:?}"),
     }
     api.post("/api/my/job/start", &()).await.unwrap();
-    let done = wait_for_status(
-        &api,
-        &[
-            JobStatus::Synced,
-            JobStatus::Failed,
-            JobStatus::CompletedWithSkips,
-            JobStatus::PausedSignInAgain,
-        ],
-        Duration::from_secs(120),
-    )
-    .await;
+    let done = run_to_end(&api, Duration::from_secs(120)).await;
     assert_eq!(done.status, JobStatus::Synced, "{:?}", done.status_reason);
     kit.assert_exact("alice").await;
     // Bob's mailbox on the new server was never touched.
@@ -248,16 +277,7 @@ async fn a_mixed_route_binds_the_provider_account_to_the_old_mailbox() {
     let result: SignInResult = api.post_json("/api/session", &request).await.unwrap();
     assert!(result.job_id.is_some(), "{result:?}");
     api.post("/api/my/job/start", &()).await.unwrap();
-    let done = wait_for_status(
-        &api,
-        &[
-            JobStatus::Synced,
-            JobStatus::Failed,
-            JobStatus::CompletedWithSkips,
-        ],
-        Duration::from_secs(120),
-    )
-    .await;
+    let done = run_to_end(&api, Duration::from_secs(120)).await;
     assert_eq!(done.status, JobStatus::Synced, "{:?}", done.status_reason);
     kit.assert_exact("alice").await;
 }
@@ -281,28 +301,9 @@ async fn tokens_expiring_every_fifteen_seconds_do_not_stop_a_long_copy() {
     .unwrap();
     let agent = Agent::new();
     let api = Api::with_client(&kit.portal.url(""), agent.http.clone());
-    agent
-        .sign_in(&kit.start_url("target", false), "alice", ALICE_PW, true)
-        .await
-        .unwrap();
-    let mut request = empty_sign_in();
-    request.source_user = "alice".into();
-    request.source_password = "alice-imap-pw".into();
-    let result: SignInResult = api.post_json("/api/session", &request).await.unwrap();
-    assert!(result.job_id.is_some(), "{result:?}");
     let started = Instant::now();
-    api.post("/api/my/job/start", &()).await.unwrap();
-    let done = wait_for_status(
-        &api,
-        &[
-            JobStatus::Synced,
-            JobStatus::Failed,
-            JobStatus::CompletedWithSkips,
-            JobStatus::PausedSignInAgain,
-        ],
-        Duration::from_secs(600),
-    )
-    .await;
+    start_mixed(&kit, &agent, &api).await;
+    let done = run_to_end(&api, Duration::from_secs(600)).await;
     let took = started.elapsed();
     assert_eq!(done.status, JobStatus::Synced, "{:?}", done.status_reason);
     assert_eq!((done.skipped, done.failed), (0, 0));
@@ -341,6 +342,8 @@ async fn consent_revoked_mid_job_pauses_until_the_user_signs_in_again() {
     let kit = kit(Options {
         source: Login::Password,
         ttl: Duration::from_secs(8),
+        // Slow enough that the copy outlives its first token.
+        slow_source: Some(Duration::from_millis(400)),
         ..Options::default()
     })
     .await;
@@ -352,16 +355,7 @@ async fn consent_revoked_mid_job_pauses_until_the_user_signs_in_again() {
     .unwrap();
     let agent = Agent::new();
     let api = Api::with_client(&kit.portal.url(""), agent.http.clone());
-    agent
-        .sign_in(&kit.start_url("target", false), "alice", ALICE_PW, true)
-        .await
-        .unwrap();
-    let mut request = empty_sign_in();
-    request.source_user = "alice".into();
-    request.source_password = "alice-imap-pw".into();
-    let result: SignInResult = api.post_json("/api/session", &request).await.unwrap();
-    assert!(result.job_id.is_some(), "{result:?}");
-    api.post("/api/my/job/start", &()).await.unwrap();
+    start_mixed(&kit, &agent, &api).await;
     wait_for_status(&api, &[JobStatus::Copying], Duration::from_secs(60)).await;
     kit.provider.revoke_account("alice").await.unwrap();
     let paused = wait_for_status(
@@ -390,16 +384,7 @@ async fn consent_revoked_mid_job_pauses_until_the_user_signs_in_again() {
     assert!(landing.url.ends_with("/migration"), "{landing:?}");
     let status: OAuthStatus = api.get_json("/api/oauth/status").await.unwrap();
     assert!(status.notice.as_ref().is_some_and(|n| n.ok), "{status:?}");
-    let done = wait_for_status(
-        &api,
-        &[
-            JobStatus::Synced,
-            JobStatus::Failed,
-            JobStatus::CompletedWithSkips,
-        ],
-        Duration::from_secs(300),
-    )
-    .await;
+    let done = run_to_end(&api, Duration::from_secs(300)).await;
     assert_eq!(done.status, JobStatus::Synced, "{:?}", done.status_reason);
     kit.assert_exact("alice").await;
 }
