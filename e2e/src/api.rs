@@ -175,6 +175,46 @@ impl Api {
     }
 
     /// Signs in as staff; fails unless the portal says the session is a staff one.
+    /// An admin's CSV import (`import_valid_rows: false`): the import's answer.
+    pub async fn import_csv(&self, csv: &str) -> anyhow::Result<mailferry_shared::ImportResult> {
+        self.post_json(
+            "/api/admin/import",
+            &mailferry_shared::ImportRequest {
+                csv: csv.to_owned(),
+                import_valid_rows: false,
+            },
+        )
+        .await
+    }
+
+    /// Waits until all `jobs` of batch `id` are settled (or `limit` passes: an error
+    /// with the batch as it stands); returns the batch.
+    pub async fn wait_for_batch(
+        &self,
+        id: &str,
+        jobs: u64,
+        limit: std::time::Duration,
+    ) -> anyhow::Result<mailferry_shared::BatchView> {
+        let started = std::time::Instant::now();
+        loop {
+            let view: mailferry_shared::BatchView =
+                self.get_json(&format!("/api/admin/batches/{id}")).await?;
+            let settled: u64 = view
+                .by_status
+                .iter()
+                .filter(|c| c.status.is_settled())
+                .map(|c| c.jobs)
+                .sum();
+            if settled == jobs {
+                return Ok(view);
+            }
+            if started.elapsed() > limit {
+                bail!("batch {id} not settled after {limit:?}: {view:?}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+
     pub async fn staff_sign_in(&self, username: &str, password: &str) -> anyhow::Result<()> {
         let me: mailferry_shared::Me = self
             .post_json(

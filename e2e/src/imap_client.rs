@@ -242,23 +242,7 @@ impl ImapConnection {
         raw.extend_from_slice(authcid.as_bytes());
         raw.push(0);
         raw.extend_from_slice(password.as_bytes());
-        let b64 = base64_encode(&raw);
-        let tag = self.tag();
-        if self.has_capability("SASL-IR") {
-            self.write_all(format!("{tag} AUTHENTICATE PLAIN {b64}\r\n").as_bytes())
-                .await?;
-        } else {
-            self.write_all(format!("{tag} AUTHENTICATE PLAIN\r\n").as_bytes())
-                .await?;
-            let cont = self.read_response().await?;
-            if !cont.starts_with(b"+") {
-                bail!(
-                    "expected a continuation, got {}",
-                    String::from_utf8_lossy(&cont)
-                );
-            }
-            self.write_all(format!("{b64}\r\n").as_bytes()).await?;
-        }
+        let tag = self.start_authenticate("PLAIN", &raw).await?;
         self.read_until_tagged(&tag)
             .await?
             .ok("AUTHENTICATE PLAIN")?;
@@ -290,7 +274,9 @@ impl ImapConnection {
             .await
     }
 
-    async fn authenticate_bearer(&mut self, mech: &str, raw: &[u8], abort: &str) -> Result<()> {
+    /// Sends `AUTHENTICATE MECH` with its initial response: on the same line with
+    /// SASL-IR, else after the server's `+`. Returns the command's tag.
+    async fn start_authenticate(&mut self, mech: &str, raw: &[u8]) -> Result<String> {
         let b64 = base64_encode(raw);
         let tag = self.tag();
         if self.has_capability("SASL-IR") {
@@ -308,6 +294,11 @@ impl ImapConnection {
             }
             self.write_all(format!("{b64}\r\n").as_bytes()).await?;
         }
+        Ok(tag)
+    }
+
+    async fn authenticate_bearer(&mut self, mech: &str, raw: &[u8], abort: &str) -> Result<()> {
+        let tag = self.start_authenticate(mech, raw).await?;
         let mut server_error = None;
         loop {
             let line = self.read_response().await?;

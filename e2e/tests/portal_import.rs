@@ -4,8 +4,8 @@
 use mailferry_e2e::api::{contains_secret, Api};
 use mailferry_e2e::dovecot::{Dovecot, DovecotOptions};
 use mailferry_e2e::portal::{route_config, Portal};
-use mailferry_shared::{BatchView, ImportPreview, ImportRequest, ImportResult, JobPage, JobStatus};
-use std::time::{Duration, Instant};
+use mailferry_shared::{ImportPreview, ImportRequest, ImportResult, JobPage, JobStatus};
+use std::time::Duration;
 
 const ADMIN_PW: &str = "admin-password-1";
 
@@ -112,32 +112,18 @@ async fn bad_rows_are_all_listed_and_fifty_good_users_become_fifty_jobs() {
     );
     let batch = result.batch.expect("a batch");
     assert_eq!(batch.jobs, 50);
-    let started = Instant::now();
-    loop {
-        let view: BatchView = admin
-            .get_json(&format!("/api/admin/batches/{}", batch.id))
-            .await
-            .unwrap();
-        let settled: u64 = view
-            .by_status
+    let view = admin
+        .wait_for_batch(&batch.id, 50, Duration::from_secs(240))
+        .await
+        .unwrap();
+    assert_eq!(
+        view.by_status
             .iter()
-            .filter(|c| c.status.is_settled())
-            .map(|c| c.jobs)
-            .sum();
-        if settled == 50 {
-            assert_eq!(
-                view.by_status
-                    .iter()
-                    .map(|c| (c.status, c.jobs))
-                    .collect::<Vec<_>>(),
-                [(JobStatus::Synced, 50)],
-                "{view:?}"
-            );
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(240), "{view:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+            .map(|c| (c.status, c.jobs))
+            .collect::<Vec<_>>(),
+        [(JobStatus::Synced, 50)],
+        "{view:?}"
+    );
     let page: JobPage = admin
         .get_json(&format!(
             "/api/helpdesk/jobs?batch={}&per_page=100",

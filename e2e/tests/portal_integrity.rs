@@ -6,7 +6,7 @@
 use mailferry_e2e::api::Api;
 use mailferry_e2e::portal::Portal;
 use mailferry_e2e::ports::free_port;
-use mailferry_shared::{ImportRequest, ImportResult, JobPage};
+use mailferry_shared::{ImportResult, JobPage};
 
 const ADMIN_PW: &str = "admin-password-1";
 
@@ -28,16 +28,7 @@ fn config() -> String {
 
 async fn import(admin: &Api, rows: &str) -> ImportResult {
     let csv = format!("source_user,source_password,target_user,target_password,route\n{rows}");
-    let result: ImportResult = admin
-        .post_json(
-            "/api/admin/import",
-            &ImportRequest {
-                csv,
-                import_valid_rows: false,
-            },
-        )
-        .await
-        .unwrap();
+    let result: ImportResult = admin.import_csv(&csv).await.unwrap();
     assert!(
         result.preview.errors.is_empty(),
         "{:#?}",

@@ -9,10 +9,7 @@ use mailferry_e2e::oauth_agent::Agent;
 use mailferry_e2e::oauth_portal::{kit, Kit, Login, Options, ALICE_PW, BOB_PW};
 use mailferry_e2e::portal::Portal;
 use mailferry_e2e::seed::{seed_mailbox, SeedSpec};
-use mailferry_shared::{
-    BatchView, ImportRequest, ImportResult, JobStatus, JobView, Me, OAuthStatus, SignInRequest,
-    SignInResult,
-};
+use mailferry_shared::{JobStatus, JobView, Me, OAuthStatus, SignInRequest, SignInResult};
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
@@ -418,49 +415,26 @@ async fn a_csv_import_on_an_app_mode_route_runs_its_jobs() {
         .unwrap();
     let csv =
         "source_user,source_password,target_user\nalice,alice-imap-pw,alice\nbob,bob-imap-pw,bob\n";
-    let result: ImportResult = admin
-        .post_json(
-            "/api/admin/import",
-            &ImportRequest {
-                csv: csv.into(),
-                import_valid_rows: false,
-            },
-        )
-        .await
-        .unwrap();
+    let result = admin.import_csv(csv).await.unwrap();
     assert!(
         result.preview.errors.is_empty(),
         "{:#?}",
         result.preview.errors
     );
     let batch = result.batch.expect("a batch");
-    let started = Instant::now();
-    loop {
-        let view: BatchView = admin
-            .get_json(&format!("/api/admin/batches/{}", batch.id))
-            .await
-            .unwrap();
-        let settled: u64 = view
-            .by_status
+    let view = admin
+        .wait_for_batch(&batch.id, 2, Duration::from_secs(180))
+        .await
+        .unwrap();
+    assert_eq!(
+        view.by_status
             .iter()
-            .filter(|c| c.status.is_settled())
-            .map(|c| c.jobs)
-            .sum();
-        if settled == 2 {
-            assert_eq!(
-                view.by_status
-                    .iter()
-                    .map(|c| (c.status, c.jobs))
-                    .collect::<Vec<_>>(),
-                [(JobStatus::Synced, 2)],
-                "{view:?}\n{}",
-                kit.portal.log_text()
-            );
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(180), "{view:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+            .map(|c| (c.status, c.jobs))
+            .collect::<Vec<_>>(),
+        [(JobStatus::Synced, 2)],
+        "{view:?}\n{}",
+        kit.portal.log_text()
+    );
     kit.assert_exact("alice").await;
     kit.assert_exact("bob").await;
     // The portal's tokens came from the service account's assertions, one per user.
