@@ -312,15 +312,6 @@ impl Routes {
         self.profile_for(route, side).map(|(_, p)| p.auth_kind())
     }
 
-    /// The copy on this side needs no secret of the user's (a master login or the
-    /// organisation's app does it): a CSV import may create such jobs without passwords.
-    pub fn copies_without_user_secret(&self, route: &str, side: AccountSide) -> bool {
-        matches!(
-            self.auth_kind(route, side),
-            Some(AuthKind::Master | AuthKind::OAuth2App)
-        )
-    }
-
     /// The OAuth provider of one side, if it signs in with one.
     pub fn oauth_provider(&self, route: &str, side: AccountSide) -> Option<Arc<Provider>> {
         let (name, profile) = self.profile_for(route, side)?;

@@ -56,6 +56,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::warn!("no migration routes are configured: end users cannot sign in until the config file names servers and routes");
     }
     let routes = Arc::new(config.routes.clone());
+    // Before any worker may use a provider the check would reject.
+    check_oauth_providers(&routes).await?;
     tracing::info!(node = %config.node_name, "this node's name");
     let mut worker_settings = WorkerSettings::new(config.node_name.clone(), config.workers);
     worker_settings.lease_seconds = config.lease_seconds;
@@ -69,7 +71,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
     tokio::spawn(workers.run());
 
-    check_oauth_providers(&routes).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -277,8 +278,10 @@ async fn shutdown_signal() {
 /// a wrong issuer, tenant or secret stops the start with the profile named. A provider
 /// that cannot be reached only warns (it is tried again at each sign-in and refresh).
 pub async fn check_oauth_providers(routes: &crate::profiles::Routes) -> anyhow::Result<()> {
-    for provider in routes.providers() {
-        match provider.check().await {
+    let providers: Vec<_> = routes.providers().collect();
+    let results = futures::future::join_all(providers.iter().map(|p| p.check())).await;
+    for (provider, result) in providers.into_iter().zip(results) {
+        match result {
             Ok(()) => {
                 tracing::info!(server = %provider.server, issuer = %provider.settings.issuer, "OAuth provider ready")
             }

@@ -13,8 +13,7 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mailferry_shared::{
-    AccountSide, CheckRequest, CheckResult, JobStatus, Me, RouteInfo, SignInRequest, SignInResult,
-    StaffSignIn,
+    AccountSide, CheckRequest, CheckResult, Me, RouteInfo, SignInRequest, SignInResult, StaffSignIn,
 };
 use tower_sessions::Session;
 
@@ -193,10 +192,7 @@ async fn oauth_side(
         None => Err(ApiFailure::BadRequest(format!(
             "Sign in with {} for your {} mailbox first.",
             provider.label(),
-            match side {
-                AccountSide::Source => "old",
-                AccountSide::Target => "new",
-            }
+            super::oauth::side_words(side)
         ))),
     }
 }
@@ -207,6 +203,22 @@ fn proven(side: AccountSide, proof: &super::oauth::proofs::ProvenSide) -> CheckR
         ok: true,
         code: "ok".into(),
         message: format!("Signed in with {} as {}.", proof.provider, proof.user),
+    }
+}
+
+/// One side's proof at sign-in: the provider sign-in already made, or a login with the
+/// user's password (its attempt reserved before).
+async fn prove_side(
+    state: &AppState,
+    claim: Claim<'_>,
+    proof: Option<&super::oauth::proofs::ProvenSide>,
+    attempt: Option<Attempt>,
+    client: ClientAddress,
+) -> CheckResult {
+    match (proof, attempt) {
+        (Some(proof), _) => proven(claim.side, proof),
+        (None, Some(attempt)) => prove(state, "sign-in", claim, attempt, client).await,
+        (None, None) => unreachable!("a password side has a reserved attempt"),
     }
 }
 
@@ -282,56 +294,32 @@ async fn sign_in(
     // Both sides prove ownership: with the user's own password (also where a master
     // login will do the copying: knowing an address is not owning the mailbox), or by
     // the provider sign-in already made.
-    let source_done = source_proof
-        .as_ref()
-        .map(|p| proven(AccountSide::Source, p));
-    let target_done = target_proof
-        .as_ref()
-        .map(|p| proven(AccountSide::Target, p));
-    let check_password =
-        |side: AccountSide, user: String, password: String, attempt: Option<Attempt>| {
-            let state = &state;
-            let route = route.to_owned();
-            async move {
-                let attempt = attempt.expect("a password side has an attempt");
-                let claim = Claim {
-                    route: &route,
-                    side,
-                    user: &user,
-                    password: &password,
-                };
-                prove(state, "sign-in", claim, attempt, client).await
-            }
-        };
-    let source_check = async {
-        match source_done {
-            Some(done) => done,
-            None => {
-                check_password(
-                    AccountSide::Source,
-                    source_user.to_owned(),
-                    request.source_password.clone(),
-                    source_attempt,
-                )
-                .await
-            }
-        }
-    };
-    let target_check = async {
-        match target_done {
-            Some(done) => done,
-            None => {
-                check_password(
-                    AccountSide::Target,
-                    target_user.to_owned(),
-                    request.target_password.clone(),
-                    target_attempt,
-                )
-                .await
-            }
-        }
-    };
-    let (source, target) = tokio::join!(source_check, target_check);
+    let (source, target) = tokio::join!(
+        prove_side(
+            &state,
+            Claim {
+                route,
+                side: AccountSide::Source,
+                user: source_user,
+                password: &request.source_password,
+            },
+            source_proof.as_ref(),
+            source_attempt,
+            client,
+        ),
+        prove_side(
+            &state,
+            Claim {
+                route,
+                side: AccountSide::Target,
+                user: target_user,
+                password: &request.target_password,
+            },
+            target_proof.as_ref(),
+            target_attempt,
+            client,
+        ),
+    );
     if !(source.ok && target.ok) {
         return Ok(Json(SignInResult {
             source,
@@ -393,12 +381,10 @@ async fn sign_in(
         .log_action(&job_id, source_user, &format!("signed in from {client}"))
         .await?;
     // A job that waited for new credentials goes on with these.
-    if matches!(
-        state.store.status(&job_id).await?,
-        JobStatus::PausedSignInAgain | JobStatus::PausedPasswordChanged
-    ) {
-        state.store.queue(&job_id).await?;
-    }
+    state
+        .store
+        .resume_if(&job_id, &crate::jobs::credentials::WAITING_FOR_CREDENTIALS)
+        .await?;
     auth::sign_in(
         &session,
         Who::User {

@@ -27,10 +27,7 @@ fn context(state: &AppState) -> Result<ImportContext, ApiFailure> {
         // No password column is needed where a master login or the organisation's app
         // copies, nor where the user signs in with an OAuth provider (the job then waits
         // for that sign-in).
-        let no_password = |side| {
-            state.routes.copies_without_user_secret(name, side)
-                || state.routes.auth_kind(name, side) == Some(AuthKind::OAuth2)
-        };
+        let no_password = |side| state.routes.auth_kind(name, side) != Some(AuthKind::Password);
         if no_password(AccountSide::Source) {
             route = route.with_source_master_user();
         }

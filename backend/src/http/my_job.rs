@@ -7,6 +7,7 @@ use super::client_address::ClientAddress;
 use super::error::ApiFailure;
 use super::events;
 use super::AppState;
+use crate::jobs::credentials::Update;
 use crate::jobs::Credentials;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -121,21 +122,22 @@ async fn password(
     if !result.ok {
         return Ok(Json(result));
     }
-    let mut credentials = match state.store.credentials(&user.job_id).await? {
-        Some(sealed) => Credentials::open(&sealed, &state.vault, &user.job_id).unwrap_or_default(),
-        None => Credentials::default(),
-    };
-    let slot = match update.side {
-        AccountSide::Source => &mut credentials.source_password,
-        AccountSide::Target => &mut credentials.target_password,
-    };
-    // The old password is wiped, not just dropped.
-    slot.zeroize();
-    *slot = update.password;
-    let sealed = credentials
-        .seal(&state.vault, &user.job_id)
-        .map_err(|e| ApiFailure::Internal(e.into()))?;
-    state.store.set_credentials(&user.job_id, &sealed).await?;
+    Credentials::update(
+        &state.store,
+        &state.vault,
+        &user.job_id,
+        Update::Replace,
+        |credentials| {
+            let slot = match update.side {
+                AccountSide::Source => &mut credentials.source_password,
+                AccountSide::Target => &mut credentials.target_password,
+            };
+            // The old password is wiped, not just dropped.
+            slot.zeroize();
+            *slot = update.password;
+        },
+    )
+    .await?;
     let side = match update.side {
         AccountSide::Source => "source",
         AccountSide::Target => "target",
@@ -148,8 +150,9 @@ async fn password(
             &format!("updated the {side} password"),
         )
         .await?;
-    if state.store.status(&user.job_id).await? == JobStatus::PausedPasswordChanged {
-        state.store.queue(&user.job_id).await?;
-    }
+    state
+        .store
+        .resume_if(&user.job_id, &[JobStatus::PausedPasswordChanged])
+        .await?;
     Ok(Json(result))
 }

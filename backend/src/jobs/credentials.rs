@@ -18,7 +18,51 @@ pub struct Credentials {
     pub target_tokens: Option<crate::oauth::TokenSet>,
 }
 
+/// Statuses of a job that waits for its user's credentials (a password, a provider
+/// sign-in): new ones resume it.
+pub const WAITING_FOR_CREDENTIALS: [mailferry_shared::JobStatus; 2] = [
+    mailferry_shared::JobStatus::PausedSignInAgain,
+    mailferry_shared::JobStatus::PausedPasswordChanged,
+];
+
+/// How [`Credentials::update`] writes the changed credentials back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Update {
+    /// The user gave new credentials: stored even if none were left (unreadable ones are
+    /// replaced), and the retention clock restarts.
+    Replace,
+    /// Refreshed tokens while the job runs: written only while credentials are still
+    /// stored (an erase meanwhile wins), and not a change of the job.
+    Refresh,
+}
+
 impl Credentials {
+    /// Opens job `job_id`'s stored credentials, lets `change` edit them, and seals them
+    /// back as `how` says.
+    pub async fn update(
+        store: &super::JobStore,
+        vault: &Vault,
+        job_id: &str,
+        how: Update,
+        change: impl FnOnce(&mut Credentials),
+    ) -> Result<(), super::StoreError> {
+        let sealed = store.credentials(job_id).await?;
+        let mut credentials = match (sealed, how) {
+            (None, Update::Refresh) => return Ok(()),
+            (Some(sealed), Update::Refresh) => Credentials::open(&sealed, vault, job_id)?,
+            (Some(sealed), Update::Replace) => {
+                Credentials::open(&sealed, vault, job_id).unwrap_or_default()
+            }
+            (None, Update::Replace) => Credentials::default(),
+        };
+        change(&mut credentials);
+        let sealed = credentials.seal(vault, job_id)?;
+        match how {
+            Update::Replace => store.set_credentials(job_id, &sealed).await,
+            Update::Refresh => store.replace_credentials(job_id, &sealed).await,
+        }
+    }
+
     pub fn tokens_mut(
         &mut self,
         side: mailferry_shared::AccountSide,

@@ -2,7 +2,7 @@
 //! refreshes them, and sealed back into the job's credentials after every refresh (a
 //! provider that rotates refresh tokens accepts only the newest).
 
-use super::credentials::Credentials;
+use super::credentials::{Credentials, Update};
 use super::store::JobStore;
 use crate::engine::TokenHandle;
 use crate::oauth::refresh::{OnRefresh, UserTokens};
@@ -50,16 +50,9 @@ async fn reseal(
     job_id: &str,
     side: AccountSide,
     fresh: TokenSet,
-) -> Result<(), String> {
-    let Some(sealed) = store.credentials(job_id).await.map_err(|e| e.to_string())? else {
-        // Erased meanwhile (cancelled, retention): nothing to update.
-        return Ok(());
-    };
-    let mut credentials = Credentials::open(&sealed, vault, job_id).map_err(|e| e.to_string())?;
-    *credentials.tokens_mut(side) = Some(fresh);
-    let sealed = credentials.seal(vault, job_id).map_err(|e| e.to_string())?;
-    store
-        .replace_credentials(job_id, &sealed)
-        .await
-        .map_err(|e| e.to_string())
+) -> Result<(), super::StoreError> {
+    Credentials::update(store, vault, job_id, Update::Refresh, |c| {
+        *c.tokens_mut(side) = Some(fresh)
+    })
+    .await
 }

@@ -444,6 +444,14 @@ impl JobStore {
     }
 
     /// Queues the job unless a worker already has it. Returns whether it was queued.
+    /// Queues the job again if it waits in one of `paused` (for new credentials).
+    pub async fn resume_if(&self, job_id: &str, paused: &[JobStatus]) -> Result<()> {
+        if paused.contains(&self.status(job_id).await?) {
+            self.queue(job_id).await?;
+        }
+        Ok(())
+    }
+
     pub async fn queue(&self, job_id: &str) -> Result<bool> {
         let status = self.status(job_id).await?;
         if status.is_active() {

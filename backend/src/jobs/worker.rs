@@ -255,17 +255,15 @@ impl WorkerPool {
                 )));
             }
         };
-        let source_password = zeroize::Zeroizing::new(credentials.source_password.clone());
-        let target_password = zeroize::Zeroizing::new(credentials.target_password.clone());
         let lock = super::job_tokens::SealLock::default();
-        let mut endpoint = |side: AccountSide, user: &str, password: &str| {
+        let endpoint = |side: AccountSide, user: &str, password: &str, tokens: Option<_>| {
             let tokens = match (
                 self.routes.auth_kind(&job.route, side),
                 self.routes.oauth_provider(&job.route, side),
             ) {
                 (Some(crate::oauth::AuthKind::OAuth2), Some(provider)) => {
                     let label = provider.label().to_owned();
-                    let Some(tokens) = credentials.tokens_mut(side).take() else {
+                    let Some(tokens) = tokens else {
                         return Err(label);
                     };
                     Some(super::job_tokens::user_tokens(
@@ -284,12 +282,24 @@ impl WorkerPool {
                 .routes
                 .endpoint(&job.route, side, user, password, tokens))
         };
-        let endpoints = (
-            endpoint(AccountSide::Source, &job.source_user, &source_password),
-            endpoint(AccountSide::Target, &job.target_user, &target_password),
+        let (source_tokens, target_tokens) = (
+            credentials.source_tokens.take(),
+            credentials.target_tokens.take(),
         );
-        drop(source_password);
-        drop(target_password);
+        let endpoints = (
+            endpoint(
+                AccountSide::Source,
+                &job.source_user,
+                &credentials.source_password,
+                source_tokens,
+            ),
+            endpoint(
+                AccountSide::Target,
+                &job.target_user,
+                &credentials.target_password,
+                target_tokens,
+            ),
+        );
         let endpoints = match endpoints {
             (Ok(source), Ok(target)) => (source, target),
             (Err(label), _) | (_, Err(label)) => {

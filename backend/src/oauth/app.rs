@@ -33,8 +33,6 @@ pub fn sign_assertion(provider: &Provider, user: &str, audience: &str) -> Result
         .private_key
         .as_ref()
         .ok_or("no private_key_file is configured")?;
-    let encoding = jsonwebtoken::EncodingKey::from_rsa_pem(key.pem.as_bytes())
-        .map_err(|e| format!("the private key cannot sign: {e}"))?;
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     header.kid = key.key_id.clone();
     let now = unix_now();
@@ -46,7 +44,7 @@ pub fn sign_assertion(provider: &Provider, user: &str, audience: &str) -> Result
         iat: now,
         exp: now + ASSERTION_SECONDS,
     };
-    jsonwebtoken::encode(&header, &claims, &encoding).map_err(|e| format!("signing failed: {e}"))
+    jsonwebtoken::encode(&header, &claims, &key.key).map_err(|e| format!("signing failed: {e}"))
 }
 
 /// Tokens for one mailbox in app mode, cached until shortly before they expire.

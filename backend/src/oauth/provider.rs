@@ -294,11 +294,6 @@ impl Provider {
                 Err(err) => return Err(err),
             }
         }
-        if self.settings.private_key.is_some() {
-            // Signing needs the key only; the provider sees it on the first job.
-            super::app::sign_assertion(self, "configuration-check", "")
-                .map_err(|e| self.misconfigured(e))?;
-        }
         Ok(())
     }
 }

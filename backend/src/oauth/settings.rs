@@ -113,7 +113,8 @@ pub struct ServiceKey {
     /// The assertion's issuer: Google's `client_email`, else the client id.
     pub issuer: String,
     pub key_id: Option<String>,
-    pub pem: String,
+    /// The RSA private key, parsed once when the config is read.
+    pub key: jsonwebtoken::EncodingKey,
     /// Where the assertion is sent (Google's `token_uri`); else the discovered endpoint.
     pub token_uri: Option<String>,
 }
@@ -285,7 +286,7 @@ fn read_service_key(
             file.display()
         )
     })?;
-    let key = if text.trim_start().starts_with('{') {
+    let (issuer, key_id, pem, token_uri) = if text.trim_start().starts_with('{') {
         #[derive(Deserialize)]
         struct GoogleKey {
             client_email: String,
@@ -299,27 +300,28 @@ fn read_service_key(
                 file.display()
             )
         })?;
-        ServiceKey {
-            issuer: parsed.client_email,
-            key_id: parsed.private_key_id,
-            pem: parsed.private_key,
-            token_uri: parsed.token_uri,
-        }
+        (
+            parsed.client_email,
+            parsed.private_key_id,
+            zeroize::Zeroizing::new(parsed.private_key),
+            parsed.token_uri,
+        )
     } else {
-        ServiceKey {
-            issuer: client_id.trim().to_owned(),
-            key_id: None,
-            pem: text,
-            token_uri: None,
-        }
+        let issuer = client_id.trim().to_owned();
+        (issuer, None, zeroize::Zeroizing::new(text), None)
     };
-    jsonwebtoken::EncodingKey::from_rsa_pem(key.pem.as_bytes()).map_err(|e| {
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| {
         format!(
             "server {server}: oauth.private_key_file {} holds no RSA private key: {e}",
             file.display()
         )
     })?;
-    Ok(key)
+    Ok(ServiceKey {
+        issuer,
+        key_id,
+        key,
+        token_uri,
+    })
 }
 
 #[cfg(test)]

@@ -70,10 +70,9 @@ impl std::fmt::Debug for TokenSet {
     }
 }
 
+/// Unix seconds now, from the project's one clock.
 pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    crate::clock::unix_seconds().max(0) as u64
 }
 
 #[cfg(test)]

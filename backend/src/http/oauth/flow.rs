@@ -7,6 +7,7 @@ use crate::http::auth::{self, Who};
 use crate::http::client_address::ClientAddress;
 use crate::http::error::ApiFailure;
 use crate::http::AppState;
+use crate::jobs::credentials::{Update, WAITING_FOR_CREDENTIALS};
 use crate::jobs::Credentials;
 use crate::oauth::browser::{self, Ask, FlowError};
 use crate::oauth::{AuthKind, ProviderError};
@@ -15,7 +16,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
-use mailferry_shared::{AccountSide, JobStatus, OAuthNotice, OAuthSignedIn, OAuthStatus};
+use mailferry_shared::{AccountSide, OAuthNotice, OAuthSignedIn, OAuthStatus};
 use serde::Deserialize;
 use tower_sessions::Session;
 
@@ -40,7 +41,8 @@ struct StartQuery {
     renew: bool,
 }
 
-fn side_words(side: AccountSide) -> &'static str {
+/// "old" or "new", as users call their two mailboxes.
+pub(crate) fn side_words(side: AccountSide) -> &'static str {
     match side {
         AccountSide::Source => "old",
         AccountSide::Target => "new",
@@ -136,7 +138,7 @@ async fn start(
                     side: query.side,
                     purpose,
                     secrets,
-                    started_at: crate::clock::unix_millis() / 1000,
+                    started_at: crate::clock::unix_seconds(),
                 },
             )
             .await?;
@@ -349,15 +351,10 @@ async fn renew(
         )
         .await;
     }
-    let mut credentials = match state.store.credentials(&job_id).await? {
-        Some(sealed) => Credentials::open(&sealed, &state.vault, &job_id).unwrap_or_default(),
-        None => Credentials::default(),
-    };
-    *credentials.tokens_mut(side) = tokens;
-    let sealed = credentials
-        .seal(&state.vault, &job_id)
-        .map_err(|e| ApiFailure::Internal(e.into()))?;
-    state.store.set_credentials(&job_id, &sealed).await?;
+    Credentials::update(&state.store, &state.vault, &job_id, Update::Replace, |c| {
+        *c.tokens_mut(side) = tokens
+    })
+    .await?;
     state
         .store
         .log_action(
@@ -369,12 +366,10 @@ async fn renew(
             ),
         )
         .await?;
-    if matches!(
-        state.store.status(&job_id).await?,
-        JobStatus::PausedSignInAgain | JobStatus::PausedPasswordChanged
-    ) {
-        state.store.queue(&job_id).await?;
-    }
+    state
+        .store
+        .resume_if(&job_id, &WAITING_FOR_CREDENTIALS)
+        .await?;
     let message = format!("Signed in with {label} as {user}; the migration goes on.");
     notice_and_return(session, Purpose::Renew, route, side, "ok", message).await
 }

@@ -12,3 +12,4 @@ mod flow;
 pub mod proofs;
 
 pub use flow::routes;
+pub(crate) use flow::side_words;

@@ -48,17 +48,13 @@ pub struct ProvenSide {
     pub at: i64,
 }
 
-fn now() -> i64 {
-    crate::clock::unix_millis() / 1000
-}
-
 fn aad(route: &str, side: AccountSide, user: &str) -> Vec<u8> {
     format!("oauth-proof\u{0}{route}\u{0}{side:?}\u{0}{user}").into_bytes()
 }
 
 pub async fn add_flow(session: &Session, flow: PendingFlow) -> Result<(), ApiFailure> {
     let mut flows: Vec<PendingFlow> = session.get(FLOWS).await?.unwrap_or_default();
-    flows.retain(|f| now() - f.started_at < FLOW_SECONDS);
+    flows.retain(|f| crate::clock::unix_seconds() - f.started_at < FLOW_SECONDS);
     flows.push(flow);
     while flows.len() > MOST_FLOWS {
         flows.remove(0);
@@ -76,7 +72,7 @@ pub async fn take_flow(session: &Session, state: &str) -> Result<Option<PendingF
     });
     let flow = found.map(|i| flows.remove(i));
     session.insert(FLOWS, flows).await?;
-    Ok(flow.filter(|f| now() - f.started_at < FLOW_SECONDS))
+    Ok(flow.filter(|f| crate::clock::unix_seconds() - f.started_at < FLOW_SECONDS))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -113,7 +109,7 @@ pub async fn add_proof(
         user: user.to_owned(),
         provider: provider.to_owned(),
         sealed_tokens,
-        at: now(),
+        at: crate::clock::unix_seconds(),
     });
     session.insert(PROOFS, proofs).await?;
     Ok(())
@@ -122,7 +118,7 @@ pub async fn add_proof(
 /// The sides proven in this session and not expired.
 pub async fn proofs(session: &Session) -> Result<Vec<ProvenSide>, ApiFailure> {
     let mut proofs: Vec<ProvenSide> = session.get(PROOFS).await?.unwrap_or_default();
-    proofs.retain(|p| now() - p.at < PROOF_SECONDS);
+    proofs.retain(|p| crate::clock::unix_seconds() - p.at < PROOF_SECONDS);
     Ok(proofs)
 }
 
