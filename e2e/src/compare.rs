@@ -11,7 +11,7 @@ use std::fmt;
 use anyhow::{anyhow, Context, Result};
 use sha2::{Digest, Sha256};
 
-use crate::imap_client::{connect, decode_mutf7, Account, ImapConnection};
+use crate::imap_client::{connect, decode_mutf7, Account};
 
 /// One message as seen on a server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,12 +191,7 @@ impl fmt::Display for Difference {
 /// Reads every selectable folder of `account` (EXAMINE + `UID FETCH 1:* (UID FLAGS
 /// INTERNALDATE BODY.PEEK[])`, so nothing changes on the server, tagged replies checked).
 pub async fn snapshot(account: &Account) -> Result<Snapshot> {
-    snapshot_of(connect(account).await?).await
-}
-
-/// As [`snapshot`], over a connection already logged in (e.g. with a bearer token on a
-/// server that takes no password); logs out at the end.
-pub async fn snapshot_of(mut conn: ImapConnection) -> Result<Snapshot> {
+    let mut conn = connect(account).await?;
     let (prefix, _) = conn.personal_namespace().await?;
     let list = conn.list().await?;
     let mut snap = Snapshot::default();

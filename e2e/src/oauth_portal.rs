@@ -61,11 +61,7 @@ impl Default for Options {
     }
 }
 
-fn dovecot(
-    provider: &OidcProvider,
-    login: Login,
-    dovecot_oauth2: &crate::dovecot::DovecotOAuth2,
-) -> Dovecot {
+fn dovecot(login: Login, dovecot_oauth2: &crate::dovecot::DovecotOAuth2) -> Dovecot {
     match login {
         Login::Password => {
             let d = Dovecot::start(DovecotOptions::default()).unwrap();
@@ -73,14 +69,11 @@ fn dovecot(
             d.add_user("bob", "bob-imap-pw").unwrap();
             d
         }
-        Login::OAuth | Login::App => {
-            let _ = provider;
-            Dovecot::start(DovecotOptions {
-                oauth2: Some(dovecot_oauth2.clone()),
-                ..DovecotOptions::default()
-            })
-            .unwrap()
-        }
+        Login::OAuth | Login::App => Dovecot::start(DovecotOptions {
+            oauth2: Some(dovecot_oauth2.clone()),
+            ..DovecotOptions::default()
+        })
+        .unwrap(),
     }
 }
 
@@ -148,8 +141,8 @@ pub async fn kit(options: Options) -> Kit {
         .dovecot_oauth2("dovecot", DOVECOT_SECRET)
         .await
         .unwrap();
-    let old = dovecot(&provider, options.source, &introspection);
-    let new = dovecot(&provider, options.target, &introspection);
+    let old = dovecot(options.source, &introspection);
+    let new = dovecot(options.target, &introspection);
     for (file, text) in [
         ("client.secret", CLIENT_SECRET.to_owned()),
         ("service-account.pem", key.private_key_pem.clone()),

@@ -270,7 +270,8 @@ fn key_id(modulus: &[u8]) -> String {
     format!("sa-{}", &hex::encode(Sha256::digest(modulus))[..16])
 }
 
-fn b64url(data: &[u8]) -> String {
+/// Base64url without padding (JWT parts, JWK members).
+pub fn b64url(data: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
 }
 

@@ -15,9 +15,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
 
-use crate::imap_client::{
-    base64_encode, connect, encode_mutf7, Account, AppendItem, ImapConnection,
-};
+use crate::imap_client::{base64_encode, connect, encode_mutf7, Account, AppendItem};
 
 /// What to seed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -456,11 +454,7 @@ fn server_name(logical: &str, prefix: &str, sep: char) -> String {
 /// Fills `account` from `spec` (see the module docs). Creates the folders, then APPENDs
 /// every message pipelined; any refused APPEND fails the whole call with the server's words.
 pub async fn seed_mailbox(account: &Account, spec: &SeedSpec) -> Result<SeedReport> {
-    seed_mailbox_on(connect(account).await?, spec).await
-}
-
-/// As [`seed_mailbox`], over a connection already logged in (e.g. with a bearer token).
-pub async fn seed_mailbox_on(mut conn: ImapConnection, spec: &SeedSpec) -> Result<SeedReport> {
+    let mut conn = connect(account).await?;
     let (prefix, sep) = conn.personal_namespace().await?;
     let names: Vec<String> = FOLDERS
         .iter()

@@ -8,13 +8,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use mailferry_e2e::compare::{compare, snapshot, snapshot_of, FolderMap, Snapshot};
+use mailferry_e2e::compare::{compare, snapshot, FolderMap, Snapshot};
 use mailferry_e2e::dovecot::{Dovecot, DovecotOptions};
-use mailferry_e2e::imap_client::ImapConnection;
+use mailferry_e2e::imap_client::Account;
 use mailferry_e2e::oidc::{OidcClient, OidcOptions, OidcProvider, OidcUser, ServiceAccountKey};
 use mailferry_e2e::portal::mailferry_bin;
 use mailferry_e2e::ports::free_port;
-use mailferry_e2e::seed::{seed_mailbox, seed_mailbox_on, SeedSpec};
+use mailferry_e2e::seed::{seed_mailbox, SeedSpec};
 
 /// The service account the organisation's app signs its assertions as.
 const SERVICE_ACCOUNT: &str = "mailferry-migrator";
@@ -145,19 +145,15 @@ impl Kit {
             .unwrap()
     }
 
-    /// Alice's mailbox on the bearer-only server, logged in with a fresh token.
-    async fn bearer_connection(&self) -> ImapConnection {
-        let mut conn = ImapConnection::open(&self.bearer.account_tls(USER, ""))
-            .await
-            .unwrap();
-        conn.authenticate_xoauth2(USER, &self.token().await)
-            .await
-            .unwrap();
-        conn
+    /// Alice's mailbox on the bearer-only server, logged in to with a fresh token.
+    async fn bearer_account(&self) -> Account {
+        self.bearer
+            .account_tls(USER, "")
+            .with_bearer(&self.token().await)
     }
 
     async fn bearer_snapshot(&self) -> Snapshot {
-        snapshot_of(self.bearer_connection().await).await.unwrap()
+        snapshot(&self.bearer_account().await).await.unwrap()
     }
 
     async fn plain_snapshot(&self) -> Snapshot {
@@ -284,7 +280,7 @@ async fn app_profile_target_gets_every_message_byte_exact_and_a_rerun_copies_not
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_profile_source_copies_out_of_a_bearer_only_server() {
     let kit = Kit::start().await;
-    let seeded = seed_mailbox_on(kit.bearer_connection().await, &SeedSpec::new(12, 30))
+    let seeded = seed_mailbox(&kit.bearer_account().await, &SeedSpec::new(12, 30))
         .await
         .unwrap()
         .total_messages() as u64;

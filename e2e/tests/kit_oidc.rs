@@ -5,19 +5,15 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use mailferry_e2e::dovecot::{Dovecot, DovecotOptions};
-use mailferry_e2e::imap_client::ImapConnection;
+use mailferry_e2e::imap_client::{connect, ImapConnection};
 use mailferry_e2e::oidc::{
-    sign_assertion, token_id, OidcClient, OidcOptions, OidcProvider, OidcUser, ServiceAccountKey,
-    JWT_BEARER,
+    b64url, sign_assertion, token_id, OidcClient, OidcOptions, OidcProvider, OidcUser,
+    ServiceAccountKey, JWT_BEARER,
 };
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
-
-fn b64url(data: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
-}
 
 fn jwt_part(jwt: &str, index: usize) -> Value {
     let part = jwt.split('.').nth(index).expect("JWT part");
@@ -449,9 +445,7 @@ async fn setup(ttl: Duration) -> Setup {
 }
 
 async fn xoauth2(d: &Dovecot, user: &str, token: &str) -> anyhow::Result<ImapConnection> {
-    let mut conn = ImapConnection::open(&d.account(user, "")).await?;
-    conn.authenticate_xoauth2(user, token).await?;
-    Ok(conn)
+    connect(&d.account(user, "").with_bearer(token)).await
 }
 
 #[tokio::test]

@@ -14,11 +14,12 @@ use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-async fn wait_for_status(api: &Api, wanted: &[JobStatus], limit: Duration) -> JobView {
+/// Polls the user's job until `done` says so; panics with `what` after `limit`.
+async fn wait_until(api: &Api, limit: Duration, done: impl Fn(&JobView) -> bool) -> JobView {
     let started = Instant::now();
     loop {
         let view: JobView = api.get_json("/api/my/job").await.unwrap();
-        if wanted.contains(&view.status) {
+        if done(&view) {
             return view;
         }
         assert!(
@@ -31,21 +32,13 @@ async fn wait_for_status(api: &Api, wanted: &[JobStatus], limit: Duration) -> Jo
     }
 }
 
+async fn wait_for_status(api: &Api, wanted: &[JobStatus], limit: Duration) -> JobView {
+    wait_until(api, limit, |view| wanted.contains(&view.status)).await
+}
+
 /// Waits until the job's run is over, however it ended.
 async fn run_to_end(api: &Api, limit: Duration) -> JobView {
-    let started = Instant::now();
-    loop {
-        let view: JobView = api.get_json("/api/my/job").await.unwrap();
-        if view.status.is_settled() {
-            return view;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "job still {:?} after {limit:?}",
-            view.status
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until(api, limit, |view| view.status.is_settled()).await
 }
 
 /// Alice signs in on a mixed route (her old password, her new mailbox through the
@@ -243,9 +236,7 @@ async fn a_mixed_route_binds_the_provider_account_to_the_old_mailbox() {
     )
     .await
     .unwrap();
-    let mut request = empty_sign_in();
-    request.source_user = "alice".into();
-    request.source_password = "alice-imap-pw".into();
+    let request = mixed_sign_in();
     // Consent as bob cannot open a job for alice's old mailbox on a "same" route.
     let mallory = Agent::new();
     let mallory_api = Api::with_client(&kit.portal.url(""), mallory.http.clone());

@@ -104,10 +104,8 @@ async fn password_login(session: &mut Session, endpoint: &Endpoint) -> Result<St
             loop {
                 match session.read_response().await? {
                     Response::Continue(_) => {
-                        let mut line = Zeroizing::new(sasl::base64_encode(&message).into_bytes());
-                        line.extend_from_slice(b"\r\n");
-                        session.write_raw(&line).await?;
-                        session.flush().await?;
+                        let encoded = Zeroizing::new(sasl::base64_encode(&message));
+                        send_line(session, encoded.as_bytes()).await?;
                     }
                     Response::Tagged { tag: t, line } if t == tag => return Ok(line),
                     _ => {}
