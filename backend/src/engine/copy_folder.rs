@@ -685,6 +685,7 @@ pub fn stops_job(e: &EngineError) -> bool {
     matches!(
         e,
         EngineError::OverQuota { .. }
+            | EngineError::Paused { .. }
             | EngineError::Database(_)
             | EngineError::Login { .. }
             | EngineError::LeaseLost

@@ -112,6 +112,23 @@ pub enum EngineError {
         /// The response code, upper-cased (`TRYCREATE`, `OVERQUOTA`...).
         code: Option<String>,
     },
+    /// The job must wait before it goes on: a server asked it to slow down for longer than
+    /// the job's patience allows, or a pacing cap of the server's profile (bytes per day,
+    /// messages per hour) was reached. The job pauses (it does not fail) and resumes by
+    /// itself at `until`.
+    #[error("{side} server {host}: {reason}")]
+    Paused {
+        side: Side,
+        host: String,
+        /// Plain words for the user: "the server asked to slow down (\"Request is
+        /// throttled ...\") since 14:02", "daily upload limit of 450 MB reached".
+        reason: String,
+        /// The server's own words, when it spoke.
+        words: Option<String>,
+        /// Seconds since the Unix epoch.
+        since: i64,
+        until: i64,
+    },
     #[error("target is over quota: {words}")]
     OverQuota { words: String },
     #[error("database: {0}")]
@@ -135,7 +152,8 @@ impl EngineError {
             | EngineError::Protocol { side, .. }
             | EngineError::LiteralTooLarge { side, .. }
             | EngineError::Hostile { side, .. }
-            | EngineError::Refused { side, .. } => Some(*side),
+            | EngineError::Refused { side, .. }
+            | EngineError::Paused { side, .. } => Some(*side),
             EngineError::OverQuota { .. } => Some(Side::Target),
             _ => None,
         }

@@ -512,6 +512,13 @@ fn classify(err: &EngineError) -> (JobStatus, Option<String>, bool) {
             )),
             true,
         ),
+        // Asked to wait (throttled past the job's patience, or a daily cap): the job
+        // resumes by itself at `until`.
+        EngineError::Paused { reason, .. } => (
+            JobStatus::PausedThrottled,
+            Some(format!("The {} server: {reason}.", side(err.side()))),
+            true,
+        ),
         EngineError::OverQuota { words } => (
             JobStatus::PausedOverQuota,
             Some(format!("The new mailbox is full ({words}). Make room, then retry.")),
