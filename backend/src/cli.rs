@@ -196,6 +196,20 @@ pub struct MigrateArgs {
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
 
+    /// Label-style source (Gmail: labels shown as folders, plus All Mail): `auto` (when it
+    /// offers X-GM-EXT-1 or has a \All folder), `on` or `off`.
+    #[arg(long, default_value = "auto", value_name = "auto|on|off")]
+    pub labels: String,
+
+    /// With a label-style source: one copy per label folder (All Mail gives only the
+    /// unlabelled messages) instead of one copy per message with other labels as keywords.
+    #[arg(long)]
+    pub labels_as_folders: bool,
+
+    /// With a label-style source: the target folder for mail archived without a label.
+    #[arg(long, default_value = "Archive", value_name = "FOLDER")]
+    pub archive_folder: String,
+
     /// Folders copied at once (each over its own pair of connections).
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub connections: usize,

@@ -548,6 +548,12 @@ async fn run_inner(
         include: args.include.clone(),
         exclude: args.exclude.clone(),
         include_all_mail: false,
+        all_mail_target: None,
+    };
+    settings.labels = engine::gmail::LabelOptions {
+        mode: args.labels.parse()?,
+        labels_as_folders: args.labels_as_folders,
+        archive_folder: args.archive_folder.trim_matches('/').to_owned(),
     };
     settings.dry_run = args.dry_run;
     settings.connections = args.connections.max(1);

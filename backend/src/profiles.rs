@@ -109,9 +109,35 @@ pub struct RouteConfig {
     /// `"same"` when the target server logs in with a master user (a typed name would let
     /// anyone write into anyone's mailbox), `"typed"` otherwise.
     pub target_user: Option<String>,
+    /// A label-style source (Gmail): `"auto"` (default: when the source offers X-GM-EXT-1
+    /// or has a \All folder), `"on"` or `"off"`.
+    #[serde(default)]
+    pub labels: Option<String>,
+    /// One copy per label folder instead of one copy per message with keywords.
+    #[serde(default)]
+    pub labels_as_folders: bool,
+    /// Target folder for mail archived without a label (default `Archive`).
+    #[serde(default)]
+    pub archive_folder: Option<String>,
 }
 
 impl RouteConfig {
+    /// The route's label settings for the engine.
+    pub fn label_options(&self) -> Result<crate::engine::gmail::LabelOptions, String> {
+        let mut options = crate::engine::gmail::LabelOptions::default();
+        if let Some(mode) = &self.labels {
+            options.mode = mode.parse()?;
+        }
+        options.labels_as_folders = self.labels_as_folders;
+        if let Some(folder) = self.archive_folder.as_deref().map(|f| f.trim_matches('/')) {
+            if folder.is_empty() {
+                return Err("archive_folder may not be empty".into());
+            }
+            options.archive_folder = folder.to_owned();
+        }
+        Ok(options)
+    }
+
     fn target_rule(&self, target_has_master: bool) -> Result<TargetUserRule, String> {
         match self.target_user.as_deref().map(str::trim) {
             None if target_has_master => Ok(TargetUserRule::SameAsSource),
@@ -258,6 +284,12 @@ impl Routes {
             if target_has_master && rule == TargetUserRule::Typed {
                 return Err(ProfileError::TypedTargetWithMaster(route.clone()));
             }
+            config
+                .label_options()
+                .map_err(|message| ProfileError::TargetRule {
+                    route: route.clone(),
+                    message,
+                })?;
             target_rules.insert(route.clone(), rule);
         }
         Ok(Routes {

@@ -9,6 +9,7 @@ use super::events::{Event, Events, SkippedMessage};
 use super::fetch::{self, FetchOutcome, Fetched, ServerProfile, SourceMessage};
 use super::flags;
 use super::folders::{self, FolderPlan, FolderTree};
+use super::gmail::LabelPlan;
 use super::uidmap::{MapRow, SkipRecord, UidMap, DONE, PENDING};
 use super::wire::{uid_set, Status};
 use super::Settings;
@@ -37,6 +38,9 @@ pub struct FolderContext<'a> {
     pub events: &'a Events,
     pub profile: &'a ServerProfile,
     pub target_tree: &'a FolderTree,
+    /// The label policy of a label-style source (Gmail): which messages of each folder
+    /// to copy and which keywords they carry.
+    pub labels: Option<&'a LabelPlan>,
 }
 
 /// The target folder as this run sees it.
@@ -59,7 +63,7 @@ pub async fn copy_folder(
 ) -> Result<()> {
     let folder = plan.source.display();
     let sinfo = src.select(&plan.source.wire, true).await?;
-    let messages = fetch::list_messages(src).await?;
+    let mut messages = fetch::list_messages(src).await?;
     tally.messages = messages.len() as u64;
     let tinfo = dst.select(&plan.target_wire, false).await?;
     let mut target = TargetState {
@@ -93,6 +97,28 @@ pub async fn copy_folder(
         .filter(|r| r.state == DONE && r.source_uidvalidity == sinfo.uidvalidity)
         .map(|r| (r.source_uid, r))
         .collect();
+    if let Some(selection) = ctx.labels.and_then(|l| l.selection(&folder)) {
+        // The label policy: only this folder's share is copied here (the rest is copied
+        // in another folder, or was before); other labels ride along as keywords.
+        messages.retain(|m| mapped.contains_key(&m.uid) || selection.copy.contains(&m.uid));
+        let mut dropped = 0;
+        for m in &mut messages {
+            if let Some(keywords) = selection.keywords.get(&m.uid) {
+                let before = keywords.len();
+                let kept = flags::flags_for_target(keywords, target.permanent.as_deref());
+                dropped += before - kept.len();
+                m.flags.extend(kept);
+            }
+        }
+        if dropped > 0 {
+            let note = format!(
+                "{folder}: the target folder keeps no keywords (PERMANENTFLAGS), {dropped} labels not kept as keywords"
+            );
+            tracing::warn!(note);
+            ctx.events.emit(Event::LabelPolicy { note });
+        }
+        tally.messages = messages.len() as u64;
+    }
 
     // Classify: mapped (maybe with new flags), too large, to copy.
     let append_limit = dst.session().await?.capabilities().append_limit();
@@ -521,6 +547,7 @@ async fn store_batch(
             internal_date: flags::parse_internal_date(&f.meta.internal_date).unwrap_or(0),
             content_hash: o.hash.clone(),
             flags: flags::canonical(&o.flags),
+            identity: ctx.labels.and_then(|l| l.identity_of(folder, o.source_uid)),
         })
         .collect();
     ctx.map.write_intents(&intents).await?;

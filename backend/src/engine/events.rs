@@ -40,6 +40,10 @@ pub enum Event {
         folder: String,
         error: String,
     },
+    /// What the label policy of a label-style source (Gmail) did, in words.
+    LabelPolicy {
+        note: String,
+    },
     /// The job stopped before the end for a reason the user must act on (over quota).
     Stopped {
         reason: String,
@@ -84,6 +88,12 @@ pub struct Report {
     pub failed_folders: Vec<FailedFolder>,
     /// Set when the run stopped early (e.g. the target is over quota).
     pub stopped: Option<String>,
+    /// What the label policy did (label-style sources only), e.g. "All Mail: 1203
+    /// messages already in label folders, 57 archived-only to Archive".
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub label_policy: Vec<String>,
+    /// Labels added on a Gmail target by `UID COPY` (not counted in `copied`).
+    pub label_copies: u64,
 }
 
 impl Report {

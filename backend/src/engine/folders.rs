@@ -294,6 +294,9 @@ pub struct FolderRules {
     pub exclude: Vec<String>,
     /// Copy Gmail's `[Gmail]/All Mail` (\All) too; off by default since it repeats every label.
     pub include_all_mail: bool,
+    /// A label-style source (see `engine::gmail`): All Mail is planned into this target
+    /// folder (`/`-separated), where the label policy sends the archived-only messages.
+    pub all_mail_target: Option<String>,
 }
 
 impl FolderRules {
@@ -389,13 +392,24 @@ pub fn plan_folders(
         if !folder.selectable || !rules.wanted(&display) {
             continue;
         }
+        let archive = rules
+            .all_mail_target
+            .as_deref()
+            .filter(|_| folder.special == Some(SpecialUse::All));
         if folder.special == Some(SpecialUse::All)
+            && archive.is_none()
             && !rules.include_all_mail
             && !rules.include.iter().any(|p| glob_match(p, &display))
         {
             continue;
         }
-        let (path, reason) = target_path_for(folder, target, rules);
+        let (path, reason) = match archive {
+            Some(name) => (
+                name.split('/').map(str::to_owned).collect(),
+                "archived-only mail (label policy)",
+            ),
+            None => target_path_for(folder, target, rules),
+        };
         let existing = target.find_path(&path);
         let (target_path, target_wire) = match existing {
             Some(f) => (f.path.clone(), f.wire.clone()),
@@ -773,6 +787,29 @@ mod tests {
         let names: Vec<String> = plans.iter().map(|p| p.source.display()).collect();
         assert_eq!(names, vec!["INBOX", "[Gmail]/Sent Mail"]);
         assert_eq!(plans[1].target_wire, "Sent");
+    }
+
+    #[test]
+    fn a_label_style_source_plans_all_mail_into_the_archive_folder() {
+        let src = tree(
+            &[
+                ("INBOX", "/", &[]),
+                ("[Gmail]", "/", &["\\Noselect"]),
+                ("[Gmail]/All Mail", "/", &["\\All"]),
+                ("Work", "/", &[]),
+            ],
+            "",
+        );
+        let dst = tree(&[("INBOX", ".", &[]), ("Archiv", ".", &["\\Archive"])], "");
+        let rules = FolderRules {
+            all_mail_target: Some("Old/Archive".into()),
+            ..FolderRules::default()
+        };
+        let plans = plan_folders(&src, &dst, &rules);
+        let all = plan_of(&plans, "[Gmail]/All Mail");
+        assert_eq!(all.target_wire, "Old.Archive");
+        assert_eq!(all.reason, "archived-only mail (label policy)");
+        assert_eq!(plans.len(), 3);
     }
 
     #[test]

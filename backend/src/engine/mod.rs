@@ -12,7 +12,8 @@
 //! `token` for the token-source interface), `conn` (reconnect and re-select, and a new
 //! login before an access token expires), `capabilities`, `folders` (listing and the folder plan), `utf7`, `fetch` (body forms and
 //! fallbacks), `append` (APPEND/MULTIAPPEND, APPENDUID, finding messages without it),
-//! `flags`, `uidmap` (the map and journal), `copy_folder` (one folder), `events`.
+//! `flags`, `uidmap` (the map and journal), `copy_folder` (one folder), `events`,
+//! `gmail/` (label-style sources and targets: identity, label policy, label COPYs).
 
 pub mod append;
 pub mod auth;
@@ -25,6 +26,7 @@ pub mod events;
 pub mod fetch;
 pub mod flags;
 pub mod folders;
+pub mod gmail;
 pub mod limits;
 pub mod session;
 pub mod uidmap;
@@ -77,6 +79,8 @@ pub struct Settings {
     pub lease_owner: Option<String>,
     /// What either server may make the engine hold or wait for (largest message...).
     pub limits: Limits,
+    /// Label-style sources and targets (Gmail): detection and policy.
+    pub labels: gmail::LabelOptions,
 }
 
 impl Settings {
@@ -94,6 +98,7 @@ impl Settings {
             settle_delay: std::time::Duration::from_secs(3),
             lease_owner: None,
             limits: Limits::default(),
+            labels: gmail::LabelOptions::default(),
         }
     }
 }
@@ -146,7 +151,21 @@ async fn run_job(
     dst.connect_once().await?;
     let source_tree = with_retries(settings, &mut src, |s| Box::pin(folders::list_tree(s))).await?;
     let target_tree = with_retries(settings, &mut dst, |s| Box::pin(folders::list_tree(s))).await?;
-    let mut plans = folders::plan_folders(&source_tree, &target_tree, &settings.rules);
+    let label_style = gmail::is_label_style(
+        src.session().await?.capabilities(),
+        &source_tree,
+        settings.labels.mode,
+    );
+    let target_is_gmail = dst
+        .session()
+        .await?
+        .capabilities()
+        .has(gmail::GMAIL_CAPABILITY);
+    let mut rules = settings.rules.clone();
+    if label_style {
+        rules.all_mail_target = Some(settings.labels.archive_folder.clone());
+    }
+    let mut plans = folders::plan_folders(&source_tree, &target_tree, &rules);
     // A job keeps each folder's target across runs (unless --map says otherwise now).
     let remembered = map.folder_targets().await?;
     for plan in &mut plans {
@@ -225,6 +244,26 @@ async fn run_job(
         }
     }
 
+    // A label-style source: list every folder first and decide where each message goes.
+    let labels = if label_style {
+        let plan = gmail::prepare(
+            &mut src,
+            &plans,
+            &map,
+            &settings.labels,
+            target_is_gmail && settings.labels.labels_as_folders,
+        )
+        .await?;
+        for note in &plan.notes {
+            tracing::info!(note, "label policy");
+            events.emit(Event::LabelPolicy { note: note.clone() });
+        }
+        outcome.report.label_policy = plan.notes.clone();
+        Some(plan)
+    } else {
+        None
+    };
+    let all_plans = plans.clone();
     let profile = ServerProfile::default();
     let queue = Mutex::new(plans.into_iter().collect::<VecDeque<_>>());
     let stopped: Mutex<Option<String>> = Mutex::new(None);
@@ -238,6 +277,7 @@ async fn run_job(
         events: &events,
         profile: &profile,
         target_tree: &target_tree,
+        labels: labels.as_ref(),
     };
     let workers = settings.connections.max(1);
     let mut first = Some((src, dst));
@@ -294,6 +334,17 @@ async fn run_job(
     futures::future::join_all(worker_futures).await;
     if let Some(error) = fatal.into_inner().unwrap_or(None) {
         return Err(error);
+    }
+    if let Some(labels) = labels.as_ref().filter(|l| !l.decision.further.is_empty()) {
+        let mut dst = Conn::new(settings.target.clone(), settings.backoff, settings.limits);
+        let added = gmail::further::copy_further_labels(&mut dst, labels, &all_plans, &map).await?;
+        dst.close().await;
+        if added > 0 {
+            let note = format!("{added} further labels added on the target by UID COPY");
+            events.emit(Event::LabelPolicy { note: note.clone() });
+            outcome.report.label_policy.push(note);
+            outcome.report.label_copies = added;
+        }
     }
 
     let stopped = stopped.into_inner().unwrap_or(None);

@@ -67,6 +67,10 @@ pub struct FetchItem {
     pub body_nil: bool,
     /// A `BODY[HEADER...]` section, when asked.
     pub header: Option<Vec<u8>>,
+    /// Gmail's message id (`X-GM-MSGID`, with X-GM-EXT-1): one id for all its labels.
+    pub gm_msgid: Option<u64>,
+    /// Gmail's labels of the message (`X-GM-LABELS`), as sent.
+    pub gm_labels: Option<Vec<String>>,
 }
 
 impl FetchItem {
@@ -96,6 +100,12 @@ impl FetchItem {
                 }
                 "INTERNALDATE" => out.internal_date = value.as_text(),
                 "RFC822.SIZE" => out.size = value.as_u64(),
+                "X-GM-MSGID" => out.gm_msgid = value.as_u64(),
+                "X-GM-LABELS" => {
+                    out.gm_labels = value
+                        .as_list()
+                        .map(|l| l.iter().filter_map(Value::as_text).collect())
+                }
                 "BODY[]" | "RFC822" | "BINARY[]" => match value {
                     Value::Bytes(b) => out.body = Some(b),
                     Value::Nil => out.body_nil = true,

@@ -24,6 +24,9 @@ pub struct MapRow {
     pub internal_date: i64,
     pub content_hash: String,
     pub flags: String,
+    /// The message's identity on a label-style source (see `engine::gmail::identity`);
+    /// `None` for ordinary sources.
+    pub identity: Option<String>,
 }
 
 use crate::clock::unix_seconds as now;
@@ -49,12 +52,13 @@ fn map_row(row: &AnyRow) -> Result<MapRow> {
         internal_date: row.try_get("internal_date")?,
         content_hash: row.try_get("content_hash")?,
         flags: row.try_get("flags")?,
+        identity: row.try_get("message_identity")?,
     })
 }
 
 const COLUMNS: &str = "source_folder, source_uidvalidity, source_uid, target_folder, \
     target_uidvalidity, target_uid, state, target_uidnext_before, size, internal_date, \
-    content_hash, flags";
+    content_hash, flags, message_identity";
 
 /// Finds the job for this pair of accounts, or creates it; re-runs share the map. Safe
 /// against itself: callers racing for one pair all get the one job the unique index
@@ -178,13 +182,14 @@ impl UidMap {
         for r in rows {
             sqlx::query(&format!(
                 "INSERT INTO uid_map (job_id, {COLUMNS}, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
                  ON CONFLICT (job_id, source_folder, source_uidvalidity, source_uid) DO UPDATE SET \
                  target_folder = excluded.target_folder, target_uidvalidity = excluded.target_uidvalidity, \
                  target_uid = excluded.target_uid, state = excluded.state, \
                  target_uidnext_before = excluded.target_uidnext_before, size = excluded.size, \
                  internal_date = excluded.internal_date, content_hash = excluded.content_hash, \
-                 flags = excluded.flags, updated_at = excluded.updated_at"
+                 flags = excluded.flags, message_identity = excluded.message_identity, \
+                 updated_at = excluded.updated_at"
             ))
             .bind(&self.job_id)
             .bind(&r.source_folder)
@@ -199,6 +204,7 @@ impl UidMap {
             .bind(r.internal_date)
             .bind(&r.content_hash)
             .bind(&r.flags)
+            .bind(r.identity.clone())
             .bind(now())
             .execute(&mut *tx)
             .await?;
@@ -527,6 +533,7 @@ mod tests {
             internal_date: 1_600_000_000,
             content_hash: "ab".into(),
             flags: "\\seen".into(),
+            identity: None,
         };
         map.write_intents(&[
             row.clone(),
@@ -592,6 +599,7 @@ mod tests {
             internal_date: 1_600_000_000,
             content_hash: "cd".into(),
             flags: String::new(),
+            identity: None,
         };
         set_owner("node-a").await;
         map.write_intents(std::slice::from_ref(&row)).await.unwrap();

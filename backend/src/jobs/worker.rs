@@ -334,6 +334,9 @@ impl WorkerPool {
         let mut settings = Settings::new(source, target);
         settings.connections = connections;
         settings.lease_owner = Some(self.settings.node.clone());
+        if let Some(route) = self.routes.route(&job.route) {
+            settings.labels = route.label_options().unwrap_or_default();
+        }
         let (tx, mut rx) = mpsc::unbounded_channel();
         let pool = store.pool().clone();
         let engine_task =
