@@ -486,6 +486,10 @@ struct JsonResult<'a> {
     failed_folders: &'a [engine::FailedFolder],
     stopped: Option<&'a str>,
     error: Option<String>,
+    /// What the label policy did (label-style sources only).
+    label_policy: &'a [String],
+    /// Labels added on a Gmail target by UID COPY.
+    label_copies: u64,
 }
 
 pub async fn run(config_file: Option<&Path>, args: MigrateArgs) -> ExitCode {
@@ -510,6 +514,8 @@ pub async fn run(config_file: Option<&Path>, args: MigrateArgs) -> ExitCode {
                     failed_folders: &empty.failed_folders,
                     stopped: None,
                     error: Some(message),
+                    label_policy: &[],
+                    label_copies: 0,
                 };
                 println!("{}", serde_json::to_string(&out).unwrap_or_default());
             }
@@ -615,6 +621,8 @@ async fn run_inner(
             failed_folders: &report.failed_folders,
             stopped: report.stopped.as_deref(),
             error: None,
+            label_policy: &report.label_policy,
+            label_copies: report.label_copies,
         };
         println!(
             "{}",
@@ -632,6 +640,9 @@ async fn run_inner(
             seconds,
             report.job_id
         );
+        for note in &report.label_policy {
+            println!("  labels: {note}");
+        }
         for s in &report.skipped_messages {
             println!(
                 "  skipped: {} UID {} ({} bytes, subject {:?}): {}",

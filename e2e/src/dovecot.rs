@@ -50,6 +50,16 @@ pub struct DovecotOptions {
     /// password database: LOGIN and PLAIN are refused, and [`Dovecot::add_user`] is not
     /// needed: any name the provider vouches for gets a mailbox (static userdb).
     pub oauth2: Option<DovecotOAuth2>,
+    /// A Gmail-like account: the `virtual` plugin shows `[Gmail]<sep>All Mail` (SPECIAL-USE
+    /// `\All`) over these folders (names as the user sees them, with the separator), so one
+    /// message appears in its folder and again in All Mail. A hidden namespace `Hidden<sep>`
+    /// (not listed, not in NAMESPACE) is there for mail "archived without a label": put
+    /// e.g. `Hidden<sep>Archived` in the list and its messages show only in All Mail.
+    /// Empty: no virtual mailbox.
+    pub virtual_all_mail: Vec<String>,
+    /// Log every message saved (APPEND) and copied (COPY) with the `mail_log` plugin, as
+    /// `save: box=..., uid=...` and `copy: box=..., uid=...` lines in [`Dovecot::log_text`].
+    pub mail_log: bool,
 }
 
 /// How a bearer-only Dovecot validates tokens (its `passdb oauth2` settings).
@@ -94,6 +104,8 @@ impl Default for DovecotOptions {
             .map(|(n, a)| (n.to_string(), a.to_string()))
             .collect(),
             oauth2: None,
+            virtual_all_mail: Vec::new(),
+            mail_log: false,
         }
     }
 }
@@ -212,6 +224,28 @@ impl Dovecot {
             std::fs::write(root.join("oauth2.conf"), render_oauth2(oauth2)?)?;
             std::fs::set_permissions(
                 root.join("oauth2.conf"),
+                std::fs::Permissions::from_mode(0o644),
+            )?;
+        }
+
+        if !options.virtual_all_mail.is_empty() {
+            // One definition for every user: the patterns name each user's own folders.
+            let all = root.join("virtual").join("All Mail");
+            std::fs::create_dir_all(&all)?;
+            let mut rule = String::new();
+            for folder in &options.virtual_all_mail {
+                if folder.contains(['\n', '\r']) {
+                    bail!("virtual_all_mail folder names may not contain a newline");
+                }
+                let _ = writeln!(rule, "{folder}");
+            }
+            rule.push_str("  all\n");
+            std::fs::write(all.join("dovecot-virtual"), rule)?;
+            for dir in [root.join("virtual"), all.clone()] {
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+            }
+            std::fs::set_permissions(
+                all.join("dovecot-virtual"),
                 std::fs::Permissions::from_mode(0o644),
             )?;
         }
@@ -560,6 +594,37 @@ namespace inbox {{
         );
     }
     let _ = writeln!(c, "}}");
+    if !o.virtual_all_mail.is_empty() {
+        // Gmail-like: All Mail is a virtual mailbox over the label folders and the hidden
+        // "archived" place; its indexes are per user, its definition shared.
+        let _ = writeln!(
+            c,
+            r#"mail_plugins = $mail_plugins virtual
+namespace hidden {{
+  prefix = Hidden{sep}
+  separator = {sep}
+  location = maildir:~/Hidden
+  hidden = yes
+  list = no
+}}
+namespace gmail {{
+  prefix = [Gmail]{sep}
+  separator = {sep}
+  location = virtual:{r}/virtual:INDEX=~/virtual-index
+  subscriptions = no
+  mailbox "All Mail" {{
+    special_use = \All
+  }}
+}}"#,
+            sep = o.separator,
+        );
+    }
+    if o.mail_log {
+        let _ = writeln!(
+            c,
+            "mail_plugins = $mail_plugins notify mail_log\nplugin {{\n  mail_log_events = save copy\n  mail_log_fields = uid box msgid size\n}}"
+        );
+    }
     if o.quota_bytes.is_some() || o.max_mail_size.is_some() {
         let _ = writeln!(
             c,

@@ -33,6 +33,9 @@ pub struct Faults {
     pub poison: Vec<(String, u32)>,
     /// Capabilities removed from every CAPABILITY list the client sees.
     pub hide_capabilities: Vec<String>,
+    /// Capabilities added to every CAPABILITY list the client sees (e.g. `X-GM-EXT-1`,
+    /// to make a Dovecot look like Gmail); the server itself is not told.
+    pub add_capabilities: Vec<String>,
     /// Every Nth command (counted over all connections) is passed to the server, then the
     /// connection is closed before the client gets the reply.
     pub drop_every: Option<u64>,
@@ -311,7 +314,7 @@ async fn read_unit_server(
 
 /// The client's view of a server line: hidden capabilities and their codes removed.
 fn rewrite_server_line(line: &[u8], faults: &Faults) -> Vec<u8> {
-    if faults.hide_capabilities.is_empty() {
+    if faults.hide_capabilities.is_empty() && faults.add_capabilities.is_empty() {
         return line.to_vec();
     }
     let Ok(text) = std::str::from_utf8(line) else {
@@ -341,6 +344,22 @@ fn rewrite_server_line(line: &[u8], faults: &Faults) -> Vec<u8> {
                 }
             } else {
                 kept.push(word.to_owned());
+            }
+        }
+        if !faults.add_capabilities.is_empty() {
+            // Before the bracket that closes a `[CAPABILITY ...]` code, else at the end.
+            let at = kept
+                .iter()
+                .position(|w| w.ends_with(']'))
+                .unwrap_or(kept.len().saturating_sub(1));
+            if let Some(word) = kept.get_mut(at) {
+                let closes = word.ends_with(']');
+                let bare = word.trim_end_matches(']').to_owned();
+                *word = format!(
+                    "{bare} {}{}",
+                    faults.add_capabilities.join(" "),
+                    if closes { "]" } else { "" }
+                );
             }
         }
         out = format!("{}\r\n", kept.join(" "));
@@ -403,6 +422,18 @@ mod tests {
             hide_capabilities: vec!["UIDPLUS".into()],
             ..Faults::default()
         };
+        let added = Faults {
+            add_capabilities: vec!["X-GM-EXT-1".into()],
+            ..Faults::default()
+        };
+        assert_eq!(
+            rewrite_server_line(b"a1 OK [CAPABILITY IMAP4rev1 MOVE] Logged in\r\n", &added),
+            b"a1 OK [CAPABILITY IMAP4rev1 MOVE X-GM-EXT-1] Logged in\r\n"
+        );
+        assert_eq!(
+            rewrite_server_line(b"* CAPABILITY IMAP4rev1 MOVE\r\n", &added),
+            b"* CAPABILITY IMAP4rev1 MOVE X-GM-EXT-1\r\n"
+        );
         let out = rewrite_server_line(b"* CAPABILITY IMAP4rev1 UIDPLUS MOVE\r\n", &faults);
         assert_eq!(out, b"* CAPABILITY IMAP4rev1 MOVE\r\n");
         let out = rewrite_server_line(b"a1 OK [APPENDUID 12 7] Append completed.\r\n", &faults);
