@@ -203,7 +203,11 @@ fn source_messages(source: &Snapshot, m: &Mail) -> Vec<mailferry_e2e::compare::M
         .filter(|x| x.subject == m.subject)
         .cloned()
         .collect();
-    assert!(!found.is_empty(), "{} not in {folder} on the source", m.subject);
+    assert!(
+        !found.is_empty(),
+        "{} not in {folder} on the source",
+        m.subject
+    );
     found
 }
 
@@ -258,7 +262,7 @@ fn assert_no_differences(expected: &Snapshot, target: &Snapshot) {
     assert_eq!(names, wanted, "target folders");
 }
 
-fn notes(run: &Run) -> Vec<String> {
+fn policy_notes(run: &Run) -> Vec<String> {
     run.json["label_policy"]
         .as_array()
         .cloned()
@@ -278,18 +282,23 @@ async fn default_policy_copies_each_message_once_and_keeps_archived_only_mail() 
     assert_eq!(source.folders[ALL_MAIL].messages.len(), distinct - 1);
     assert!(source.folders.keys().all(|f| !f.starts_with("Hidden")));
     let listed: usize = source.folders.values().map(|f| f.messages.len()).sum();
-    assert!(listed > 2 * distinct - 4, "labels repeat messages: {listed}");
+    assert!(
+        listed > 2 * distinct - 4,
+        "labels repeat messages: {listed}"
+    );
 
     let started = std::time::Instant::now();
     let run = pair.migrate_direct(&[]).await.unwrap();
     eprintln!("first run: {:?}", started.elapsed());
     assert_eq!(run.code, Some(0), "{run:?}");
     assert_eq!(run.count("copied"), distinct as u64, "{}", run.json);
-    let notes = notes(&run);
+    let notes = policy_notes(&run);
     eprintln!("label policy: {notes:#?}");
     assert!(
-        notes.iter().any(|n| n
-            == "[Gmail]/All Mail: 10 messages already in label folders, 2 archived-only to Archive"),
+        notes.iter().any(|n| {
+            n
+            == "[Gmail]/All Mail: 10 messages already in label folders, 2 archived-only to Archive"
+        }),
         "{notes:?}"
     );
 
@@ -305,23 +314,35 @@ async fn default_policy_copies_each_message_once_and_keeps_archived_only_mail() 
     let run = pair.migrate_direct(&[]).await.unwrap();
     assert_eq!(run.code, Some(0), "{run:?}");
     assert_eq!(run.count("copied"), 0, "{}", run.json);
-    assert_no_differences(&expected, &full_snapshot(&pair.target_account()).await.unwrap());
+    assert_no_differences(
+        &expected,
+        &full_snapshot(&pair.target_account()).await.unwrap(),
+    );
 
-    // Labels change: "inbox two" gets the Travel label, "three labels" loses INBOX. The
-    // next run still copies nothing; the new label arrives as a keyword.
+    // Labels change: "inbox two" gets the Travel label; "three labels" loses INBOX (where
+    // its copy went) and gains the new label "Reisen 2024". The next run copies nothing;
+    // the new labels arrive as keywords on the existing copies.
     let mut conn = connect(&pair.source_account()).await.unwrap();
-    let (i, two) = MAILS
+    conn.create("Reisen 2024").await.unwrap();
+    let mut items_data = Vec::new();
+    for (subject, folder) in [("inbox two", "Travel"), ("three labels", "Reisen 2024")] {
+        let (i, m) = MAILS
+            .iter()
+            .enumerate()
+            .find(|(_, m)| m.subject == subject)
+            .unwrap();
+        let flags: Vec<String> = m.flags.iter().map(|f| f.to_string()).collect();
+        items_data.push((folder, body_of(i, m), date_of(i, m), flags));
+    }
+    let items: Vec<AppendItem<'_>> = items_data
         .iter()
-        .enumerate()
-        .find(|(_, m)| m.subject == "inbox two")
-        .unwrap();
-    let (bytes, date) = (body_of(i, two), date_of(i, two));
-    let items = [AppendItem {
-        mailbox: "Travel",
-        flags: &[],
-        internal_date: Some(&date),
-        bytes: &bytes,
-    }];
+        .map(|(folder, bytes, date, flags)| AppendItem {
+            mailbox: folder,
+            flags,
+            internal_date: Some(date),
+            bytes,
+        })
+        .collect();
     for r in conn.append_pipelined(&items).await.unwrap() {
         r.unwrap();
     }
@@ -340,17 +361,34 @@ async fn default_policy_copies_each_message_once_and_keeps_archived_only_mail() 
     let run = pair.migrate_direct(&[]).await.unwrap();
     assert_eq!(run.code, Some(0), "{run:?}");
     assert_eq!(run.count("copied"), 0, "{}", run.json);
+    eprintln!("after label changes: {:#?}", policy_notes(&run));
     let target = full_snapshot(&pair.target_account()).await.unwrap();
     assert_eq!(totals(&target).0, distinct, "still one copy per message");
-    let two_on_target = target.folders["INBOX"]
-        .messages
-        .iter()
-        .find(|m| m.subject == "inbox two")
-        .unwrap();
+    let flags_of = |subject: &str| {
+        target.folders["INBOX"]
+            .messages
+            .iter()
+            .find(|m| m.subject == subject)
+            .unwrap()
+            .flags
+            .clone()
+    };
     assert!(
-        two_on_target.flags.contains("Travel"),
+        flags_of("inbox two").contains("Travel"),
         "{:?}",
-        two_on_target.flags
+        flags_of("inbox two")
+    );
+    let three = flags_of("three labels");
+    for k in ["Reisen_2024", "Travel", "Work", "\\Seen", "\\Answered"] {
+        assert!(three.contains(k), "{k} on {three:?}");
+    }
+    // And a run after that has nothing left to do.
+    let run = pair.migrate_direct(&[]).await.unwrap();
+    assert_eq!(
+        (run.count("copied"), run.count("flags_updated")),
+        (0, 0),
+        "{}",
+        run.json
     );
 }
 
@@ -363,7 +401,10 @@ async fn labels_as_folders_gives_one_copy_per_label_folder() {
     assert_eq!(run.code, Some(0), "{run:?}");
     let expected = expected_labels_as_folders(&source);
     assert_eq!(run.count("copied"), totals(&expected).0 as u64);
-    assert_no_differences(&expected, &full_snapshot(&pair.target_account()).await.unwrap());
+    assert_no_differences(
+        &expected,
+        &full_snapshot(&pair.target_account()).await.unwrap(),
+    );
     let run = pair.migrate_direct(&["--labels-as-folders"]).await.unwrap();
     assert_eq!(run.count("copied"), 0, "{}", run.json);
 }
@@ -404,13 +445,27 @@ async fn a_gmail_target_gets_one_append_per_message_and_copies_for_further_label
     eprintln!("{}", copies.join("\n"));
     assert_eq!(saves.len(), distinct, "one APPEND per message:\n{log}");
     assert_eq!(copies.len(), 3, "a COPY per further label:\n{log}");
-    for m in MAILS.iter().filter(|m| m.subject.starts_with("three") || m.subject.starts_with("work and")) {
-        let appended = saves.iter().filter(|l| l.contains(&format!("<{}@", MAILS.iter().position(|x| x.subject == m.subject).unwrap()))).count();
+    for m in MAILS
+        .iter()
+        .filter(|m| m.subject.starts_with("three") || m.subject.starts_with("work and"))
+    {
+        let appended = saves
+            .iter()
+            .filter(|l| {
+                l.contains(&format!(
+                    "<{}@",
+                    MAILS.iter().position(|x| x.subject == m.subject).unwrap()
+                ))
+            })
+            .count();
         assert_eq!(appended, 1, "{} appended once", m.subject);
     }
     // On Dovecot a COPY is a second message, so the folders look as under "labels as folders".
     let expected = expected_labels_as_folders(&source);
-    assert_no_differences(&expected, &full_snapshot(&pair.target_account()).await.unwrap());
+    assert_no_differences(
+        &expected,
+        &full_snapshot(&pair.target_account()).await.unwrap(),
+    );
     // A re-run: nothing appended, nothing copied again.
     let run = pair
         .migrate(

@@ -30,6 +30,8 @@ pub struct FolderTally {
     /// Source UIDs (with size) this run sent an APPEND for: if a retry finds them on the
     /// target, this run copied them.
     pub sent: HashMap<u32, u64>,
+    /// What the label policy could not do here, for the report.
+    pub notes: Vec<String>,
 }
 
 pub struct FolderContext<'a> {
@@ -115,7 +117,10 @@ pub async fn copy_folder(
                 "{folder}: the target folder keeps no keywords (PERMANENTFLAGS), {dropped} labels not kept as keywords"
             );
             tracing::warn!(note);
-            ctx.events.emit(Event::LabelPolicy { note });
+            if !tally.notes.contains(&note) {
+                tally.notes.push(note.clone());
+                ctx.events.emit(Event::LabelPolicy { note });
+            }
         }
         tally.messages = messages.len() as u64;
     }

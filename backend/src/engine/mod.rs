@@ -185,6 +185,35 @@ async fn run_job(
     }
     tracing::info!(folders = plans.len(), "folder plan ready");
 
+    // A label-style source: list every folder first and decide where each message goes.
+    let labels = if label_style {
+        let mut attempt = 0;
+        let plan = loop {
+            attempt += 1;
+            let result = gmail::prepare(
+                &mut src,
+                &plans,
+                &map,
+                &settings.labels,
+                target_is_gmail && settings.labels.labels_as_folders,
+            )
+            .await;
+            match result {
+                Err(e) if e.is_connection_failure() && attempt < settings.max_attempts + 2 => {
+                    tracing::warn!(error = %e, attempt, "connection lost while listing for the label policy; again");
+                    src.note_error(&e);
+                }
+                other => break other?,
+            }
+        };
+        for note in &plan.notes {
+            tracing::info!(note, "label policy");
+            events.emit(Event::LabelPolicy { note: note.clone() });
+        }
+        Some(plan)
+    } else {
+        None
+    };
     let mut outcome = Outcome {
         report: Report {
             job_id: job_id.clone(),
@@ -193,6 +222,9 @@ async fn run_job(
         },
         planned: Vec::new(),
     };
+    if let Some(plan) = &labels {
+        outcome.report.label_policy = plan.notes.clone();
+    }
     if settings.dry_run {
         for plan in plans {
             let wire = plan.source.wire.clone();
@@ -244,25 +276,6 @@ async fn run_job(
         }
     }
 
-    // A label-style source: list every folder first and decide where each message goes.
-    let labels = if label_style {
-        let plan = gmail::prepare(
-            &mut src,
-            &plans,
-            &map,
-            &settings.labels,
-            target_is_gmail && settings.labels.labels_as_folders,
-        )
-        .await?;
-        for note in &plan.notes {
-            tracing::info!(note, "label policy");
-            events.emit(Event::LabelPolicy { note: note.clone() });
-        }
-        outcome.report.label_policy = plan.notes.clone();
-        Some(plan)
-    } else {
-        None
-    };
     let all_plans = plans.clone();
     let profile = ServerProfile::default();
     let queue = Mutex::new(plans.into_iter().collect::<VecDeque<_>>());
@@ -335,15 +348,12 @@ async fn run_job(
     if let Some(error) = fatal.into_inner().unwrap_or(None) {
         return Err(error);
     }
-    if let Some(labels) = labels.as_ref().filter(|l| !l.decision.further.is_empty()) {
-        let mut dst = Conn::new(settings.target.clone(), settings.backoff, settings.limits);
-        let added = gmail::further::copy_further_labels(&mut dst, labels, &all_plans, &map).await?;
-        dst.close().await;
-        if added > 0 {
-            let note = format!("{added} further labels added on the target by UID COPY");
+    if let Some(labels) = labels.as_ref() {
+        let notes =
+            label_post_pass(settings, labels, &all_plans, &map, &mut outcome.report).await?;
+        for note in notes {
             events.emit(Event::LabelPolicy { note: note.clone() });
             outcome.report.label_policy.push(note);
-            outcome.report.label_copies = added;
         }
     }
 
@@ -356,6 +366,7 @@ async fn run_job(
         report.already_present += tally.already_present;
         report.flags_updated += tally.flags_updated;
         report.bytes_copied += tally.bytes_copied;
+        report.label_policy.extend(tally.notes.iter().cloned());
         report.skipped += tally.skipped.len() as u64;
         report
             .skipped_messages
@@ -390,6 +401,38 @@ async fn run_job(
         report: report.clone(),
     });
     Ok(outcome)
+}
+
+/// After the folders: labels added by UID COPY on a Gmail target, and new labels as
+/// keywords on copies an earlier run made. Returns what it did, in words.
+async fn label_post_pass(
+    settings: &Settings,
+    labels: &gmail::LabelPlan,
+    plans: &[FolderPlan],
+    map: &UidMap,
+    report: &mut Report,
+) -> Result<Vec<String>, EngineError> {
+    let mut notes = Vec::new();
+    if labels.decision.further.is_empty() && labels.keyword_updates.is_empty() {
+        return Ok(notes);
+    }
+    let mut dst = Conn::new(settings.target.clone(), settings.backoff, settings.limits);
+    let added = gmail::further::copy_further_labels(&mut dst, labels, plans, map).await?;
+    if added > 0 {
+        notes.push(format!(
+            "{added} further labels added on the target by UID COPY"
+        ));
+        report.label_copies = added;
+    }
+    let updated = gmail::keywords::apply(&mut dst, &labels.keyword_updates, map).await?;
+    if updated > 0 {
+        notes.push(format!(
+            "{updated} copies from earlier runs got new labels as keywords"
+        ));
+        report.flags_updated += updated;
+    }
+    dst.close().await;
+    Ok(notes)
 }
 
 /// One folder, tried again from the top after connection losses (every step is

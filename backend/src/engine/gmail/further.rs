@@ -13,6 +13,10 @@ use super::super::wire::{parse_uid_set, uid_set, CommandBuilder, Status};
 use super::LabelPlan;
 use std::collections::{BTreeMap, HashMap};
 
+/// (home target folder, further target folder, further source folder), wire names for
+/// the target, display name for the source.
+type CopyRoute = (String, String, String);
+
 /// Sends the COPYs; returns how many labels were added.
 pub async fn copy_further_labels(
     dst: &mut Conn,
@@ -42,8 +46,7 @@ pub async fn copy_further_labels(
         .filter(|r| r.state == DONE)
         .map(|r| (r.source_folder.as_str(), r.source_uidvalidity, r.source_uid))
         .collect();
-    // (home target folder, further target folder, further source folder) -> [(source uid, home row)]
-    let mut groups: BTreeMap<(String, String, String), Vec<(u32, &MapRow)>> = BTreeMap::new();
+    let mut groups: BTreeMap<CopyRoute, Vec<(u32, &MapRow)>> = BTreeMap::new();
     for f in &labels.decision.further {
         let validity = labels.validity.get(&f.folder).copied().unwrap_or(0);
         if already.contains(&(f.folder.as_str(), validity, f.uid)) {

@@ -8,6 +8,7 @@
 
 pub mod further;
 pub mod identity;
+pub mod keywords;
 pub mod policy;
 
 use super::capabilities::Capabilities;
@@ -35,7 +36,9 @@ impl std::str::FromStr for LabelMode {
             "auto" => Ok(LabelMode::Auto),
             "on" | "true" | "yes" => Ok(LabelMode::On),
             "off" | "false" | "no" => Ok(LabelMode::Off),
-            other => Err(format!("labels = {other:?}: use \"auto\", \"on\" or \"off\"")),
+            other => Err(format!(
+                "labels = {other:?}: use \"auto\", \"on\" or \"off\""
+            )),
         }
     }
 }
@@ -113,8 +116,8 @@ pub struct LabelPlan {
     pub validity: HashMap<String, u32>,
     /// What the policy did, in words, for the plan and the report.
     pub notes: Vec<String>,
-    /// The target does not keep keywords: labels beyond the first are not on the copies.
-    pub keywords_lost: bool,
+    /// Copies made by earlier runs that get labels the message gained since.
+    pub keyword_updates: Vec<keywords::KeywordUpdate>,
 }
 
 impl LabelPlan {
@@ -167,9 +170,7 @@ pub async fn prepare(
             .filter_map(|m| {
                 let base = match stored.get(&m.meta.uid) {
                     Some(s) => Some(identity::base_of(s).to_owned()),
-                    None => {
-                        identity::base_identity(m, hashes.get(&m.meta.uid).map(String::as_str))
-                    }
+                    None => identity::base_identity(m, hashes.get(&m.meta.uid).map(String::as_str)),
                 };
                 base.map(|b| (m.meta.uid, b))
             })
@@ -182,7 +183,13 @@ pub async fn prepare(
                 uid,
             });
         }
-        tracing::info!(folder, messages = listed.len(), hashed = hashes.len(), ?role, "listed for the label policy");
+        tracing::info!(
+            folder,
+            messages = listed.len(),
+            hashed = hashes.len(),
+            ?role,
+            "listed for the label policy"
+        );
         listed_folders.push((folder, role, listed.len()));
     }
     let done: HashMap<String, String> = rows
@@ -195,6 +202,13 @@ pub async fn prepare(
         target_is_gmail,
     };
     plan.decision = policy::decide(&groups, &done, policy);
+    if !options.labels_as_folders {
+        let done_rows: Vec<&super::uidmap::MapRow> = rows
+            .iter()
+            .filter(|r| r.state == DONE && r.identity.is_some())
+            .collect();
+        plan.keyword_updates = keywords::updates_for_moved(&done_rows, &groups);
+    }
     for (folder, role, _) in &listed_folders {
         if *role != Role::Apart {
             plan.decision.folders.entry(folder.clone()).or_default();
@@ -230,7 +244,7 @@ fn describe(
     }
     if !options.labels_as_folders && d.multi_labelled > 0 {
         notes.push(format!(
-            "{} messages with several labels copied once, the other labels as keywords",
+            "{} messages with several labels: one copy each, the other labels as keywords",
             d.multi_labelled
         ));
     }

@@ -57,7 +57,10 @@ pub fn keyword_atom(label: &str) -> String {
         .chars()
         .map(|c| {
             let ok = c.is_ascii_graphic()
-                && !matches!(c, '(' | ')' | '{' | '}' | '%' | '*' | '"' | '\\' | '[' | ']');
+                && !matches!(
+                    c,
+                    '(' | ')' | '{' | '}' | '%' | '*' | '"' | '\\' | '[' | ']'
+                );
             if ok {
                 c
             } else {
@@ -134,7 +137,8 @@ pub fn decide(
 ) -> Decision {
     let mut d = Decision::default();
     for (identity, occurrences) in groups {
-        let mut labels: Vec<&Occurrence> = occurrences.iter().filter(|o| o.role.is_label()).collect();
+        let mut labels: Vec<&Occurrence> =
+            occurrences.iter().filter(|o| o.role.is_label()).collect();
         labels.sort_by_key(|o| priority(o.role, &o.folder));
         labels.dedup_by(|a, b| a.folder == b.folder);
         let all_mail = occurrences.iter().find(|o| o.role == Role::AllMail);
@@ -148,7 +152,11 @@ pub fn decide(
         }
         for o in occurrences.iter().filter(|o| o.role == Role::Apart) {
             // Apart folders copy everything themselves; nothing to decide.
-            d.folders.entry(o.folder.clone()).or_default().copy.insert(o.uid);
+            d.folders
+                .entry(o.folder.clone())
+                .or_default()
+                .copy
+                .insert(o.uid);
         }
         if labels.len() > 1 {
             d.multi_labelled += 1;
@@ -219,12 +227,14 @@ mod tests {
     }
 
     fn groups(list: &[(&str, Vec<Occurrence>)]) -> BTreeMap<String, Vec<Occurrence>> {
-        list.iter().map(|(i, o)| (i.to_string(), o.clone())).collect()
+        list.iter()
+            .map(|(i, o)| (i.to_string(), o.clone()))
+            .collect()
     }
 
     #[test]
     fn priority_is_inbox_then_user_labels_alphabetically_then_system_labels() {
-        let mut labels = vec![
+        let mut labels = [
             (Role::Starred, "[Gmail]/Starred"),
             (Role::Sent, "[Gmail]/Sent Mail"),
             (Role::User, "travel"),
