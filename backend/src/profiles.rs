@@ -566,6 +566,36 @@ mod tests {
     }
 
     #[test]
+    fn routes_carry_the_label_policy() {
+        use crate::engine::gmail::{LabelMode, LabelOptions};
+        let servers = "[servers.old]\nhost='h'\n[servers.new]\nhost='n'\n";
+        let routes = parse(&format!(
+            "{servers}[routes.r]\nsource='old'\ntarget='new'\nlabels='on'\n\
+             labels_as_folders=true\narchive_folder='/Old mail/Archive/'\n\
+             [routes.plain]\nsource='old'\ntarget='new'\n"
+        ))
+        .unwrap();
+        let options = routes.route("r").unwrap().label_options().unwrap();
+        assert_eq!(
+            options,
+            LabelOptions {
+                mode: LabelMode::On,
+                labels_as_folders: true,
+                archive_folder: "Old mail/Archive".into(),
+            }
+        );
+        assert_eq!(
+            routes.route("plain").unwrap().label_options().unwrap(),
+            LabelOptions::default()
+        );
+        let err = parse(&format!(
+            "{servers}[routes.r]\nsource='old'\ntarget='new'\nlabels='sometimes'\n"
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("sometimes"), "{err}");
+    }
+
+    #[test]
     fn route_to_an_unknown_server_is_refused() {
         let err = parse("[servers.old]\nhost='h'\n[routes.r]\nsource='old'\ntarget='nope'\n")
             .unwrap_err();
