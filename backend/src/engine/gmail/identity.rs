@@ -7,7 +7,9 @@
 //! Two equal messages inside one folder are two messages: the n-th of a folder (by UID)
 //! pairs with the n-th of another folder, and the identity ends in `#n`. Every message not
 //! yet in the UID map is hashed (a later run may give it a label, and must then recognise
-//! it); mapped messages keep the identity stored with them.
+//! it); mapped messages keep the identity stored with them. A message for which neither
+//! works (no header came back, a date that does not parse) is a message of its own,
+//! `u:<folder>:<uidvalidity>:<uid>`: copied where it is rather than lost.
 
 use super::super::conn::Conn;
 use super::super::error::Result;

@@ -72,11 +72,11 @@ pub fn is_label_style(caps: &Capabilities, tree: &FolderTree, mode: LabelMode) -
         LabelMode::On => true,
         LabelMode::Off => false,
         LabelMode::Auto => {
+            // The attribute, not the name: a folder merely called "All Mail" is a folder.
             caps.has(GMAIL_CAPABILITY)
-                || tree
-                    .folders
-                    .iter()
-                    .any(|f| f.selectable && f.special == Some(SpecialUse::All))
+                || tree.folders.iter().any(|f| {
+                    f.selectable && f.attributes.iter().any(|a| a.eq_ignore_ascii_case("\\All"))
+                })
         }
     }
 }
@@ -167,12 +167,16 @@ pub async fn prepare(
         let hashes = identity::header_hashes(src, &unhashed).await?;
         let bases: Vec<(u32, String)> = listed
             .iter()
-            .filter_map(|m| {
-                let base = match stored.get(&m.meta.uid) {
+            .map(|m| {
+                let uid = m.meta.uid;
+                let base = match stored.get(&uid) {
                     Some(s) => Some(identity::base_of(s).to_owned()),
-                    None => identity::base_identity(m, hashes.get(&m.meta.uid).map(String::as_str)),
+                    None => identity::base_identity(m, hashes.get(&uid).map(String::as_str)),
                 };
-                base.map(|b| (m.meta.uid, b))
+                // No identity (no header came, a date that does not parse): a message of
+                // its own, so that it is copied rather than lost.
+                let base = base.unwrap_or_else(|| format!("u:{folder}:{}:{uid}", info.uidvalidity));
+                (uid, base)
             })
             .collect();
         for (uid, id) in identity::number_occurrences(&bases, &stored) {
@@ -266,4 +270,67 @@ fn describe(
         }
     }
     notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn tree(entries: &[(&str, &[&str])]) -> FolderTree {
+        FolderTree::from_list(
+            entries
+                .iter()
+                .map(|(n, a)| {
+                    (
+                        n.to_string(),
+                        Some('/'),
+                        a.iter().map(|s| s.to_string()).collect(),
+                    )
+                })
+                .collect(),
+            "",
+            HashSet::new(),
+        )
+    }
+
+    #[test]
+    fn label_style_is_the_capability_or_an_all_attribute_not_a_name() {
+        let plain = Capabilities::from_atoms(["IMAP4rev1"]);
+        let gmail = Capabilities::from_atoms(["IMAP4rev1", "X-GM-EXT-1"]);
+        let by_name = tree(&[("INBOX", &[]), ("[Gmail]/All Mail", &[])]);
+        let by_attribute = tree(&[("INBOX", &[]), ("Everything", &["\\All"])]);
+        assert!(!is_label_style(&plain, &by_name, LabelMode::Auto));
+        assert!(is_label_style(&plain, &by_attribute, LabelMode::Auto));
+        assert!(is_label_style(&gmail, &by_name, LabelMode::Auto));
+        assert!(!is_label_style(&gmail, &by_attribute, LabelMode::Off));
+        assert!(is_label_style(&plain, &by_name, LabelMode::On));
+        assert_eq!("ON".parse::<LabelMode>(), Ok(LabelMode::On));
+        assert!("maybe".parse::<LabelMode>().is_err());
+    }
+
+    #[test]
+    fn folder_roles() {
+        let t = tree(&[
+            ("INBOX", &[]),
+            ("[Gmail]/All Mail", &["\\All"]),
+            ("[Gmail]/Important", &[]),
+            ("[Gmail]/Starred", &["\\Flagged"]),
+            ("[Gmail]/Sent Mail", &["\\Sent"]),
+            ("[Gmail]/Drafts", &["\\Drafts"]),
+            ("[Gmail]/Spam", &["\\Junk"]),
+            ("[Gmail]/Trash", &["\\Trash"]),
+            ("Work/2024", &[]),
+        ]);
+        let role = |name: &str| role_of(t.folders.iter().find(|f| f.display() == name).unwrap());
+        assert_eq!(role("INBOX"), Role::Inbox);
+        assert_eq!(role("[Gmail]/All Mail"), Role::AllMail);
+        assert_eq!(role("[Gmail]/Important"), Role::Important);
+        assert_eq!(role("[Gmail]/Starred"), Role::Starred);
+        assert_eq!(role("[Gmail]/Sent Mail"), Role::Sent);
+        assert_eq!(role("[Gmail]/Drafts"), Role::Drafts);
+        assert_eq!(role("[Gmail]/Spam"), Role::Apart);
+        assert_eq!(role("[Gmail]/Trash"), Role::Apart);
+        assert_eq!(role("Work/2024"), Role::User);
+    }
 }
