@@ -287,6 +287,20 @@ async fn default_policy_copies_each_message_once_and_keeps_archived_only_mail() 
         "labels repeat messages: {listed}"
     );
 
+    // A dry run lists and decides, and changes nothing.
+    let run = pair.migrate_direct(&["--dry-run"]).await.unwrap();
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.count("copied"), 0);
+    assert!(
+        policy_notes(&run)
+            .iter()
+            .any(|n| n.contains("2 archived-only to Archive")),
+        "{}",
+        run.json
+    );
+    let untouched = full_snapshot(&pair.target_account()).await.unwrap();
+    assert_eq!(totals(&untouched).0, 0, "a dry run stores nothing");
+
     let started = std::time::Instant::now();
     let run = pair.migrate_direct(&[]).await.unwrap();
     eprintln!("first run: {:?}", started.elapsed());

@@ -348,7 +348,9 @@ async fn run_job(
     if let Some(error) = fatal.into_inner().unwrap_or(None) {
         return Err(error);
     }
-    if let Some(labels) = labels.as_ref() {
+    let stopped = stopped.into_inner().unwrap_or(None);
+    // Not after a stop (over quota): nothing more is sent to the target then.
+    if let Some(labels) = labels.as_ref().filter(|_| stopped.is_none()) {
         let notes =
             label_post_pass(settings, labels, &all_plans, &map, &mut outcome.report).await?;
         for note in notes {
@@ -356,8 +358,6 @@ async fn run_job(
             outcome.report.label_policy.push(note);
         }
     }
-
-    let stopped = stopped.into_inner().unwrap_or(None);
     let mut results = results.into_inner().unwrap_or_default();
     results.sort_by(|a, b| a.0.source.path.cmp(&b.0.source.path));
     let report = &mut outcome.report;
@@ -417,13 +417,15 @@ async fn label_post_pass(
         return Ok(notes);
     }
     let mut dst = Conn::new(settings.target.clone(), settings.backoff, settings.limits);
-    let added = gmail::further::copy_further_labels(&mut dst, labels, plans, map).await?;
-    if added > 0 {
+    let further = gmail::further::copy_further_labels(&mut dst, labels, plans, map).await?;
+    if further.added > 0 {
         notes.push(format!(
-            "{added} further labels added on the target by UID COPY"
+            "{} further labels added on the target by UID COPY",
+            further.added
         ));
-        report.label_copies = added;
+        report.label_copies = further.added;
     }
+    notes.extend(further.problems);
     let updated = gmail::keywords::apply(&mut dst, &labels.keyword_updates, map).await?;
     if updated > 0 {
         notes.push(format!(

@@ -17,15 +17,25 @@ use std::collections::{BTreeMap, HashMap};
 /// the target, display name for the source.
 type CopyRoute = (String, String, String);
 
-/// Sends the COPYs; returns how many labels were added.
+/// What the COPYs did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FurtherOutcome {
+    pub added: u64,
+    /// Labels not added this run, in words (a first copy missing, a refused COPY); the
+    /// next run tries them again.
+    pub problems: Vec<String>,
+}
+
+/// Sends the COPYs.
 pub async fn copy_further_labels(
     dst: &mut Conn,
     labels: &LabelPlan,
     plans: &[FolderPlan],
     map: &UidMap,
-) -> Result<u64> {
+) -> Result<FurtherOutcome> {
+    let mut outcome = FurtherOutcome::default();
     if labels.decision.further.is_empty() {
-        return Ok(0);
+        return Ok(outcome);
     }
     let target_of: HashMap<String, String> = plans
         .iter()
@@ -47,6 +57,7 @@ pub async fn copy_further_labels(
         .map(|r| (r.source_folder.as_str(), r.source_uidvalidity, r.source_uid))
         .collect();
     let mut groups: BTreeMap<CopyRoute, Vec<(u32, &MapRow)>> = BTreeMap::new();
+    let mut without_first = 0;
     for f in &labels.decision.further {
         let validity = labels.validity.get(&f.folder).copied().unwrap_or(0);
         if already.contains(&(f.folder.as_str(), validity, f.uid)) {
@@ -57,6 +68,7 @@ pub async fn copy_further_labels(
             target_of.get(&f.folder),
         ) else {
             tracing::warn!(folder = %f.folder, uid = f.uid, "no first copy to add this label to");
+            without_first += 1;
             continue;
         };
         groups
@@ -64,7 +76,11 @@ pub async fn copy_further_labels(
             .or_default()
             .push((f.uid, home));
     }
-    let mut added = 0;
+    if without_first > 0 {
+        outcome.problems.push(format!(
+            "{without_first} labels not added: their message's first copy is not on the target yet (the next run adds them)"
+        ));
+    }
     for ((home_wire, dest_wire, folder), items) in groups {
         let validity = labels.validity.get(&folder).copied().unwrap_or(0);
         let intents: Vec<MapRow> = items
@@ -96,7 +112,15 @@ pub async fn copy_further_labels(
             )
             .await?;
         if reply.done.status != Status::Ok {
-            return Err(session.refused("UID COPY (label)", &reply.done));
+            let words = reply.done.words();
+            tracing::warn!(folder, words = %words, "the target refused UID COPY");
+            outcome.problems.push(format!(
+                "{folder}: {} labels not added, the target refused UID COPY: {words}",
+                items.len()
+            ));
+            let uids: Vec<u32> = items.iter().map(|(u, _)| *u).collect();
+            map.drop_intents(&folder, validity, &uids).await?;
+            continue;
         }
         // COPYUID validity source-set target-set: the sets pair up in order.
         let copyuid = (reply.done.code.as_deref() == Some("COPYUID"))
@@ -124,7 +148,7 @@ pub async fn copy_further_labels(
         map.mark_done(&folder, validity, target_validity, &pairs)
             .await?;
         tracing::info!(folder, labels = pairs.len(), "labels added by UID COPY");
-        added += pairs.len() as u64;
+        outcome.added += pairs.len() as u64;
     }
-    Ok(added)
+    Ok(outcome)
 }
