@@ -26,6 +26,7 @@ pub mod fetch;
 pub mod flags;
 pub mod folders;
 pub mod limits;
+pub mod pacing;
 pub mod session;
 pub mod uidmap;
 pub mod utf7;
@@ -77,6 +78,10 @@ pub struct Settings {
     pub lease_owner: Option<String>,
     /// What either server may make the engine hold or wait for (largest message...).
     pub limits: Limits,
+    /// Pacing of each side's account by its server profile's caps (connections at once,
+    /// messages per hour, bytes per day, largest message), shared by all nodes through
+    /// the database. The default paces nothing and costs nothing.
+    pub pacing: pacing::Pacers,
 }
 
 impl Settings {
@@ -94,6 +99,7 @@ impl Settings {
             settle_delay: std::time::Duration::from_secs(3),
             lease_owner: None,
             limits: Limits::default(),
+            pacing: pacing::Pacers::default(),
         }
     }
 }
@@ -139,8 +145,7 @@ async fn run_job(
     job_id: String,
 ) -> Result<Outcome, EngineError> {
     let map = UidMap::new(pool.clone(), job_id.clone()).fenced_by(settings.lease_owner.clone());
-    let mut src = Conn::new(settings.source.clone(), settings.backoff, settings.limits);
-    let mut dst = Conn::new(settings.target.clone(), settings.backoff, settings.limits);
+    let (mut src, mut dst) = connection_pair(settings);
     // The first connections say plainly why they fail (wrong password, no TLS...).
     src.connect_once().await?;
     dst.connect_once().await?;
@@ -243,12 +248,7 @@ async fn run_job(
     let mut first = Some((src, dst));
     let mut pairs = Vec::new();
     for _ in 0..workers {
-        pairs.push(first.take().unwrap_or_else(|| {
-            (
-                Conn::new(settings.source.clone(), settings.backoff, settings.limits),
-                Conn::new(settings.target.clone(), settings.backoff, settings.limits),
-            )
-        }));
+        pairs.push(first.take().unwrap_or_else(|| connection_pair(settings)));
     }
     let worker_futures = pairs.into_iter().map(|(mut src, mut dst)| {
         let ctx = &ctx;
@@ -339,6 +339,18 @@ async fn run_job(
         report: report.clone(),
     });
     Ok(outcome)
+}
+
+/// A source and a target connection (not connected yet), each paced by its account.
+fn connection_pair(settings: &Settings) -> (Conn, Conn) {
+    let conn = |endpoint: &Endpoint, side| {
+        Conn::new(endpoint.clone(), settings.backoff, settings.limits)
+            .paced(settings.pacing.of(side))
+    };
+    (
+        conn(&settings.source, Side::Source),
+        conn(&settings.target, Side::Target),
+    )
 }
 
 /// One folder, tried again from the top after connection losses (every step is

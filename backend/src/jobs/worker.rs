@@ -334,6 +334,14 @@ impl WorkerPool {
         let mut settings = Settings::new(source, target);
         settings.connections = connections;
         settings.lease_owner = Some(self.settings.node.clone());
+        settings.pacing = self.pacers(job, &settings);
+        let mut tracker = ProgressTracker::new();
+        if let Some(cap) = settings.pacing.source.as_ref().map(|p| *p.caps()) {
+            cap.download_bytes.map(|c| tracker.limit_by(c, cap.window));
+        }
+        if let Some(cap) = settings.pacing.target.as_ref().map(|p| *p.caps()) {
+            cap.upload_bytes.map(|c| tracker.limit_by(c, cap.window));
+        }
         let (tx, mut rx) = mpsc::unbounded_channel();
         let pool = store.pool().clone();
         let engine_task =
@@ -343,7 +351,6 @@ impl WorkerPool {
         // a copy left running after its lease is released could run twice.
         let _stop_copy_on_return = AbortOnDrop(abort.clone());
 
-        let mut tracker = ProgressTracker::new();
         let mut copying = false;
         let mut dirty = false;
         let mut tick = interval(Duration::from_secs(1));
@@ -403,6 +410,11 @@ impl WorkerPool {
                 store.append_event(&job.id, kind).await?;
             }
         }
+        if let Ok(Err(EngineError::Paused { until, .. })) = &result {
+            // Resumes by itself then (any node); the time left starts with the wait.
+            store.set_resume_at(&job.id, Some(*until)).await?;
+            tracker.pause_until(*until);
+        }
         // The final counts always reach live watchers, also for a run shorter than a tick.
         store.publish_progress(&job.id, &tracker.snapshot()).await?;
         Ok(Some(match result {
@@ -445,6 +457,39 @@ impl WorkerPool {
             }
             Ok(Err(err)) => classify(&err),
         }))
+    }
+}
+
+/// How long a run waits inside itself for the next hour of a messages-per-hour cap;
+/// longer, and the job pauses (and frees its worker) until then.
+const HOURLY_WAIT_IN_RUN: Duration = Duration::from_secs(10 * 60);
+
+impl WorkerPool {
+    /// The pacers of the job's two accounts (server profile + user), from the profiles'
+    /// caps; none for a side without caps.
+    fn pacers(&self, job: &LeasedJob, settings: &Settings) -> engine::pacing::Pacers {
+        let clock = match self.store.kind {
+            crate::db::DatabaseKind::Sqlite => engine::pacing::Clock::Local,
+            crate::db::DatabaseKind::Postgres => engine::pacing::Clock::Database,
+        };
+        let holder = format!("{}/{}/{}", self.settings.node, job.id, super::random_id());
+        let pacer = |side: AccountSide, user: &str, endpoint: &engine::Endpoint| {
+            let (profile, caps) = self.routes.pacing(&job.route, side)?;
+            engine::pacing::Pacer::new(
+                endpoint.side,
+                endpoint.address(),
+                format!("{profile}/{user}"),
+                caps,
+                self.store.pool().clone(),
+                clock,
+                holder.clone(),
+                HOURLY_WAIT_IN_RUN,
+            )
+        };
+        engine::pacing::Pacers {
+            source: pacer(AccountSide::Source, &job.source_user, &settings.source),
+            target: pacer(AccountSide::Target, &job.target_user, &settings.target),
+        }
     }
 }
 
