@@ -91,7 +91,9 @@ pub fn clock(unix: i64) -> String {
 
 /// "Paused until 14:05 (provider limit)" for a job waiting out a cap, in local time.
 pub fn paused_until(job: &JobView) -> Option<String> {
-    let at = job.resume_at.filter(|_| job.status == JobStatus::PausedThrottled)?;
+    let at = job
+        .resume_at
+        .filter(|_| job.status == JobStatus::PausedThrottled)?;
     Some(mailferry_shared::paused_until_words(
         &clock(at),
         job.status_reason.as_deref(),

@@ -195,8 +195,10 @@ impl Pacer {
             return Ok(());
         }
         let cap = self.caps.download_bytes;
-        let total = sizes.iter().sum();
+        let total: u64 = sizes.iter().sum();
         if let Some(cap_value) = cap {
+            // A batch larger than the whole cap is cut to at most a twentieth of it when
+            // the batches are made, unless it is a single message.
             if let Some(end) = self
                 .take(Kind::Download, total, cap_value, self.caps.window)
                 .await?
@@ -214,12 +216,20 @@ impl Pacer {
         if sizes.is_empty() || (cap.is_none() && self.caps.messages_per_hour.is_none()) {
             return Ok(sizes.len());
         }
-        let admitted = if self.bytes(Kind::Upload, cap, sizes.iter().sum()).await? {
+        let total: u64 = sizes.iter().sum();
+        // Only a single message larger than the whole cap may go alone into an empty window.
+        let group_fits = sizes.len() == 1 || cap.is_none_or(|c| total <= c);
+        let admitted = if group_fits && self.bytes(Kind::Upload, cap, total).await? {
             sizes.len()
         } else {
             // The whole group does not fit: as many as fit, one by one.
             let mut n = 0;
-            for &size in &sizes[..sizes.len() - 1] {
+            let last = if group_fits {
+                sizes.len() - 1
+            } else {
+                sizes.len()
+            };
+            for &size in &sizes[..last] {
                 if !self.bytes(Kind::Upload, cap, size).await? {
                     break;
                 }
