@@ -12,7 +12,9 @@
 //! `token` for the token-source interface), `conn` (reconnect and re-select, and a new
 //! login before an access token expires), `capabilities`, `folders` (listing and the folder plan), `utf7`, `fetch` (body forms and
 //! fallbacks), `append` (APPEND/MULTIAPPEND, APPENDUID, finding messages without it),
-//! `flags`, `uidmap` (the map and journal), `copy_folder` (one folder), `events`.
+//! `flags`, `uidmap` (the map and journal), `copy_folder` (one folder), `events`,
+//! `pacing` (caps per account shared by all nodes: connection slots, bytes per day,
+//! messages per hour, largest message).
 
 pub mod append;
 pub mod auth;

@@ -336,11 +336,17 @@ impl WorkerPool {
         settings.lease_owner = Some(self.settings.node.clone());
         settings.pacing = self.pacers(job, &settings);
         let mut tracker = ProgressTracker::new();
-        if let Some(cap) = settings.pacing.source.as_ref().map(|p| *p.caps()) {
-            cap.download_bytes.map(|c| tracker.limit_by(c, cap.window));
-        }
-        if let Some(cap) = settings.pacing.target.as_ref().map(|p| *p.caps()) {
-            cap.upload_bytes.map(|c| tracker.limit_by(c, cap.window));
+        // The byte caps that bound the time left: the source's download, the target's upload.
+        let source_caps = settings.pacing.source.as_ref().map(|p| *p.caps());
+        let target_caps = settings.pacing.target.as_ref().map(|p| *p.caps());
+        for (cap, window) in [
+            source_caps.and_then(|c| Some((c.download_bytes?, c.window))),
+            target_caps.and_then(|c| Some((c.upload_bytes?, c.window))),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            tracker.limit_by(cap, window);
         }
         let (tx, mut rx) = mpsc::unbounded_channel();
         let pool = store.pool().clone();

@@ -90,7 +90,7 @@ pub fn window_of(now_ms: i64, window: Duration) -> (i64, i64) {
 pub fn bytes_words(bytes: u64) -> String {
     if bytes >= 1_000_000 {
         let mb = bytes as f64 / 1e6;
-        if bytes % 1_000_000 == 0 {
+        if bytes.is_multiple_of(1_000_000) {
             format!("{} MB", bytes / 1_000_000)
         } else {
             format!("{mb:.1} MB")
