@@ -142,9 +142,13 @@ async fn an_upload_cap_pauses_the_job_until_the_next_window_and_it_resumes_by_it
         "[servers.new.pacing]\nupload_mb_per_day = 1\nwindow_seconds = 6",
     );
     let portal = node(&config, &db_url, key_dir.path(), "n1").await;
+    portal.add_staff("ada", ADMIN_PW, "helpdesk").unwrap();
+    let helpdesk = Api::new(&portal.url(""));
+    helpdesk.staff_sign_in("ada", ADMIN_PW).await.unwrap();
     let api = Api::new(&portal.url(""));
     let started = Instant::now();
     sign_in_and_start(&api, "alice").await;
+    let mut listed_while_paused = false;
 
     let mut seen: Vec<Seen> = Vec::new();
     let done = loop {
@@ -157,6 +161,17 @@ async fn an_upload_cap_pauses_the_job_until_the_next_window_and_it_resumes_by_it
         });
         if settled {
             break job;
+        }
+        if job.status == JobStatus::PausedThrottled && !listed_while_paused {
+            // The helpdesk filters on the status and sees when it resumes.
+            let page: JobPage = helpdesk
+                .get_json("/api/helpdesk/jobs?status=paused_throttled")
+                .await
+                .unwrap();
+            if let Some(listed) = page.jobs.iter().find(|j| j.id == job.id) {
+                assert!(listed.resume_at.is_some(), "{listed:?}");
+                listed_while_paused = true;
+            }
         }
         assert!(
             started.elapsed() < Duration::from_secs(240),
@@ -215,6 +230,10 @@ async fn an_upload_cap_pauses_the_job_until_the_next_window_and_it_resumes_by_it
         i = j;
     }
     assert!(pauses >= 2, "expected at least two pauses, saw {pauses}");
+    assert!(
+        listed_while_paused,
+        "the helpdesk never listed the paused job"
+    );
 
     // The copy is exact, no duplicates.
     let after = snapshot(&target.account_tls("alice", TARGET_PW))

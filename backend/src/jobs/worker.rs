@@ -749,6 +749,8 @@ mod tests {
         let recent_failed = f.job("recent", JobStatus::Failed, 23).await;
         let waiting = f.job("waiting", JobStatus::Queued, 48).await;
         let running = f.job("running", JobStatus::Copying, 48).await;
+        // Waiting out a provider's daily cap: it resumes by itself and needs them.
+        let throttled = f.job("throttled", JobStatus::PausedThrottled, 48).await;
 
         let pool = f.pool(24, Duration::from_secs(3600));
         assert_eq!(pool.sweep_credentials().await.unwrap(), old.len());
@@ -764,7 +766,7 @@ mod tests {
                 mailferry_shared::JobEventKind::Action { action, .. } if action.contains("erased")
             )));
         }
-        for id in [&recent_failed, &waiting, &running] {
+        for id in [&recent_failed, &waiting, &running, &throttled] {
             assert!(f.has(id).await);
         }
         // A password entered again restarts the clock.
