@@ -153,8 +153,12 @@ impl ProgressTracker {
         let left = counts.messages_total.saturating_sub(counts.messages_done);
         self.snapshot.rate_messages = rate_messages;
         self.snapshot.rate_bytes = rate_bytes;
+        let wait = self
+            .paused_until
+            .map(|until| (until - crate::clock::unix_seconds()).max(0) as u64);
         self.snapshot.eta_seconds = if left == 0 {
-            Some(0)
+            // (Paused before the rest was even listed: at least the wait.)
+            Some(wait.unwrap_or(0))
         } else if rate_messages > 0.01 && self.paused_until.is_none() {
             Some((left as f64 / rate_messages).ceil() as u64)
         } else {
@@ -163,9 +167,6 @@ impl ProgressTracker {
         self.snapshot.eta_note = None;
         if left > 0 {
             let remaining = counts.bytes_total.saturating_sub(counts.bytes_done);
-            let wait = self
-                .paused_until
-                .map(|until| (until - crate::clock::unix_seconds()).max(0) as u64);
             if let Some((eta, note)) = capped_eta(&self.caps, remaining, wait) {
                 if self.snapshot.eta_seconds.is_none_or(|rated| eta > rated) {
                     self.snapshot.eta_seconds = Some(eta);

@@ -63,9 +63,9 @@ pub fn batch_bytes(wanted: u64, caps: &[Option<u64>]) -> u64 {
 /// What a window counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    Download,
-    Upload,
-    Messages,
+    Download = 0,
+    Upload = 1,
+    Messages = 2,
 }
 
 impl Kind {

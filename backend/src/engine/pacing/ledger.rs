@@ -57,13 +57,21 @@ pub async fn add_within(
     Ok(added == 1)
 }
 
-/// Forgets the account's counts of windows that ended before `before`.
-pub async fn forget_before(pool: &AnyPool, account: &str, before: i64) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM pacing_usage WHERE account = $1 AND window_start_ms < $2")
-        .bind(account)
-        .bind(before)
-        .execute(pool)
-        .await?;
+/// Forgets the account's counts of `kind` in windows that started before `before`.
+pub async fn forget_before(
+    pool: &AnyPool,
+    account: &str,
+    kind: &str,
+    before: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "DELETE FROM pacing_usage WHERE account = $1 AND kind = $2 AND window_start_ms < $3",
+    )
+    .bind(account)
+    .bind(kind)
+    .bind(before)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 

@@ -43,8 +43,9 @@ pub struct Pacer {
     holder: String,
     /// The longest wait for a messages-per-hour window inside the run; longer pauses the job.
     max_wait: Duration,
-    /// The newest window this pacer has counted in (older windows are forgotten once).
-    newest_window: AtomicI64,
+    /// The newest window this pacer has counted in, per kind (older windows of that kind
+    /// are forgotten once a new one starts).
+    newest_window: [AtomicI64; 3],
 }
 
 impl Pacer {
@@ -73,7 +74,7 @@ impl Pacer {
             clock,
             holder,
             max_wait,
-            newest_window: AtomicI64::new(i64::MIN),
+            newest_window: std::array::from_fn(|_| AtomicI64::new(i64::MIN)),
         }))
     }
 
@@ -134,10 +135,11 @@ impl Pacer {
     ) -> Result<Option<i64>> {
         let now = self.now_ms().await?;
         let (start, end) = window_of(now, window);
-        let newest = self.newest_window.fetch_max(start, Ordering::Relaxed);
+        let newest = self.newest_window[kind as usize].fetch_max(start, Ordering::Relaxed);
         if newest < start {
+            // Keep the window before, for the helpdesk; older ones of this kind go.
             let len = window.as_millis() as i64;
-            ledger::forget_before(&self.pool, &self.account, start - len.max(HOUR_MS)).await?;
+            ledger::forget_before(&self.pool, &self.account, kind.as_str(), start - len).await?;
         }
         if ledger::add_within(&self.pool, &self.account, kind.as_str(), start, amount, cap).await? {
             Ok(None)
@@ -246,8 +248,6 @@ impl Pacer {
         Ok(admitted)
     }
 }
-
-const HOUR_MS: i64 = 3_600_000;
 
 /// A connection slot held while the connection is open: renewed in the background, freed
 /// by [`Slot::release`] (or, failing that, when dropped).

@@ -206,3 +206,50 @@ async fn a_short_wait_for_the_hourly_message_cap_is_waited_out() {
         Err(EngineError::Paused { .. })
     ));
 }
+
+#[tokio::test]
+async fn a_new_hour_of_the_message_count_leaves_the_days_byte_count_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool(dir.path()).await;
+    let caps = Caps {
+        download_bytes: Some(1_000_000),
+        messages_per_hour: Some(100),
+        ..Caps::default()
+    };
+    let now = crate::clock::unix_millis();
+    let (day, _) = window_of(now, caps.window);
+    let (hour, _) = window_of(now, Duration::from_secs(3600));
+    // Yesterday's count and an hour-old message count: forgotten as their windows pass.
+    assert!(ledger::add_within(
+        &pool,
+        "gmail/alice",
+        "download",
+        day - 2 * 86_400_000,
+        5,
+        10
+    )
+    .await
+    .unwrap());
+    let p = pacer(&pool, "n", caps);
+    p.before_fetch(&[600]).await.unwrap();
+    p.before_fetch(&[300]).await.unwrap();
+    // Both counts are there, each in its own window.
+    assert_eq!(
+        ledger::used(&pool, "gmail/alice", "download", day)
+            .await
+            .unwrap(),
+        900
+    );
+    assert_eq!(
+        ledger::used(&pool, "gmail/alice", "messages", hour)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        ledger::used(&pool, "gmail/alice", "download", day - 2 * 86_400_000)
+            .await
+            .unwrap(),
+        0
+    );
+}
