@@ -29,6 +29,8 @@ pub const SLOT_LEASE: Duration = Duration::from_secs(30);
 /// How often a waiting connection looks for a free slot.
 const SLOT_POLL: Duration = Duration::from_millis(250);
 
+const DAY_MS: i64 = 86_400_000;
+
 /// The pacing of one account in one run.
 #[derive(Debug)]
 pub struct Pacer {
@@ -137,9 +139,9 @@ impl Pacer {
         let (start, end) = window_of(now, window);
         let newest = self.newest_window[kind as usize].fetch_max(start, Ordering::Relaxed);
         if newest < start {
-            // Keep the window before, for the helpdesk; older ones of this kind go.
-            let len = window.as_millis() as i64;
-            ledger::forget_before(&self.pool, &self.account, kind.as_str(), start - len).await?;
+            // A day of history (at least the window before) stays; older counts go.
+            let kept = (window.as_millis() as i64).max(DAY_MS);
+            ledger::forget_before(&self.pool, &self.account, kind.as_str(), start - kept).await?;
         }
         if ledger::add_within(&self.pool, &self.account, kind.as_str(), start, amount, cap).await? {
             Ok(None)
