@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod pacing;
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TlsMode {
@@ -70,6 +72,10 @@ pub struct ServerProfile {
     pub auth: Option<AuthKind>,
     /// The OAuth 2.0 / OpenID Connect provider, for `oauth2` and `oauth2_app`.
     pub oauth: Option<OAuthSettings>,
+    /// Caps per account on this server, all nodes together: `pacing = "gmail"` or
+    /// `"microsoft365"` (implied by the `google`/`microsoft` OAuth presets), `"none"`, or a
+    /// `[servers.NAME.pacing]` table (see [`pacing::PacingTable`]).
+    pub pacing: Option<pacing::PacingConfig>,
 }
 
 impl ServerProfile {
@@ -187,6 +193,8 @@ pub enum ProfileError {
     TypedTargetWithMaster(String),
     #[error("{0}")]
     OAuth(String),
+    #[error("server {server}: {message}")]
+    Pacing { server: String, message: String },
     #[error("server {0}: no host is set (host = \"imap.example.org\")")]
     NoHost(String),
     #[error("server {server}: cannot read master_password_file: {source}")]
@@ -205,6 +213,8 @@ pub struct Routes {
     target_rules: BTreeMap<String, TargetUserRule>,
     /// The OAuth provider of each server profile that has one.
     providers: BTreeMap<String, Arc<Provider>>,
+    /// The pacing caps of each server profile (none for a generic server).
+    pacing: BTreeMap<String, crate::engine::pacing::Caps>,
 }
 
 impl Routes {
@@ -213,8 +223,10 @@ impl Routes {
         routes: BTreeMap<String, RouteConfig>,
     ) -> Result<Self, ProfileError> {
         let mut providers = BTreeMap::new();
+        let mut pacing = BTreeMap::new();
         for (name, profile) in servers.iter_mut() {
             let kind = profile.auth_kind();
+            let mut oauth_preset = None;
             match (&profile.oauth, kind) {
                 (None, AuthKind::OAuth2 | AuthKind::OAuth2App) => {
                     return Err(ProfileError::OAuth(format!(
@@ -224,6 +236,7 @@ impl Routes {
                 }
                 (Some(settings), _) => {
                     let resolved = settings.resolve(name, kind).map_err(ProfileError::OAuth)?;
+                    oauth_preset = resolved.preset;
                     if profile.host.trim().is_empty() {
                         if let Some(preset) = resolved.preset {
                             let (host, port) = crate::oauth::settings::preset_host(preset);
@@ -235,6 +248,14 @@ impl Routes {
                 }
                 (None, _) => {}
             }
+            let caps =
+                pacing::resolve(profile.pacing.as_ref(), oauth_preset).map_err(|message| {
+                    ProfileError::Pacing {
+                        server: name.clone(),
+                        message,
+                    }
+                })?;
+            pacing.insert(name.clone(), caps);
             if kind == AuthKind::Master && profile.master_user.is_none() {
                 return Err(ProfileError::OAuth(format!(
                     "server {name}: auth = \"master\" needs master_user and master_password_file"
@@ -297,6 +318,7 @@ impl Routes {
             routes,
             target_rules,
             providers,
+            pacing,
         })
     }
 
@@ -351,6 +373,16 @@ impl Routes {
             return None;
         }
         self.providers.get(name).cloned()
+    }
+
+    /// The pacing of one side of a route: the server profile's name and its caps.
+    pub fn pacing(
+        &self,
+        route: &str,
+        side: AccountSide,
+    ) -> Option<(&str, crate::engine::pacing::Caps)> {
+        let (name, _) = self.profile_for(route, side)?;
+        Some((name, self.pacing.get(name).copied().unwrap_or_default()))
     }
 
     /// Every configured provider (for the start-up check).

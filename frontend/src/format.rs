@@ -1,6 +1,6 @@
 //! Numbers, sizes, durations and dates in words people read at a glance.
 
-use mailferry_shared::JobStatus;
+use mailferry_shared::{JobStatus, JobView};
 
 /// `1.2 MB`, `830 KB`, `12 bytes` (decimal units, as mail clients show them).
 pub fn bytes(n: u64) -> String {
@@ -27,18 +27,6 @@ pub fn rate(per_second: f64) -> String {
         format!("{per_second:.1}")
     } else {
         format!("{per_second:.0}")
-    }
-}
-
-/// Time left: `under a minute`, `about 12 min`, `about 2 h 5 min`.
-pub fn time_left(seconds: u64) -> String {
-    let minutes = seconds.div_ceil(60);
-    if seconds < 60 {
-        "under a minute".into()
-    } else if minutes < 60 {
-        format!("about {minutes} min")
-    } else {
-        format!("about {} h {} min", minutes / 60, minutes % 60)
     }
 }
 
@@ -88,6 +76,28 @@ pub fn time(unix: i64) -> String {
         let _ = js_sys::Reflect::set(&options, &key.into(), &value.into());
     }
     date.to_locale_string("default", &options).into()
+}
+
+/// A local time of day, `14:05`, in the browser's time zone.
+pub fn clock(unix: i64) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(unix as f64 * 1000.0));
+    let options = js_sys::Object::new();
+    for (key, value) in [("hour", "2-digit"), ("minute", "2-digit")] {
+        let _ = js_sys::Reflect::set(&options, &key.into(), &value.into());
+    }
+    date.to_locale_time_string_with_options("default", &options)
+        .into()
+}
+
+/// "Paused until 14:05 (provider limit)" for a job waiting out a cap, in local time.
+pub fn paused_until(job: &JobView) -> Option<String> {
+    let at = job
+        .resume_at
+        .filter(|_| job.status == JobStatus::PausedThrottled)?;
+    Some(mailferry_shared::paused_until_words(
+        &clock(at),
+        job.status_reason.as_deref(),
+    ))
 }
 
 /// The part of a progress done, 0.0 to 1.0.

@@ -265,8 +265,12 @@ fn on_event(inner: &Rc<Inner>, event: JobEvent) {
                     job.counts = *counts;
                     job.rate_messages = *rate_messages;
                     job.rate_bytes = *rate_bytes;
-                    job.eta_seconds =
-                        eta(counts.messages_total, counts.messages_done, *rate_messages);
+                    let rated = eta(counts.messages_total, counts.messages_done, *rate_messages);
+                    // A provider's byte cap (eta_note) bounds the time left from below.
+                    job.eta_seconds = match (job.eta_note.is_some(), job.eta_seconds) {
+                        (true, Some(capped)) => Some(rated.map_or(capped, |r| r.max(capped))),
+                        _ => rated,
+                    };
                     job.updated_at = job.updated_at.max(event.at);
                 }
             });

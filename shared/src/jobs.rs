@@ -101,6 +101,42 @@ impl JobStatus {
     }
 }
 
+/// The time left in words: "about 3 days at the provider's 450 MB/day limit" when a
+/// provider's byte cap decides it (`note`), else "about 2 h 5 min", "under a minute".
+pub fn eta_words(seconds: u64, note: Option<&str>) -> String {
+    let minutes = seconds.div_ceil(60);
+    let time = if seconds < 60 {
+        if note.is_some() {
+            format!("about {seconds} s")
+        } else {
+            "under a minute".into()
+        }
+    } else if minutes < 60 {
+        format!("about {minutes} min")
+    } else if seconds < 36 * 3600 {
+        format!("about {} h {} min", minutes / 60, minutes % 60)
+    } else {
+        let days = (seconds as f64 / 86_400.0).round().max(2.0) as u64;
+        format!("about {days} days")
+    };
+    match note {
+        Some(note) => format!("{time} {note}"),
+        None => time,
+    }
+}
+
+/// The line a `paused_throttled` job shows: "Paused until 14:05 (provider limit)", with
+/// `time` already in the user's local time; "(server busy)" when a server, not a cap,
+/// asked to wait.
+pub fn paused_until_words(time: &str, reason: Option<&str>) -> String {
+    let why = if reason.is_some_and(|r| r.contains("provider limit")) {
+        "provider limit"
+    } else {
+        "server busy"
+    };
+    format!("Paused until {time} ({why})")
+}
+
 /// Messages and bytes: how many in all, how many done.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
@@ -160,6 +196,13 @@ pub struct JobView {
     /// Seconds left at the current rate, when it can be told.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eta_seconds: Option<u64>,
+    /// Set when a provider's byte cap decides the time left: "at the provider's
+    /// 450 MB/day limit" (see [`eta_words`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_note: Option<String>,
+    /// For `paused_throttled`: when the job resumes by itself (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_at: Option<i64>,
     pub folders: Vec<FolderProgress>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -251,4 +294,40 @@ pub struct JobRunView {
     /// How it ended: a job status (`synced`, `failed`...), `lease_lost`, or `abandoned`
     /// (its node stopped and another took the job over); `None` while it runs.
     pub outcome: Option<String>,
+}
+
+#[cfg(test)]
+mod eta_tests {
+    use super::*;
+
+    #[test]
+    fn a_daily_cap_gives_the_time_left_in_days() {
+        assert_eq!(
+            eta_words(3 * 86_400, Some("at the provider's 450 MB/day limit")),
+            "about 3 days at the provider's 450 MB/day limit"
+        );
+        assert_eq!(eta_words(59, None), "under a minute");
+        assert_eq!(eta_words(12 * 60, None), "about 12 min");
+        assert_eq!(eta_words(2 * 3600 + 300, None), "about 2 h 5 min");
+        assert_eq!(eta_words(40 * 3600, None), "about 2 days");
+        assert_eq!(
+            eta_words(25, Some("at the provider's 2 MB per 8 s limit")),
+            "about 25 s at the provider's 2 MB per 8 s limit"
+        );
+    }
+
+    #[test]
+    fn a_pause_says_until_when_and_why() {
+        assert_eq!(
+            paused_until_words(
+                "14:05",
+                Some("The new (target) server: daily upload limit of 450 MB reached (provider limit).")
+            ),
+            "Paused until 14:05 (provider limit)"
+        );
+        assert_eq!(
+            paused_until_words("14:05", Some("Request is throttled")),
+            "Paused until 14:05 (server busy)"
+        );
+    }
 }

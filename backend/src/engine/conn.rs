@@ -10,7 +10,9 @@
 use super::endpoint::Endpoint;
 use super::error::{EngineError, Result};
 use super::limits::Limits;
+use super::pacing::{Pacer, Slot};
 use super::session::{MailboxInfo, Session};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// How hard to try to get a connection back.
@@ -41,6 +43,9 @@ pub struct Conn {
     want_selected: Option<(String, bool)>,
     selected: Option<(String, bool)>,
     pub mailbox: MailboxInfo,
+    /// The account's pacing, and the connection slot held while connected.
+    pacer: Option<Arc<Pacer>>,
+    slot: Option<Slot>,
 }
 
 impl Conn {
@@ -53,12 +58,29 @@ impl Conn {
             want_selected: None,
             selected: None,
             mailbox: MailboxInfo::default(),
+            pacer: None,
+            slot: None,
         }
+    }
+
+    /// Paces this connection by its account's caps (a connection slot while connected).
+    pub fn paced(mut self, pacer: Option<Arc<Pacer>>) -> Self {
+        self.pacer = pacer;
+        self
+    }
+
+    /// Waits for a connection slot of the account, unless one is held or none is needed.
+    async fn take_slot(&mut self) -> Result<()> {
+        if let (None, Some(pacer)) = (&self.slot, &self.pacer) {
+            self.slot = pacer.connection_slot().await?;
+        }
+        Ok(())
     }
 
     /// Connects now (used at the start, where a failure is fatal and must say why).
     pub async fn connect_once(&mut self) -> Result<&mut Session> {
         if self.session.is_none() {
+            self.take_slot().await?;
             self.session = Some(Session::connect_with(&self.endpoint, self.limits).await?);
             self.selected = None;
         }
@@ -86,6 +108,7 @@ impl Conn {
             fresh_token = true;
         }
         if self.session.is_none() {
+            self.take_slot().await?;
             let mut delay = self.backoff.first_delay;
             let mut attempt = 0;
             loop {
@@ -170,6 +193,9 @@ impl Conn {
     pub async fn close(&mut self) {
         if let Some(s) = self.session.take() {
             s.logout().await;
+        }
+        if let Some(slot) = self.slot.take() {
+            slot.release().await;
         }
     }
 }

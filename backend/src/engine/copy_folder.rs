@@ -127,6 +127,13 @@ pub async fn copy_folder(
 
     // Classify: mapped (maybe with new flags), too large, to copy.
     let append_limit = dst.session().await?.capabilities().append_limit();
+    // The largest message the target's profile takes (a provider's limit), if lower.
+    let profile_limit = ctx
+        .settings
+        .pacing
+        .target_max_message()
+        .filter(|p| append_limit.is_none_or(|a| *p < a));
+    let append_limit = profile_limit.or(append_limit);
     let mut flag_changes: HashMap<String, Vec<(u32, u32)>> = HashMap::new();
     let mut to_copy: Vec<SourceMessage> = Vec::new();
     let mut too_large: Vec<SourceMessage> = Vec::new();
@@ -169,27 +176,24 @@ pub async fn copy_folder(
     }
     for m in too_large {
         let limit = append_limit.unwrap_or(0);
-        skip(
-            src,
-            ctx,
-            &folder,
-            sinfo.uidvalidity,
-            &m,
-            format!("larger than the target's APPENDLIMIT ({limit} bytes)"),
-            1,
-            tally,
-        )
-        .await?;
+        let reason = match profile_limit {
+            Some(_) => format!(
+                "{} bytes, larger than the largest message the target takes ({limit} bytes, provider limit)",
+                m.size
+            ),
+            None => format!("larger than the target's APPENDLIMIT ({limit} bytes)"),
+        };
+        skip(src, ctx, &folder, sinfo.uidvalidity, &m, reason, 1, tally).await?;
     }
 
     // Batches bounded by count and bytes; two batches per folder are in memory at most.
     let mut batches: Vec<Vec<SourceMessage>> = Vec::new();
     let mut current: Vec<SourceMessage> = Vec::new();
     let mut bytes = 0u64;
+    let batch_bytes = ctx.settings.pacing.batch_bytes(ctx.settings.batch_bytes);
     for m in to_copy {
         if !current.is_empty()
-            && (current.len() >= ctx.settings.batch_messages
-                || bytes + m.size > ctx.settings.batch_bytes)
+            && (current.len() >= ctx.settings.batch_messages || bytes + m.size > batch_bytes)
         {
             batches.push(std::mem::take(&mut current));
             bytes = 0;
@@ -202,7 +206,13 @@ pub async fn copy_folder(
     }
     let mut batches = batches.into_iter();
     let mut in_hand: Option<FetchOutcome> = match batches.next() {
-        Some(b) => Some(fetch::fetch_batch(src, ctx.profile, &b, ctx.settings.max_attempts).await?),
+        Some(b) => {
+            ctx.settings
+                .pacing
+                .before_fetch(b.iter().map(|m| m.size))
+                .await?;
+            Some(fetch::fetch_batch(src, ctx.profile, &b, ctx.settings.max_attempts).await?)
+        }
         None => None,
     };
     while let Some(outcome) = in_hand.take() {
@@ -226,7 +236,18 @@ pub async fn copy_folder(
             async {
                 match &next {
                     Some(b) => Some(
-                        fetch::fetch_batch(src, ctx.profile, b, ctx.settings.max_attempts).await,
+                        match ctx
+                            .settings
+                            .pacing
+                            .before_fetch(b.iter().map(|m| m.size))
+                            .await
+                        {
+                            Ok(()) => {
+                                fetch::fetch_batch(src, ctx.profile, b, ctx.settings.max_attempts)
+                                    .await
+                            }
+                            Err(e) => Err(e),
+                        },
                     ),
                     None => None,
                 }
@@ -566,12 +587,19 @@ async fn store_batch(
     let mut created = false;
     let mut multi = remaining.len() > 1;
     while !remaining.is_empty() {
-        let group: Vec<usize> = if multi && dst.session().await?.capabilities().multiappend() {
+        let mut group: Vec<usize> = if multi && dst.session().await?.capabilities().multiappend() {
             remaining.clone()
         } else {
             multi = false;
             vec![remaining[0]]
         };
+        // Within the target account's upload caps (a pause when nothing more may go).
+        let admitted = ctx
+            .settings
+            .pacing
+            .before_append(group.iter().map(|&i| outgoing[i].bytes.len() as u64))
+            .await?;
+        group.truncate(admitted);
         let msgs: Vec<Outgoing<'_>> = group.iter().map(|&i| outgoing[i].clone()).collect();
         let session = dst.session().await?;
         let uidplus = session.capabilities().uidplus();

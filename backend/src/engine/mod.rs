@@ -13,7 +13,9 @@
 //! login before an access token expires), `capabilities`, `folders` (listing and the folder plan), `utf7`, `fetch` (body forms and
 //! fallbacks), `append` (APPEND/MULTIAPPEND, APPENDUID, finding messages without it),
 //! `flags`, `uidmap` (the map and journal), `copy_folder` (one folder), `events`,
-//! `gmail/` (label-style sources and targets: identity, label policy, label COPYs).
+//! `gmail/` (label-style sources and targets: identity, label policy, label COPYs),
+//! `pacing` (caps per account shared by all nodes: connection slots, bytes per day,
+//! messages per hour, largest message).
 
 pub mod append;
 pub mod auth;
@@ -28,6 +30,7 @@ pub mod flags;
 pub mod folders;
 pub mod gmail;
 pub mod limits;
+pub mod pacing;
 pub mod session;
 pub mod uidmap;
 pub mod utf7;
@@ -81,6 +84,10 @@ pub struct Settings {
     pub limits: Limits,
     /// Label-style sources and targets (Gmail): detection and policy.
     pub labels: gmail::LabelOptions,
+    /// Pacing of each side's account by its server profile's caps (connections at once,
+    /// messages per hour, bytes per day, largest message), shared by all nodes through
+    /// the database. The default paces nothing and costs nothing.
+    pub pacing: pacing::Pacers,
 }
 
 impl Settings {
@@ -99,6 +106,7 @@ impl Settings {
             lease_owner: None,
             limits: Limits::default(),
             labels: gmail::LabelOptions::default(),
+            pacing: pacing::Pacers::default(),
         }
     }
 }
@@ -144,8 +152,7 @@ async fn run_job(
     job_id: String,
 ) -> Result<Outcome, EngineError> {
     let map = UidMap::new(pool.clone(), job_id.clone()).fenced_by(settings.lease_owner.clone());
-    let mut src = Conn::new(settings.source.clone(), settings.backoff, settings.limits);
-    let mut dst = Conn::new(settings.target.clone(), settings.backoff, settings.limits);
+    let (mut src, mut dst) = connection_pair(settings);
     // The first connections say plainly why they fail (wrong password, no TLS...).
     src.connect_once().await?;
     dst.connect_once().await?;
@@ -296,12 +303,7 @@ async fn run_job(
     let mut first = Some((src, dst));
     let mut pairs = Vec::new();
     for _ in 0..workers {
-        pairs.push(first.take().unwrap_or_else(|| {
-            (
-                Conn::new(settings.source.clone(), settings.backoff, settings.limits),
-                Conn::new(settings.target.clone(), settings.backoff, settings.limits),
-            )
-        }));
+        pairs.push(first.take().unwrap_or_else(|| connection_pair(settings)));
     }
     let worker_futures = pairs.into_iter().map(|(mut src, mut dst)| {
         let ctx = &ctx;
@@ -416,7 +418,7 @@ async fn label_post_pass(
     if labels.decision.further.is_empty() && labels.keyword_updates.is_empty() {
         return Ok(notes);
     }
-    let mut dst = Conn::new(settings.target.clone(), settings.backoff, settings.limits);
+    let mut dst = connection(settings, Side::Target);
     let further = gmail::further::copy_further_labels(&mut dst, labels, plans, map).await?;
     if further.added > 0 {
         notes.push(format!(
@@ -435,6 +437,23 @@ async fn label_post_pass(
     }
     dst.close().await;
     Ok(notes)
+}
+
+/// A connection to one side (not connected yet), paced by that side's account.
+fn connection(settings: &Settings, side: Side) -> Conn {
+    let endpoint = match side {
+        Side::Source => &settings.source,
+        Side::Target => &settings.target,
+    };
+    Conn::new(endpoint.clone(), settings.backoff, settings.limits).paced(settings.pacing.of(side))
+}
+
+/// A source and a target connection (not connected yet), each paced by its account.
+fn connection_pair(settings: &Settings) -> (Conn, Conn) {
+    (
+        connection(settings, Side::Source),
+        connection(settings, Side::Target),
+    )
 }
 
 /// One folder, tried again from the top after connection losses (every step is

@@ -28,11 +28,14 @@ pub struct LeasedJob {
 /// The key of the advisory lock that serialises claims on PostgreSQL ("MFqueue").
 const QUEUE_LOCK_KEY: i64 = 0x004d_4671_7565_7565;
 
-/// Jobs due now: queued, interrupted mid-run (their lease ran out), or due a delta sync.
+/// Jobs due now: queued, interrupted mid-run (their lease ran out), due a delta sync, or
+/// paused by a pacing cap (or a throttling server) whose `resume_at` has come.
 const DUE: &str = "(lease_until IS NULL OR lease_until < $1) AND cancel_requested = 0 AND ( \
      status IN ('queued', 'connecting', 'copying') \
      OR (next_sync_at IS NOT NULL AND next_sync_at <= $1 AND credentials IS NOT NULL \
-         AND status IN ('synced', 'completed_with_skips')) )";
+         AND status IN ('synced', 'completed_with_skips')) \
+     OR (status = 'paused_throttled' AND resume_at IS NOT NULL AND resume_at <= $1 \
+         AND credentials IS NOT NULL) )";
 
 impl JobStore {
     /// The database's clock, in Unix milliseconds (this machine's clock on SQLite, where
@@ -114,7 +117,7 @@ impl JobStore {
         };
         let claimed = sqlx::query(&format!(
             "UPDATE jobs SET lease_owner = $2, lease_until = $3, started_at = $1, \
-             next_sync_at = NULL WHERE id = $4 AND {DUE}"
+             next_sync_at = NULL, resume_at = NULL WHERE id = $4 AND {DUE}"
         ))
         .bind(t)
         .bind(node)
@@ -393,6 +396,43 @@ mod tests {
                 ("b".to_owned(), None)
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_throttled_job_is_leased_again_once_its_resume_time_comes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ids) = store_with_jobs(dir.path(), 1).await;
+        sqlx::query("UPDATE jobs SET credentials = 'sealed' WHERE id = $1")
+            .bind(&ids[0])
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        store
+            .set_status(&ids[0], mailferry_shared::JobStatus::PausedThrottled, None)
+            .await
+            .unwrap();
+        let now = store.clock().await.unwrap() / 1000;
+        store.set_resume_at(&ids[0], Some(now + 60)).await.unwrap();
+        assert!(store
+            .claim_next("a", 30, |_, _| true)
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(store.view(&ids[0]).await.unwrap().resume_at, Some(now + 60));
+        store.set_resume_at(&ids[0], Some(now - 1)).await.unwrap();
+        let job = store
+            .claim_next("b", 30, |_, _| true)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(job.id, ids[0]);
+        // Claimed: the resume time is spent.
+        let left: Option<i64> = sqlx::query_scalar("SELECT resume_at FROM jobs WHERE id = $1")
+            .bind(&ids[0])
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(left, None);
     }
 
     #[tokio::test]

@@ -1,7 +1,7 @@
 //! Turns the engine's stream of events into what people watch: counts per job and per
 //! folder, a rate over the last minute, and the time left.
 
-use crate::engine::Event;
+use crate::engine::{pacing, Event};
 use mailferry_shared::{Counts, FolderProgress};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -16,6 +16,10 @@ pub struct ProgressSnapshot {
     pub rate_messages: f64,
     pub rate_bytes: f64,
     pub eta_seconds: Option<u64>,
+    /// What decides the time left when a byte cap does: "at the provider's 450 MB/day
+    /// limit".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_note: Option<String>,
     pub folders: Vec<FolderProgress>,
 }
 
@@ -26,6 +30,10 @@ pub struct ProgressTracker {
     snapshot: ProgressSnapshot,
     /// (when, messages done, bytes done) samples for the rate.
     samples: VecDeque<(Instant, u64, u64)>,
+    /// Byte caps of the accounts (bytes per window): they bound the time left.
+    caps: Vec<(u64, Duration)>,
+    /// The run paused at a cap until then (Unix seconds).
+    paused_until: Option<i64>,
 }
 
 impl Default for ProgressTracker {
@@ -39,7 +47,22 @@ impl ProgressTracker {
         ProgressTracker {
             snapshot: ProgressSnapshot::default(),
             samples: VecDeque::new(),
+            caps: Vec::new(),
+            paused_until: None,
         }
+    }
+
+    /// A byte cap (download of the source, upload to the target) that bounds the time left.
+    pub fn limit_by(&mut self, cap: u64, window: Duration) {
+        if cap > 0 {
+            self.caps.push((cap, window));
+        }
+    }
+
+    /// The run paused at a cap until `until` (Unix seconds): the time left starts with
+    /// the wait.
+    pub fn pause_until(&mut self, until: i64) {
+        self.paused_until = Some(until);
     }
 
     fn folder(&mut self, source: &str) -> Option<&mut FolderProgress> {
@@ -133,15 +156,48 @@ impl ProgressTracker {
         let left = counts.messages_total.saturating_sub(counts.messages_done);
         self.snapshot.rate_messages = rate_messages;
         self.snapshot.rate_bytes = rate_bytes;
+        let wait = self
+            .paused_until
+            .map(|until| (until - crate::clock::unix_seconds()).max(0) as u64);
         self.snapshot.eta_seconds = if left == 0 {
-            Some(0)
-        } else if rate_messages > 0.01 {
+            // (Paused before the rest was even listed: at least the wait.)
+            Some(wait.unwrap_or(0))
+        } else if rate_messages > 0.01 && self.paused_until.is_none() {
             Some((left as f64 / rate_messages).ceil() as u64)
         } else {
             None
         };
+        self.snapshot.eta_note = None;
+        if left > 0 {
+            let remaining = counts.bytes_total.saturating_sub(counts.bytes_done);
+            if let Some((eta, note)) = capped_eta(&self.caps, remaining, wait) {
+                if self.snapshot.eta_seconds.is_none_or(|rated| eta > rated) {
+                    self.snapshot.eta_seconds = Some(eta);
+                    self.snapshot.eta_note = Some(note);
+                }
+            }
+        }
         self.snapshot.clone()
     }
+}
+
+/// The time `remaining` bytes take under the slowest of `caps`, and its words. `wait`:
+/// the run is paused at a cap for that many seconds; the next window then takes a cap's
+/// worth at once.
+fn capped_eta(
+    caps: &[(u64, Duration)],
+    remaining: u64,
+    wait: Option<u64>,
+) -> Option<(u64, String)> {
+    caps.iter()
+        .map(|&(cap, window)| {
+            let eta = match wait {
+                Some(wait) => wait + pacing::cap_eta(remaining.saturating_sub(cap), cap, window),
+                None => pacing::cap_eta(remaining, cap, window),
+            };
+            (eta, pacing::eta_note(cap, window))
+        })
+        .max_by_key(|(eta, _)| *eta)
 }
 
 #[cfg(test)]
@@ -184,5 +240,32 @@ mod tests {
         assert_eq!(snap.eta_seconds, Some(0));
         let folder = &snap.folders[0];
         assert!(folder.done && folder.copied == 2 && folder.skipped == 1);
+    }
+
+    #[test]
+    fn a_daily_cap_decides_the_time_left() {
+        let mut tracker = ProgressTracker::new();
+        tracker.limit_by(450_000_000, Duration::from_secs(86_400));
+        tracker.apply(&Event::FolderPlanned {
+            source: "INBOX".into(),
+            target: "INBOX".into(),
+            messages: 10,
+            to_copy: 10,
+            bytes_to_copy: 1_350_000_000,
+        });
+        let snap = tracker.snapshot();
+        assert_eq!(snap.eta_seconds, Some(3 * 86_400));
+        assert_eq!(
+            mailferry_shared::eta_words(snap.eta_seconds.unwrap(), snap.eta_note.as_deref()),
+            "about 3 days at the provider's 450 MB/day limit"
+        );
+        // Paused at the cap for an hour: the wait, then two more days.
+        tracker.pause_until(crate::clock::unix_seconds() + 3600);
+        let snap = tracker.snapshot();
+        let eta = snap.eta_seconds.unwrap();
+        assert!(
+            (2 * 86_400 + 3595..=2 * 86_400 + 3600).contains(&eta),
+            "{eta}"
+        );
     }
 }

@@ -44,7 +44,7 @@ pub struct JobFilter {
 }
 
 const JOB_COLUMNS: &str = "id, route, source_user, target_user, status, status_reason, progress, \
-     created_at, updated_at, started_at, finished_at, batch_id";
+     created_at, updated_at, started_at, finished_at, batch_id, resume_at";
 
 /// folder, UID, size, internal date, subject, reason.
 type SkippedRow = (
@@ -69,6 +69,7 @@ type JobRow = (
     Option<i64>,
     Option<i64>,
     Option<String>,
+    Option<i64>,
 );
 
 fn view_from_row(row: JobRow) -> Result<JobView> {
@@ -85,6 +86,7 @@ fn view_from_row(row: JobRow) -> Result<JobView> {
         started_at,
         finished_at,
         batch_id,
+        resume_at,
     ) = row;
     let status = JobStatus::parse(&status)
         .ok_or_else(|| StoreError::Corrupt(format!("unknown status {status:?}")))?;
@@ -94,6 +96,8 @@ fn view_from_row(row: JobRow) -> Result<JobView> {
         None => ProgressSnapshot::default(),
     };
     let copying = status.is_active();
+    // A job paused by a pacing cap has a time left too: the wait, then the copy.
+    let paused = status == JobStatus::PausedThrottled;
     Ok(JobView {
         id,
         route,
@@ -106,7 +110,17 @@ fn view_from_row(row: JobRow) -> Result<JobView> {
         failed: progress.failed,
         rate_messages: if copying { progress.rate_messages } else { 0.0 },
         rate_bytes: if copying { progress.rate_bytes } else { 0.0 },
-        eta_seconds: if copying { progress.eta_seconds } else { None },
+        eta_seconds: if copying || paused {
+            progress.eta_seconds
+        } else {
+            None
+        },
+        eta_note: if copying || paused {
+            progress.eta_note
+        } else {
+            None
+        },
+        resume_at: if paused { resume_at } else { None },
         folders: progress.folders,
         created_at,
         updated_at,
@@ -210,15 +224,16 @@ impl JobStore {
         Ok(())
     }
 
-    /// Erases the passwords of every job nobody runs (any status but queued, connecting
-    /// or copying, and no current lease) whose last change (`updated_at`: sign-in,
+    /// Erases the passwords of every job nobody runs (any status but queued, connecting,
+    /// copying or paused_throttled, which resumes by itself, and no current lease) whose last change (`updated_at`: sign-in,
     /// password update, the end of its last run) is before `cutoff` (Unix seconds).
     /// Returns the jobs whose passwords were erased; each gets a log entry.
     pub async fn erase_idle_credentials(&self, cutoff: i64) -> Result<Vec<String>> {
         let t = self.clock().await? / 1000;
         let erased: Vec<String> = sqlx::query_scalar(
             "UPDATE jobs SET credentials = NULL WHERE credentials IS NOT NULL \
-             AND updated_at < $1 AND status NOT IN ('queued', 'connecting', 'copying') \
+             AND updated_at < $1 \
+             AND status NOT IN ('queued', 'connecting', 'copying', 'paused_throttled') \
              AND (lease_until IS NULL OR lease_until < $2) RETURNING id",
         )
         .bind(cutoff)
@@ -443,6 +458,17 @@ impl JobStore {
         Ok(())
     }
 
+    /// When a job paused by a pacing cap or a throttling server resumes by itself (Unix
+    /// seconds of the database's clock); `None` clears it.
+    pub async fn set_resume_at(&self, job_id: &str, at: Option<i64>) -> Result<()> {
+        sqlx::query("UPDATE jobs SET resume_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(job_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Queues the job unless a worker already has it. Returns whether it was queued.
     /// Queues the job again if it waits in one of `paused` (for new credentials).
     pub async fn resume_if(&self, job_id: &str, paused: &[JobStatus]) -> Result<()> {
@@ -458,7 +484,8 @@ impl JobStore {
             return Ok(false);
         }
         sqlx::query(
-            "UPDATE jobs SET cancel_requested = 0, next_sync_at = NULL, finished_at = NULL WHERE id = $1",
+            "UPDATE jobs SET cancel_requested = 0, next_sync_at = NULL, finished_at = NULL, \
+             resume_at = NULL WHERE id = $1",
         )
         .bind(job_id)
         .execute(&self.pool)

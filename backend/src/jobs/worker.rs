@@ -337,6 +337,20 @@ impl WorkerPool {
         if let Some(route) = self.routes.route(&job.route) {
             settings.labels = route.label_options().unwrap_or_default();
         }
+        settings.pacing = self.pacers(job, &settings);
+        let mut tracker = ProgressTracker::new();
+        // The byte caps that bound the time left: the source's download, the target's upload.
+        let source_caps = settings.pacing.source.as_ref().map(|p| *p.caps());
+        let target_caps = settings.pacing.target.as_ref().map(|p| *p.caps());
+        for (cap, window) in [
+            source_caps.and_then(|c| Some((c.download_bytes?, c.window))),
+            target_caps.and_then(|c| Some((c.upload_bytes?, c.window))),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            tracker.limit_by(cap, window);
+        }
         let (tx, mut rx) = mpsc::unbounded_channel();
         let pool = store.pool().clone();
         let engine_task =
@@ -346,7 +360,6 @@ impl WorkerPool {
         // a copy left running after its lease is released could run twice.
         let _stop_copy_on_return = AbortOnDrop(abort.clone());
 
-        let mut tracker = ProgressTracker::new();
         let mut copying = false;
         let mut dirty = false;
         let mut tick = interval(Duration::from_secs(1));
@@ -406,6 +419,11 @@ impl WorkerPool {
                 store.append_event(&job.id, kind).await?;
             }
         }
+        if let Ok(Err(EngineError::Paused { until, .. })) = &result {
+            // Resumes by itself then (any node); the time left starts with the wait.
+            store.set_resume_at(&job.id, Some(*until)).await?;
+            tracker.pause_until(*until);
+        }
         // The final counts always reach live watchers, also for a run shorter than a tick.
         store.publish_progress(&job.id, &tracker.snapshot()).await?;
         Ok(Some(match result {
@@ -448,6 +466,39 @@ impl WorkerPool {
             }
             Ok(Err(err)) => classify(&err),
         }))
+    }
+}
+
+/// How long a run waits inside itself for the next hour of a messages-per-hour cap;
+/// longer, and the job pauses (and frees its worker) until then.
+const HOURLY_WAIT_IN_RUN: Duration = Duration::from_secs(10 * 60);
+
+impl WorkerPool {
+    /// The pacers of the job's two accounts (server profile + user), from the profiles'
+    /// caps; none for a side without caps.
+    fn pacers(&self, job: &LeasedJob, settings: &Settings) -> engine::pacing::Pacers {
+        let clock = match self.store.kind {
+            crate::db::DatabaseKind::Sqlite => engine::pacing::Clock::Local,
+            crate::db::DatabaseKind::Postgres => engine::pacing::Clock::Database,
+        };
+        let holder = format!("{}/{}/{}", self.settings.node, job.id, super::random_id());
+        let pacer = |side: AccountSide, user: &str, endpoint: &engine::Endpoint| {
+            let (profile, caps) = self.routes.pacing(&job.route, side)?;
+            engine::pacing::Pacer::new(
+                endpoint.side,
+                endpoint.address(),
+                format!("{profile}/{user}"),
+                caps,
+                self.store.pool().clone(),
+                clock,
+                holder.clone(),
+                HOURLY_WAIT_IN_RUN,
+            )
+        };
+        engine::pacing::Pacers {
+            source: pacer(AccountSide::Source, &job.source_user, &settings.source),
+            target: pacer(AccountSide::Target, &job.target_user, &settings.target),
+        }
     }
 }
 
@@ -701,6 +752,8 @@ mod tests {
         let recent_failed = f.job("recent", JobStatus::Failed, 23).await;
         let waiting = f.job("waiting", JobStatus::Queued, 48).await;
         let running = f.job("running", JobStatus::Copying, 48).await;
+        // Waiting out a provider's daily cap: it resumes by itself and needs them.
+        let throttled = f.job("throttled", JobStatus::PausedThrottled, 48).await;
 
         let pool = f.pool(24, Duration::from_secs(3600));
         assert_eq!(pool.sweep_credentials().await.unwrap(), old.len());
@@ -716,7 +769,7 @@ mod tests {
                 mailferry_shared::JobEventKind::Action { action, .. } if action.contains("erased")
             )));
         }
-        for id in [&recent_failed, &waiting, &running] {
+        for id in [&recent_failed, &waiting, &running, &throttled] {
             assert!(f.has(id).await);
         }
         // A password entered again restarts the clock.

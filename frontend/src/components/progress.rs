@@ -78,6 +78,9 @@ fn JobProgressCard(live: LiveJob) -> impl IntoView {
                 <ConnectionNote connection=live.connection />
             </div>
             <p class="reason">{move || show(|j| j.status_reason.clone().unwrap_or_default())}</p>
+            {move || live.job.with(|j| j.as_ref().and_then(format::paused_until)).map(|line| view! {
+                <p class="note paused-until" data-testid="paused-until">{line}</p>
+            })}
             <div class=move || format!("overall {}", tone())>
                 <ProgressBar value=overall label=Signal::derive(move || "Messages copied".to_string()) />
             </div>
@@ -222,7 +225,9 @@ fn speed(job: &JobView) -> String {
 
 fn time_left(job: &JobView) -> String {
     match (job.status, job.eta_seconds) {
-        (JobStatus::Copying, Some(seconds)) => format::time_left(seconds),
+        (JobStatus::Copying | JobStatus::PausedThrottled, Some(seconds)) => {
+            mailferry_shared::eta_words(seconds, job.eta_note.as_deref())
+        }
         (JobStatus::Copying, None) => "working it out…".into(),
         (JobStatus::Synced | JobStatus::CompletedWithSkips, _) => match job.finished_at {
             Some(at) => format!("finished {}", format::ago(at)),

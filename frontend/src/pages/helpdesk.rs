@@ -356,7 +356,10 @@ fn JobRow(job: JobView, page: RwSignal<Option<JobPage>>) -> impl IntoView {
     let label = format!("{}: {percent}% copied", job.source_user);
     view! {
         <tr data-testid="job-row" data-job-id=job.id.clone() data-user=job.source_user.clone() class="clickable" on:click=open>
-            <td data-label="Status"><StatusChip status=job.status /></td>
+            <td data-label="Status">
+                <StatusChip status=job.status />
+                {format::paused_until(&job).map(|line| view! { <div class="muted small" data-testid="paused-until">{line}</div> })}
+            </td>
             <td data-label="User" class="user">
                 <a href=href on:click=|ev| ev.stop_propagation()>{job.source_user.clone()}</a>
                 {target.map(|t| view! { <span class="target muted small">{t}</span> })}
