@@ -10,8 +10,9 @@
 use super::endpoint::Endpoint;
 use super::error::{EngineError, Result};
 use super::limits::Limits;
+use super::retry::{Patience, Waiter};
 use super::session::{MailboxInfo, Session};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How hard to try to get a connection back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +42,11 @@ pub struct Conn {
     want_selected: Option<(String, bool)>,
     selected: Option<(String, bool)>,
     pub mailbox: MailboxInfo,
+    /// How to wait out transient refusals (throttling, a busy server).
+    waiter: Waiter,
+    /// When this connection last waited out a refusal: a connection dropped soon after
+    /// is part of the throttling, not a sign the server is gone.
+    last_wait: Option<Instant>,
 }
 
 impl Conn {
@@ -53,14 +59,62 @@ impl Conn {
             want_selected: None,
             selected: None,
             mailbox: MailboxInfo::default(),
+            waiter: Waiter::default(),
+            last_wait: None,
         }
     }
 
+    /// The same connection, waiting out transient refusals as `waiter` says.
+    pub fn waiting(mut self, waiter: Waiter) -> Self {
+        self.waiter = waiter;
+        self
+    }
+
+    /// Patience for one new command on this connection.
+    pub fn patience(&self) -> Patience {
+        self.waiter.patience()
+    }
+
+    /// Waits out a transient refusal of a command (or returns `Paused`, patience spent).
+    pub async fn wait_out(
+        &mut self,
+        patience: &mut Patience,
+        words: &str,
+        suggested: Option<Duration>,
+    ) -> Result<()> {
+        let host = self.endpoint.address();
+        let result = self
+            .waiter
+            .wait_out(patience, self.endpoint.side, &host, words, suggested)
+            .await;
+        self.last_wait = Some(Instant::now());
+        result
+    }
+
+    /// Whether this connection waited out a refusal in the last two minutes.
+    pub fn recently_throttled(&self) -> bool {
+        self.last_wait
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(120))
+    }
+
     /// Connects now (used at the start, where a failure is fatal and must say why).
+    /// A login the server refuses for now (`[UNAVAILABLE]`, throttled) is waited out.
     pub async fn connect_once(&mut self) -> Result<&mut Session> {
-        if self.session.is_none() {
-            self.session = Some(Session::connect_with(&self.endpoint, self.limits).await?);
-            self.selected = None;
+        let mut patience = self.patience();
+        while self.session.is_none() {
+            match Session::connect_with(&self.endpoint, self.limits).await {
+                Ok(s) => {
+                    self.session = Some(s);
+                    self.selected = None;
+                }
+                Err(e) => match e.transient() {
+                    Some(suggested) => {
+                        let words = e.server_words().unwrap_or_default();
+                        self.wait_out(&mut patience, &words, suggested).await?;
+                    }
+                    None => return Err(e),
+                },
+            }
         }
         self.ready().await
     }
@@ -88,6 +142,7 @@ impl Conn {
         if self.session.is_none() {
             let mut delay = self.backoff.first_delay;
             let mut attempt = 0;
+            let mut patience = self.patience();
             loop {
                 attempt += 1;
                 let connected = if fresh_token {
@@ -101,14 +156,22 @@ impl Conn {
                         self.selected = None;
                         break;
                     }
+                    Err(e) if e.transient().is_some() => {
+                        // Refused for now (a busy or throttling server): not a password
+                        // problem and not a lost server; wait as long as patience allows.
+                        let words = e.server_words().unwrap_or_default();
+                        self.wait_out(&mut patience, &words, e.transient().flatten())
+                            .await?;
+                    }
                     Err(e)
                         if e.is_connection_failure()
-                            && attempt
+                            && (attempt
                                 < if e.is_hostile() {
                                     2
                                 } else {
                                     self.backoff.attempts
-                                } =>
+                                }
+                                || (self.recently_throttled() && !e.is_hostile())) =>
                     {
                         tracing::warn!(side = %self.endpoint.side, error = %e, attempt, "reconnect failed, backing off");
                         tokio::time::sleep(delay).await;

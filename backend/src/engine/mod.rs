@@ -12,7 +12,8 @@
 //! `token` for the token-source interface), `conn` (reconnect and re-select, and a new
 //! login before an access token expires), `capabilities`, `folders` (listing and the folder plan), `utf7`, `fetch` (body forms and
 //! fallbacks), `append` (APPEND/MULTIAPPEND, APPENDUID, finding messages without it),
-//! `flags`, `uidmap` (the map and journal), `copy_folder` (one folder), `events`.
+//! `flags`, `uidmap` (the map and journal), `copy_folder` (one folder), `events`, `retry`
+//! (refusals classified in one place, backoff with jitter, patience, waiting out).
 
 pub mod append;
 pub mod auth;
@@ -26,6 +27,7 @@ pub mod fetch;
 pub mod flags;
 pub mod folders;
 pub mod limits;
+pub mod retry;
 pub mod session;
 pub mod uidmap;
 pub mod utf7;
@@ -77,6 +79,14 @@ pub struct Settings {
     pub lease_owner: Option<String>,
     /// What either server may make the engine hold or wait for (largest message...).
     pub limits: Limits,
+    /// How long one command may keep being refused for now (throttled, "Server
+    /// Unavailable") before the run ends with [`EngineError::Paused`] and the server's
+    /// words; until then each refusal is waited out (the server's suggested wait, or
+    /// `retry`'s backoff) and the same command is sent again.
+    pub patience: std::time::Duration,
+    /// How waits between such retries grow when the server suggests none, and the
+    /// longest one slept in-process (a longer one pauses the run instead).
+    pub retry: retry::RetryPolicy,
 }
 
 impl Settings {
@@ -94,7 +104,18 @@ impl Settings {
             settle_delay: std::time::Duration::from_secs(3),
             lease_owner: None,
             limits: Limits::default(),
+            patience: std::time::Duration::from_secs(6 * 3600),
+            retry: retry::RetryPolicy::default(),
         }
+    }
+
+    /// A connection to one side, waiting out refusals as these settings say.
+    fn conn(&self, endpoint: &Endpoint, events: &Events) -> Conn {
+        Conn::new(endpoint.clone(), self.backoff, self.limits).waiting(retry::Waiter {
+            events: events.clone(),
+            policy: self.retry,
+            patience: self.patience,
+        })
     }
 }
 
@@ -139,8 +160,8 @@ async fn run_job(
     job_id: String,
 ) -> Result<Outcome, EngineError> {
     let map = UidMap::new(pool.clone(), job_id.clone()).fenced_by(settings.lease_owner.clone());
-    let mut src = Conn::new(settings.source.clone(), settings.backoff, settings.limits);
-    let mut dst = Conn::new(settings.target.clone(), settings.backoff, settings.limits);
+    let mut src = settings.conn(&settings.source, &events);
+    let mut dst = settings.conn(&settings.target, &events);
     // The first connections say plainly why they fail (wrong password, no TLS...).
     src.connect_once().await?;
     dst.connect_once().await?;
@@ -245,8 +266,8 @@ async fn run_job(
     for _ in 0..workers {
         pairs.push(first.take().unwrap_or_else(|| {
             (
-                Conn::new(settings.source.clone(), settings.backoff, settings.limits),
-                Conn::new(settings.target.clone(), settings.backoff, settings.limits),
+                settings.conn(&settings.source, &events),
+                settings.conn(&settings.target, &events),
             )
         }));
     }

@@ -129,6 +129,8 @@ pub struct Session {
     budget: CommandBudget,
     /// Logged in with a token that expires: when to replace this session.
     renewal: Option<Renewal>,
+    /// The login name, for a refusal that says the login did not really work.
+    user: String,
 }
 
 impl std::fmt::Debug for Session {
@@ -213,6 +215,7 @@ impl Session {
             );
             session.next_tag = 100;
         }
+        session.user = endpoint.user.clone();
         let outcome = login::login(&mut session, endpoint, fresh_token).await?;
         session.authenticated = true;
         session.renewal = outcome.renewal;
@@ -246,6 +249,7 @@ impl Session {
                 streaming: false,
             },
             renewal: None,
+            user: String::new(),
         };
         session.begin("greeting".to_owned(), None, false);
         session
@@ -398,6 +402,21 @@ impl Session {
     }
 
     pub(crate) fn refused(&self, command: &str, line: &StatusLine) -> EngineError {
+        // Exchange logs in, then refuses every command: a wrong password or no licence.
+        if self.authenticated
+            && line
+                .text
+                .to_ascii_lowercase()
+                .contains("authenticated but not connected")
+        {
+            return EngineError::Login {
+                side: self.side,
+                host: self.host.clone(),
+                user: self.user.clone(),
+                words: login::not_connected_explained(line.words()),
+                bearer: false,
+            };
+        }
         EngineError::Refused {
             side: self.side,
             host: self.host.clone(),

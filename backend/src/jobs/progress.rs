@@ -103,7 +103,10 @@ impl ProgressTracker {
                     f.error = Some(error.clone());
                 }
             }
-            Event::FlagsUpdated { .. } | Event::Stopped { .. } | Event::Finished { .. } => {}
+            Event::FlagsUpdated { .. }
+            | Event::Waiting { .. }
+            | Event::Stopped { .. }
+            | Event::Finished { .. } => {}
         }
     }
 

@@ -571,6 +571,17 @@ fn log_entry(event: &Event) -> Option<JobEventKind> {
             uid: *uid,
             reason: reason.clone(),
         }),
+        Event::Waiting {
+            side,
+            words,
+            since,
+            until,
+        } => Some(JobEventKind::Waiting {
+            side: side.to_string(),
+            words: words.clone(),
+            since: *since,
+            until: *until,
+        }),
         _ => None,
     }
 }
