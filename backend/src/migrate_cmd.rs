@@ -552,6 +552,7 @@ async fn run_inner(
     settings.dry_run = args.dry_run;
     settings.connections = args.connections.max(1);
     settings.limits.max_message = args.max_message_mb.max(1).saturating_mul(1 << 20);
+    settings.patience = Duration::from_secs(args.patience);
 
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let show_progress = !args.json && std::io::stderr().is_terminal();

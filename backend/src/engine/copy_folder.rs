@@ -495,7 +495,7 @@ async fn store_batch(
     if fetched.is_empty() {
         return Ok(Vec::new());
     }
-    let outgoing: Vec<Outgoing<'_>> = fetched
+    let mut outgoing: Vec<Outgoing<'_>> = fetched
         .iter()
         .map(|f| Outgoing {
             source_uid: f.meta.uid,
@@ -533,6 +533,7 @@ async fn store_batch(
     let mut tries: HashMap<usize, u32> = HashMap::new();
     let mut created = false;
     let mut multi = remaining.len() > 1;
+    let mut patience = dst.patience();
     while !remaining.is_empty() {
         let group: Vec<usize> = if multi && dst.session().await?.capabilities().multiappend() {
             remaining.clone()
@@ -577,10 +578,18 @@ async fn store_batch(
                 dst.select(&target.wire, false).await?;
                 continue;
             }
+            Ok(AppendReply::Throttled { words, suggested }) => {
+                // Refused for now: wait, then send the same messages again.
+                dst.wait_out(&mut patience, &words, suggested).await?;
+                continue;
+            }
             Ok(AppendReply::Refused(words)) => {
                 if group.len() > 1 {
                     // One message spoils a MULTIAPPEND (it is all or nothing): go one by one.
                     multi = false;
+                    continue;
+                }
+                if drop_what_was_named(&mut outgoing[group[0]], &words, folder) {
                     continue;
                 }
                 refused.push((fetched[group[0]].meta.clone(), words));
@@ -651,6 +660,33 @@ async fn store_batch(
         .drop_intents(folder, source_validity, &refused_uids)
         .await?;
     Ok(refused)
+}
+
+/// A refusal that names one of the message's keywords, or its date: takes that away so
+/// the message can be sent again without it (the loss is logged). False when the words
+/// name neither (or it is gone already).
+fn drop_what_was_named(message: &mut Outgoing<'_>, words: &str, folder: &str) -> bool {
+    let lower = words.to_ascii_lowercase();
+    let named = message.flags.iter().position(|f| {
+        let f = f.to_ascii_lowercase();
+        // The first word is the status (`NO`), never a flag's name.
+        lower
+            .split(|c: char| c.is_whitespace() || matches!(c, '"' | '(' | ')' | ',' | ':' | ';'))
+            .skip(1)
+            .any(|w| w == f || w.trim_end_matches('.') == f)
+    });
+    if let Some(i) = named {
+        let flag = message.flags.remove(i);
+        tracing::warn!(folder, uid = message.source_uid, %flag, %words, "the target refused a flag; appending without it");
+        return true;
+    }
+    let names_date = lower.contains("date");
+    if names_date && !message.internal_date.trim().is_empty() {
+        tracing::warn!(folder, uid = message.source_uid, date = message.internal_date, %words, "the target refused the date; appending without it (the server stamps its own)");
+        message.internal_date = "";
+        return true;
+    }
+    false
 }
 
 /// Finds which of `group` are on the target now. Returns (found (index, uid), missing).

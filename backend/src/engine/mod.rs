@@ -372,11 +372,43 @@ async fn copy_with_retries(
 ) -> (FolderTally, Option<EngineError>) {
     let mut tally = FolderTally::default();
     let mut attempt = 0;
+    let mut patience = src.patience();
     loop {
         attempt += 1;
         let progress_before = tally.handled.len();
         match copy_folder::copy_folder(src, dst, ctx, plan, &mut tally).await {
             Ok(()) => return (tally, None),
+            Err(e) if e.transient().is_some() => {
+                // A command the steps do not retry themselves (SELECT, a listing...) was
+                // refused for now: wait, then resume the folder (every step is idempotent).
+                if tally.handled.len() > progress_before {
+                    patience = src.patience();
+                }
+                attempt = 0;
+                let words = e.server_words().unwrap_or_default();
+                let conn = if e.side() == Some(Side::Target) {
+                    &mut *dst
+                } else {
+                    &mut *src
+                };
+                if let Err(paused) = conn
+                    .wait_out(&mut patience, &words, e.transient().flatten())
+                    .await
+                {
+                    return (tally, Some(paused));
+                }
+            }
+            Err(e)
+                if e.is_connection_failure()
+                    && (src.recently_throttled() || dst.recently_throttled())
+                    && !e.is_hostile() =>
+            {
+                // Throttling servers drop connections too: that is part of the throttling.
+                tracing::warn!(error = %e, "connection lost while throttled; resuming the folder");
+                attempt = 0;
+                src.note_error(&e);
+                dst.note_error(&e);
+            }
             Err(e) if e.is_connection_failure() && tally.handled.len() > progress_before => {
                 // Progress was made: the connection is flaky, not hopeless. Start counting anew.
                 tracing::warn!(error = %e, "connection lost; resuming the folder");
@@ -419,6 +451,7 @@ async fn with_retries<T>(
     mut step: impl for<'s> FnMut(&'s mut session::Session) -> BoxFuture<'s, T>,
 ) -> Result<T, EngineError> {
     let mut attempt = 0;
+    let mut patience = conn.patience();
     loop {
         attempt += 1;
         let result = match conn.session().await {
@@ -427,6 +460,11 @@ async fn with_retries<T>(
         };
         match result {
             Ok(v) => return Ok(v),
+            Err(e) if e.transient().is_some() => {
+                let words = e.server_words().unwrap_or_default();
+                conn.wait_out(&mut patience, &words, e.transient().flatten())
+                    .await?;
+            }
             Err(e)
                 if e.is_connection_failure()
                     && attempt

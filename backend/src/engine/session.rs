@@ -19,6 +19,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// No response line may be longer than this (literals excepted).
 const MAX_LINE: usize = 1 << 20;
+/// Bytes written at once: each write must make progress within the per-step timeout.
+const WRITE_CHUNK: usize = 64 << 10;
 /// Most bytes of all responses together before login (greeting, CAPABILITY, LOGIN).
 const PRE_AUTH_BYTES: u64 = 256 << 10;
 
@@ -477,13 +479,40 @@ impl Session {
         Ok(())
     }
 
+    /// Writes in chunks, each under the per-step timeout: a slow link that keeps taking
+    /// bytes finishes however long the whole takes (within the command's deadline,
+    /// which grows with what is sent); a link that takes nothing for a whole step is dead.
     pub(crate) async fn write_raw(&mut self, bytes: &[u8]) -> Result<()> {
-        let (until, by_deadline) = self.step_deadline();
-        match tokio::time::timeout_at(until, self.io.write_all(bytes)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(self.lost(e.to_string())),
-            Err(_) => Err(self.elapsed(by_deadline)),
+        let mut sent = 0;
+        for chunk in bytes.chunks(WRITE_CHUNK) {
+            let (until, by_deadline) = self.step_deadline();
+            match tokio::time::timeout_at(until, self.io.write_all(chunk)).await {
+                Ok(Ok(())) => sent += chunk.len(),
+                Ok(Err(e)) => return Err(self.lost(e.to_string())),
+                Err(_) if by_deadline => return Err(self.elapsed(true)),
+                Err(_) => {
+                    return Err(self.lost(format!(
+                        "no progress for {} s while sending {} ({} of {} bytes sent): the link is dead",
+                        self.timeout.as_secs(),
+                        self.budget.what,
+                        sent,
+                        bytes.len()
+                    )))
+                }
+            }
         }
+        Ok(())
+    }
+
+    /// Gives the current command time to send `bytes` more at the slowest rate allowed.
+    fn allow_sending(&mut self, bytes: u64) {
+        let extra = Duration::from_secs(bytes / Limits::SLOWEST_BODY_RATE);
+        self.budget.deadline = self
+            .budget
+            .deadline
+            .checked_add(extra)
+            .unwrap_or(self.budget.deadline);
+        self.budget.seconds = self.budget.seconds.saturating_add(extra.as_secs());
     }
 
     pub(crate) async fn flush(&mut self) -> Result<()> {
@@ -638,6 +667,14 @@ impl Session {
             _ => String::new(),
         };
         self.begin(what, body, streaming);
+        let literals: u64 = parts
+            .iter()
+            .map(|p| match p {
+                Part::Literal(b) => b.len() as u64,
+                Part::Text(_) => 0,
+            })
+            .sum();
+        self.allow_sending(literals);
         let tag = self.new_tag();
         let mut out: Vec<u8> = Vec::new();
         out.extend_from_slice(tag.as_bytes());
