@@ -11,7 +11,7 @@
 //!   a marker or naming a flag) with a given tagged NO/BAD, for the first N or every Nth
 //!   occurrence, without passing them on (throttling, "Server Unavailable", `[UNAVAILABLE]`);
 //! - limit the bandwidth (bytes per second, each direction of each connection);
-//! - stop forwarding anything after some bytes (a dead link);
+//! - stop forwarding on a connection after some bytes from its client (a dead link);
 //! - keep a timestamped log of the commands of each connection, so a test can tell how
 //!   long the client waited before it sent a refused command again.
 //!
@@ -53,9 +53,10 @@ pub struct Faults {
     pub refuse: Vec<Refuse>,
     /// Bytes per second, in each direction of each connection (a slow link).
     pub bandwidth: Option<u64>,
-    /// After this many bytes from clients (all connections together), nothing more is
-    /// forwarded either way and new connections get no greeting: the link is dead.
-    pub dead_after_bytes: Option<u64>,
+    /// After this many bytes from its client, a connection forwards nothing more either
+    /// way (but stays open): its link is dead. New connections work until they too have
+    /// sent that much.
+    pub stall_after_bytes: Option<u64>,
 }
 
 /// Which commands a [`Refuse`] rule answers.
@@ -146,6 +147,10 @@ pub struct LoggedCommand {
     pub verb: String,
     /// Whether it asked for message bodies.
     pub fetches_body: bool,
+    /// For FETCH: the items asked for (`(UID BODY.PEEK[])`).
+    pub items: Option<String>,
+    /// For an APPEND read whole: how many messages it carried.
+    pub messages: usize,
     /// The proxy answered it with this refusal instead of passing it on.
     pub refused: Option<String>,
 }
@@ -185,7 +190,11 @@ impl ProxyStats {
 struct Shared {
     /// Occurrences counted per [`Refuse`] rule.
     counts: Vec<AtomicU64>,
-    /// Bytes from clients so far (for `dead_after_bytes`).
+}
+
+/// One connection's link: bytes from its client so far, and whether it died.
+#[derive(Debug, Default)]
+struct Link {
     client_bytes: AtomicU64,
     dead: std::sync::atomic::AtomicBool,
 }
@@ -252,7 +261,6 @@ impl FaultProxy {
         }
         let shared = Arc::new(Shared {
             counts: faults.refuse.iter().map(|_| AtomicU64::new(0)).collect(),
-            ..Shared::default()
         });
         let faults = Arc::new(faults);
         let accept_stats = stats.clone();
@@ -263,12 +271,6 @@ impl FaultProxy {
                 let stats = accept_stats.clone();
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    if shared.dead.load(Ordering::SeqCst) {
-                        // A dead link: the connection opens, nothing ever comes.
-                        let _hold = client;
-                        tokio::time::sleep(Duration::from_secs(3600)).await;
-                        return;
-                    }
                     let _ = relay(client, upstream, faults, stats, shared, id).await;
                 });
             }
@@ -341,7 +343,8 @@ async fn relay(
     let s2c_writer = client_write.clone();
     let s2c_faults = faults.clone();
     let s2c_stats = stats.clone();
-    let s2c_shared = shared.clone();
+    let link = Arc::new(Link::default());
+    let s2c_link = link.clone();
     let s2c = tokio::spawn(async move {
         let mut reader = BufReader::new(server_read);
         let mut pacer = Pacer::new(s2c_faults.bandwidth);
@@ -356,7 +359,7 @@ async fn relay(
                 s2c_stats.rewritten_lines.fetch_add(1, Ordering::SeqCst);
             }
             let line = rewritten;
-            if s2c_shared.dead.load(Ordering::SeqCst) {
+            if s2c_link.dead.load(Ordering::SeqCst) {
                 // Dead link: hold the connection open, pass nothing.
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 break;
@@ -414,6 +417,11 @@ async fn relay(
                 tag: tag.clone(),
                 verb: verb_name.clone(),
                 fetches_body: upper.contains(" FETCH ") && fetches_body(&upper),
+                items: upper
+                    .find(" (")
+                    .filter(|_| upper.contains(" FETCH "))
+                    .map(|at| upper[at + 1..].trim_end().to_owned()),
+                messages: 0,
                 refused: None,
             };
             let verb0 = verb.first().cloned().unwrap_or_default();
@@ -450,6 +458,7 @@ async fn relay(
             };
             let no_literals = Vec::new();
             let literals = buffered.as_ref().map_or(&no_literals, |b| &b.1);
+            entry.messages = literals.len();
             let mut refusal = None;
             for (i, rule) in faults.refuse.iter().enumerate() {
                 if rule.needs_whole() && buffered.is_none() {
@@ -570,7 +579,7 @@ async fn relay(
             // slow link pushes back on the client).
             let mut line = first;
             loop {
-                forward(&mut server_write, &mut c2s_pacer, &line, &shared, &faults).await?;
+                forward(&mut server_write, &mut c2s_pacer, &line, &link, &faults).await?;
                 server_write.flush().await?;
                 let Some(n) = literal_len(&line) else { break };
                 let mut left = n;
@@ -578,7 +587,7 @@ async fn relay(
                 while left > 0 {
                     let take = left.min(piece.len());
                     reader.read_exact(&mut piece[..take]).await?;
-                    forward(&mut server_write, &mut c2s_pacer, &piece[..take], &shared, &faults)
+                    forward(&mut server_write, &mut c2s_pacer, &piece[..take], &link, &faults)
                         .await?;
                     left -= take;
                 }
@@ -617,18 +626,18 @@ async fn forward<W: AsyncWriteExt + Unpin>(
     server: &mut W,
     pacer: &mut Pacer,
     data: &[u8],
-    shared: &Shared,
+    link: &Link,
     faults: &Faults,
 ) -> Result<()> {
-    if let Some(limit) = faults.dead_after_bytes {
-        let before = shared
+    if let Some(limit) = faults.stall_after_bytes {
+        let before = link
             .client_bytes
             .fetch_add(data.len() as u64, Ordering::SeqCst);
         if before + data.len() as u64 > limit {
-            shared.dead.store(true, Ordering::SeqCst);
+            link.dead.store(true, Ordering::SeqCst);
         }
     }
-    if shared.dead.load(Ordering::SeqCst) {
+    if link.dead.load(Ordering::SeqCst) {
         // Dead: take nothing more and pass nothing on, but keep the connection open.
         tokio::time::sleep(Duration::from_secs(3600)).await;
         anyhow::bail!("dead link");
