@@ -1193,6 +1193,52 @@ mod tests {
         );
     }
 
+    /// A session whose server reads what it is sent at `rate` bytes per 50 ms, or stops
+    /// reading after `stop_after` bytes.
+    fn reading_server(rate: usize, stop_after: usize) -> Session {
+        let (client, mut server) = tokio::io::duplex(16 << 10);
+        tokio::spawn(async move {
+            let mut got = 0;
+            let mut buf = vec![0u8; rate];
+            while got < stop_after {
+                match tokio::io::AsyncReadExt::read(&mut server, &mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got += n,
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            // Keeps the stream open, reading nothing more: a dead link.
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            drop(server);
+        });
+        let mut s = Session::over_stream(client, true, Limits::default());
+        s.timeout = Duration::from_millis(500);
+        s
+    }
+
+    #[tokio::test]
+    async fn a_slow_link_that_keeps_taking_bytes_finishes_a_long_write() {
+        // 1 MB at about 640 KB/s: about 1.6 s, three times the per-step timeout.
+        let mut s = reading_server(32 << 10, usize::MAX);
+        s.begin("APPEND".into(), None, false);
+        let started = std::time::Instant::now();
+        s.write_raw(&vec![b'x'; 1 << 20]).await.unwrap();
+        assert!(started.elapsed() > Duration::from_millis(500));
+    }
+
+    #[tokio::test]
+    async fn a_write_that_makes_no_progress_is_a_dead_link() {
+        let mut s = reading_server(32 << 10, 200 << 10);
+        s.begin("APPEND".into(), None, false);
+        let err = s.write_raw(&vec![b'x'; 1 << 20]).await.unwrap_err();
+        assert!(err.is_connection_failure());
+        let text = err.to_string();
+        assert!(
+            text.contains("no progress for 0 s while sending APPEND") && text.contains("the link is dead"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn command_names_never_carry_arguments() {
         assert_eq!(command_name(b"LOGIN \"alice\" \"s3cret\""), "LOGIN");

@@ -633,3 +633,61 @@ async fn password_logins_are_as_before() {
         ]
     );
 }
+
+/// An endpoint whose PLAIN logins the scripted server answers with `no_text`.
+async fn plain_refused_with(no_text: &'static str) -> (Endpoint, Arc<Seen>) {
+    let script = Script {
+        no_text,
+        ..Script::default()
+    };
+    let (port, seen) = serve(script, &[]).await;
+    let (tokens, _) = Tokens::handle([]);
+    let mut ep = endpoint(port, tokens);
+    ep.password = Password::new("pw");
+    ep.auth = Auth::Plain { authzid: None };
+    (ep, seen)
+}
+
+#[tokio::test]
+async fn a_login_refused_for_now_is_never_a_wrong_password_and_is_waited_out() {
+    let (ep, seen) = plain_refused_with("NO [UNAVAILABLE] Temporary authentication failure").await;
+    let err = Session::connect(&ep).await.unwrap_err();
+    assert!(
+        matches!(err, EngineError::Refused { .. }) && err.transient().is_some(),
+        "{err:?}"
+    );
+    // A connection waits it out, trying again, until its patience is spent: then the
+    // run pauses with the server's words (it never says "login refused").
+    let waiter = crate::engine::retry::Waiter {
+        events: crate::engine::Events::default(),
+        policy: crate::engine::retry::RetryPolicy {
+            first: Duration::from_millis(20),
+            max: Duration::from_millis(40),
+            longest_sleep: Duration::from_secs(60),
+        },
+        patience: Duration::from_millis(300),
+    };
+    let mut conn = Conn::new(ep, Backoff::default(), Limits::default()).waiting(waiter);
+    let err = conn.connect_once().await.unwrap_err();
+    let EngineError::Paused { words, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        words.as_deref().unwrap_or("").contains("[UNAVAILABLE]"),
+        "{err}"
+    );
+    assert!(seen.connections() >= 3, "tried again: {}", seen.connections());
+}
+
+#[tokio::test]
+async fn exchange_authenticated_but_not_connected_reads_as_a_password_or_licence_problem() {
+    let (ep, _) = plain_refused_with("BAD User is authenticated but not connected.").await;
+    let err = Session::connect(&ep).await.unwrap_err();
+    assert!(matches!(err, EngineError::Login { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("wrong password or the mailbox has no Exchange licence")
+            && text.contains("authenticated but not connected"),
+        "{text}"
+    );
+}
