@@ -202,7 +202,12 @@ pub struct MigrateArgs {
 
     /// Longest wait for any one network step, in seconds (also: a write that makes no
     /// progress this long means the link is dead). Given twice, the last one counts.
-    #[arg(long, default_value_t = 120, value_name = "SECONDS", overrides_with = "timeout")]
+    #[arg(
+        long,
+        default_value_t = 120,
+        value_name = "SECONDS",
+        overrides_with = "timeout"
+    )]
     pub timeout: u64,
 
     /// How long one command may keep being refused for now (throttled, server busy)

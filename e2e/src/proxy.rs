@@ -127,8 +127,7 @@ impl Refuse {
             }
             Refused::AppendWithFlag(flag) => {
                 let flag = flag.to_ascii_uppercase();
-                verb == "APPEND"
-                    && text.split(['(', ')', ' ']).any(|w| w == flag)
+                verb == "APPEND" && text.split(['(', ')', ' ']).any(|w| w == flag)
             }
             Refused::Login => verb == "LOGIN" || verb == "AUTHENTICATE",
             Refused::Any => verb != "LOGOUT",
@@ -427,29 +426,17 @@ async fn relay(
             let verb0 = verb.first().cloned().unwrap_or_default();
             let whole = verb0 == "APPEND" && faults.refuse.iter().any(Refuse::needs_whole);
             // The whole command (lines and literals) when a rule must look inside it.
-            let mut buffered: Option<(Vec<Vec<u8>>, Vec<Vec<u8>>)> = None;
-            if whole {
-                let mut lines = vec![first.clone()];
-                let mut literals = Vec::new();
-                loop {
-                    let last = lines.last().cloned().unwrap_or_default();
-                    let Some(n) = literal_len(&last) else { break };
-                    if is_sync_literal(&last) {
-                        client_write.lock().await.write_all(b"+ OK\r\n").await?;
-                    }
-                    let mut literal = vec![0; n];
-                    reader.read_exact(&mut literal).await?;
-                    literals.push(literal);
-                    let mut next = Vec::new();
-                    if reader.read_until(b'\n', &mut next).await? == 0 {
-                        return Ok(());
-                    }
-                    lines.push(next);
+            let mut buffered = if whole {
+                match WholeCommand::read(&mut reader, first.clone(), &client_write).await? {
+                    Some(w) => Some(w),
+                    None => return Ok(()),
                 }
-                buffered = Some((lines, literals));
-            }
+            } else {
+                None
+            };
             let all_text = match &buffered {
-                Some((lines, _)) => lines
+                Some(w) => w
+                    .lines
                     .iter()
                     .map(|l| String::from_utf8_lossy(l).to_ascii_uppercase())
                     .collect::<Vec<_>>()
@@ -457,7 +444,7 @@ async fn relay(
                 None => upper.clone(),
             };
             let no_literals = Vec::new();
-            let literals = buffered.as_ref().map_or(&no_literals, |b| &b.1);
+            let literals = buffered.as_ref().map_or(&no_literals, |w| &w.literals);
             entry.messages = literals.len();
             let mut refusal = None;
             for (i, rule) in faults.refuse.iter().enumerate() {
@@ -505,24 +492,8 @@ async fn relay(
                 continue;
             }
             stats.record(entry);
-            if let Some((lines, literals)) = buffered.take() {
-                // Pass on what was read whole; the server is told not to wait for `+`s
-                // the proxy already gave.
-                let mut out = Vec::new();
-                for (i, line) in lines.iter().enumerate() {
-                    let text = String::from_utf8_lossy(line).into_owned();
-                    if i < literals.len() && is_sync_literal(line) {
-                        let t = text.trim_end();
-                        out.extend_from_slice(t[..t.len() - 1].as_bytes());
-                        out.extend_from_slice(b"+}\r\n");
-                    } else {
-                        out.extend_from_slice(line);
-                    }
-                    if let Some(lit) = literals.get(i) {
-                        out.extend_from_slice(lit);
-                    }
-                }
-                server_write.write_all(&out).await?;
+            if let Some(whole) = buffered.take() {
+                server_write.write_all(&whole.into_bytes()).await?;
                 server_write.flush().await?;
                 stats.commands.fetch_add(1, Ordering::SeqCst);
                 continue;
@@ -587,8 +558,14 @@ async fn relay(
                 while left > 0 {
                     let take = left.min(piece.len());
                     reader.read_exact(&mut piece[..take]).await?;
-                    forward(&mut server_write, &mut c2s_pacer, &piece[..take], &link, &faults)
-                        .await?;
+                    forward(
+                        &mut server_write,
+                        &mut c2s_pacer,
+                        &piece[..take],
+                        &link,
+                        &faults,
+                    )
+                    .await?;
                     left -= take;
                 }
                 line = Vec::new();
@@ -619,6 +596,63 @@ async fn relay(
     let _ = w.shutdown().await;
     let _ = server_write.shutdown().await;
     result
+}
+
+/// A command read whole: its lines, and the literal after each line that announces one.
+struct WholeCommand {
+    lines: Vec<Vec<u8>>,
+    literals: Vec<Vec<u8>>,
+}
+
+impl WholeCommand {
+    /// Reads the rest of the command that began with `first` (answering `+` to
+    /// synchronising literals itself); `None` at end of stream.
+    async fn read(
+        reader: &mut BufReader<OwnedReadHalf>,
+        first: Vec<u8>,
+        client: &Mutex<tokio::net::tcp::OwnedWriteHalf>,
+    ) -> Result<Option<WholeCommand>> {
+        let mut whole = WholeCommand {
+            lines: vec![first],
+            literals: Vec::new(),
+        };
+        loop {
+            let last = whole.lines.last().cloned().unwrap_or_default();
+            let Some(n) = literal_len(&last) else {
+                return Ok(Some(whole));
+            };
+            if is_sync_literal(&last) {
+                client.lock().await.write_all(b"+ OK\r\n").await?;
+            }
+            let mut literal = vec![0; n];
+            reader.read_exact(&mut literal).await?;
+            whole.literals.push(literal);
+            let mut next = Vec::new();
+            if reader.read_until(b'\n', &mut next).await? == 0 {
+                return Ok(None);
+            }
+            whole.lines.push(next);
+        }
+    }
+
+    /// The command as the server gets it: told not to wait for the `+`s the proxy gave.
+    fn into_bytes(self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, line) in self.lines.iter().enumerate() {
+            if i < self.literals.len() && is_sync_literal(line) {
+                let text = String::from_utf8_lossy(line);
+                let t = text.trim_end();
+                out.extend_from_slice(&t.as_bytes()[..t.len() - 1]);
+                out.extend_from_slice(b"+}\r\n");
+            } else {
+                out.extend_from_slice(line);
+            }
+            if let Some(lit) = self.literals.get(i) {
+                out.extend_from_slice(lit);
+            }
+        }
+        out
+    }
 }
 
 /// Passes client bytes to the server at the link's pace, until the link dies.

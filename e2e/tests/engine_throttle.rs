@@ -65,7 +65,11 @@ async fn exact_through(faults: Faults, on_source: bool) -> Vec<LoggedCommand> {
     let run = pair.migrate(from, to, &[]).await.unwrap();
     assert_eq!(run.code, Some(0), "{run:?}");
     assert_eq!(
-        (run.count("copied"), run.count("skipped"), run.count("failed")),
+        (
+            run.count("copied"),
+            run.count("skipped"),
+            run.count("failed")
+        ),
         (seeded, 0, 0)
     );
     assert!(
@@ -81,7 +85,10 @@ async fn exact_through(faults: Faults, on_source: bool) -> Vec<LoggedCommand> {
 fn assert_waited(gaps: &[Duration]) {
     assert!(!gaps.is_empty(), "some command was refused and sent again");
     for gap in gaps {
-        assert!(*gap >= SUGGESTED, "sent again after {gap:?}, before the suggested {SUGGESTED:?}");
+        assert!(
+            *gap >= SUGGESTED,
+            "sent again after {gap:?}, before the suggested {SUGGESTED:?}"
+        );
     }
     eprintln!("retries came after {gaps:?}");
 }
@@ -135,7 +142,11 @@ async fn body_fetches_throttled_with_bad_are_retried_in_the_same_form() {
 async fn appends_throttled_wait_the_suggested_time_and_copy_exactly() {
     let log = exact_through(
         Faults {
-            refuse: vec![Refuse::every(Refused::Append, &format!("NO {THROTTLED}"), 2)],
+            refuse: vec![Refuse::every(
+                Refused::Append,
+                &format!("NO {THROTTLED}"),
+                2,
+            )],
             ..Faults::default()
         },
         false,
@@ -158,12 +169,20 @@ async fn server_unavailable_every_few_commands_and_unavailable_logins_copy_exact
         ],
         ..Faults::default()
     };
-    let src = FaultProxy::start(pair.source.imap_port(), faults()).await.unwrap();
-    let dst = FaultProxy::start(pair.target.imap_port(), faults()).await.unwrap();
+    let src = FaultProxy::start(pair.source.imap_port(), faults())
+        .await
+        .unwrap();
+    let dst = FaultProxy::start(pair.target.imap_port(), faults())
+        .await
+        .unwrap();
     let run = pair.migrate(src.port(), dst.port(), &[]).await.unwrap();
     assert_eq!(run.code, Some(0), "{run:?}");
     assert_eq!(
-        (run.count("copied"), run.count("skipped"), run.count("failed")),
+        (
+            run.count("copied"),
+            run.count("skipped"),
+            run.count("failed")
+        ),
         (seeded, 0, 0)
     );
     for proxy in [&src, &dst] {
@@ -178,7 +197,9 @@ async fn server_unavailable_every_few_commands_and_unavailable_logins_copy_exact
             .count();
         assert!(refused_logins >= 2, "{refused_logins} logins refused");
         assert!(unavailable > 0, "Server Unavailable was answered");
-        eprintln!("{refused_logins} logins refused, {unavailable} commands answered Server Unavailable");
+        eprintln!(
+            "{refused_logins} logins refused, {unavailable} commands answered Server Unavailable"
+        );
     }
     let source = snapshot(&pair.source_account()).await.unwrap();
     assert_eq!(source, before);
@@ -246,7 +267,11 @@ async fn a_batch_refused_for_one_message_copies_the_others_and_skips_only_that_o
         .unwrap();
     assert_eq!(run.code, Some(3), "{run:?}");
     assert_eq!(
-        (run.count("copied"), run.count("skipped"), run.count("failed")),
+        (
+            run.count("copied"),
+            run.count("skipped"),
+            run.count("failed")
+        ),
         (seeded - 1, 1, 0)
     );
     let skipped = &run.json["skipped_messages"][0];
@@ -324,7 +349,9 @@ fn big_message(size: usize) -> Vec<u8> {
         b"From: big@example.org\r\nSubject: [huge]\r\nContent-Type: text/plain\r\n\r\n".to_vec();
     let mut n = 0u64;
     while body.len() < size {
-        body.extend_from_slice(format!("line {n:09} of a very large message .........\r\n").as_bytes());
+        body.extend_from_slice(
+            format!("line {n:09} of a very large message .........\r\n").as_bytes(),
+        );
         n += 1;
     }
     body
@@ -334,8 +361,17 @@ fn big_message(size: usize) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_a_35_mb_message_over_a_300_kb_per_second_link_copies_exactly() {
     let pair = Pair::start(DovecotOptions::default(), DovecotOptions::default()).unwrap();
-    append_one(&pair.source_account(), "INBOX", &big_message(35 << 20), &[]).await.unwrap();
-    append_one(&pair.source_account(), "INBOX", b"Subject: small\r\n\r\nsmall\r\n", &[]).await.unwrap();
+    append_one(&pair.source_account(), "INBOX", &big_message(35 << 20), &[])
+        .await
+        .unwrap();
+    append_one(
+        &pair.source_account(),
+        "INBOX",
+        b"Subject: small\r\n\r\nsmall\r\n",
+        &[],
+    )
+    .await
+    .unwrap();
     let before = snapshot(&pair.source_account()).await.unwrap();
     let proxy = FaultProxy::start(
         pair.target.imap_port(),
@@ -363,7 +399,9 @@ async fn slow_a_35_mb_message_over_a_300_kb_per_second_link_copies_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_link_is_detected_by_the_progress_timeout_with_a_clear_error() {
     let pair = Pair::start(DovecotOptions::default(), DovecotOptions::default()).unwrap();
-    append_one(&pair.source_account(), "INBOX", &big_message(24 << 20), &[]).await.unwrap();
+    append_one(&pair.source_account(), "INBOX", &big_message(24 << 20), &[])
+        .await
+        .unwrap();
     let proxy = FaultProxy::start(
         pair.target.imap_port(),
         Faults {
@@ -381,9 +419,12 @@ async fn a_dead_link_is_detected_by_the_progress_timeout_with_a_clear_error() {
     let took = started.elapsed();
     assert_eq!(run.code, Some(3), "{run:?}");
     assert_eq!((run.count("copied"), run.count("skipped")), (0, 1));
-    let reason = run.json["skipped_messages"][0]["reason"].as_str().unwrap_or("");
+    let reason = run.json["skipped_messages"][0]["reason"]
+        .as_str()
+        .unwrap_or("");
     assert!(
-        reason.contains("no progress for 3 s while sending APPEND") && reason.contains("the link is dead"),
+        reason.contains("no progress for 3 s while sending APPEND")
+            && reason.contains("the link is dead"),
         "{reason}"
     );
     assert!(took < Duration::from_secs(90), "detected in {took:?}");

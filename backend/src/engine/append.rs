@@ -49,10 +49,7 @@ pub async fn append(
 ) -> Result<AppendReply> {
     let mut cmd = CommandBuilder::new("APPEND").string(mailbox.as_bytes());
     for m in messages {
-        cmd = cmd
-            .raw(" (")
-            .raw(&m.flags.join(" "))
-            .raw(")");
+        cmd = cmd.raw(" (").raw(&m.flags.join(" ")).raw(")");
         // An empty date: the server refused this one, so it stamps its own.
         if !m.internal_date.trim().is_empty() {
             cmd = cmd.string(date_time_arg(m.internal_date).as_bytes());
@@ -101,7 +98,12 @@ fn interpret(session: &Session, done: &StatusLine, sent: usize) -> Result<Append
         _ => {
             let code = done.code.as_deref().unwrap_or("");
             let words = done.words();
-            match classify(done.status, done.code.as_deref(), &done.text, CommandKind::Append) {
+            match classify(
+                done.status,
+                done.code.as_deref(),
+                &done.text,
+                CommandKind::Append,
+            ) {
                 Refusal::Transient { suggested } => {
                     return Ok(AppendReply::Throttled { words, suggested })
                 }

@@ -9,6 +9,7 @@ use super::events::{Event, Events, SkippedMessage};
 use super::fetch::{self, FetchOutcome, Fetched, ServerProfile, SourceMessage};
 use super::flags;
 use super::folders::{self, FolderPlan, FolderTree};
+use super::retry::{classify, CommandKind, Refusal};
 use super::uidmap::{MapRow, SkipRecord, UidMap, DONE, PENDING};
 use super::wire::{uid_set, Status};
 use super::Settings;
@@ -449,15 +450,30 @@ async fn propagate_flags(
     for (flag_text, pairs) in changes {
         let flag_list: Vec<String> = flag_text.split_whitespace().map(str::to_owned).collect();
         let target_uids: Vec<u32> = pairs.iter().map(|p| p.1).collect();
-        let session = dst.session().await?;
-        let done = match session
-            .uid_store(&uid_set(&target_uids), "FLAGS", &flag_list)
-            .await
-        {
-            Ok(d) => d,
-            Err(e) => {
-                dst.note_error(&e);
-                return Err(e);
+        let mut patience = dst.patience();
+        let done = loop {
+            let session = dst.session().await?;
+            let done = match session
+                .uid_store(&uid_set(&target_uids), "FLAGS", &flag_list)
+                .await
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    dst.note_error(&e);
+                    return Err(e);
+                }
+            };
+            match classify(
+                done.status,
+                done.code.as_deref(),
+                &done.text,
+                CommandKind::Store,
+            ) {
+                Refusal::Transient { suggested } => {
+                    dst.wait_out(&mut patience, &done.words(), suggested)
+                        .await?
+                }
+                _ => break done,
             }
         };
         if done.status != Status::Ok {

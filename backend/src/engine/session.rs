@@ -492,12 +492,12 @@ impl Session {
                 Err(_) if by_deadline => return Err(self.elapsed(true)),
                 Err(_) => {
                     return Err(self.lost(format!(
-                        "no progress for {} s while sending {} ({} of {} bytes sent): the link is dead",
-                        self.timeout.as_secs(),
-                        self.budget.what,
-                        sent,
-                        bytes.len()
-                    )))
+                    "no progress for {} s while sending {} ({} of {} bytes sent): the link is dead",
+                    self.timeout.as_secs(),
+                    self.budget.what,
+                    sent,
+                    bytes.len()
+                )))
                 }
             }
         }
@@ -1234,7 +1234,8 @@ mod tests {
         assert!(err.is_connection_failure());
         let text = err.to_string();
         assert!(
-            text.contains("no progress for 0 s while sending APPEND") && text.contains("the link is dead"),
+            text.contains("no progress for 0 s while sending APPEND")
+                && text.contains("the link is dead"),
             "{text}"
         );
     }

@@ -84,7 +84,12 @@ pub(crate) async fn login(
 /// A refused password login: a server busy or throttling for now is a refusal to wait
 /// out (never "wrong password"); anything else is a login error.
 fn password_refused(session: &Session, endpoint: &Endpoint, done: &StatusLine) -> EngineError {
-    match classify(done.status, done.code.as_deref(), &done.text, CommandKind::Login) {
+    match classify(
+        done.status,
+        done.code.as_deref(),
+        &done.text,
+        CommandKind::Login,
+    ) {
         Refusal::Transient { .. } => session.refused("LOGIN", done),
         _ => login_refused(endpoint, not_connected_explained(done.words()), false),
     }

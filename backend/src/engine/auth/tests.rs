@@ -676,7 +676,11 @@ async fn a_login_refused_for_now_is_never_a_wrong_password_and_is_waited_out() {
         words.as_deref().unwrap_or("").contains("[UNAVAILABLE]"),
         "{err}"
     );
-    assert!(seen.connections() >= 3, "tried again: {}", seen.connections());
+    assert!(
+        seen.connections() >= 3,
+        "tried again: {}",
+        seen.connections()
+    );
 }
 
 #[tokio::test]

@@ -61,7 +61,10 @@ mod tests {
         let p = RetryPolicy::default();
         for attempt in 1..10 {
             let w = p.wait(attempt, Some(Duration::from_millis(1500)));
-            assert!(w >= Duration::from_millis(1500) && w <= Duration::from_millis(1650), "{w:?}");
+            assert!(
+                w >= Duration::from_millis(1500) && w <= Duration::from_millis(1650),
+                "{w:?}"
+            );
         }
         // Even beyond the longest in-process sleep: the caller pauses instead.
         let w = p.wait(1, Some(Duration::from_secs(3600)));
@@ -72,12 +75,21 @@ mod tests {
     fn without_a_suggestion_waits_grow_with_jitter_up_to_the_cap() {
         let p = RetryPolicy::default();
         let w1 = p.wait(1, None);
-        assert!(w1 >= Duration::from_millis(500) && w1 <= Duration::from_secs(1), "{w1:?}");
+        assert!(
+            w1 >= Duration::from_millis(500) && w1 <= Duration::from_secs(1),
+            "{w1:?}"
+        );
         let w4 = p.wait(4, None);
-        assert!(w4 >= Duration::from_secs(4) && w4 <= Duration::from_secs(8), "{w4:?}");
+        assert!(
+            w4 >= Duration::from_secs(4) && w4 <= Duration::from_secs(8),
+            "{w4:?}"
+        );
         for attempt in [10, 40, u32::MAX] {
             let w = p.wait(attempt, None);
-            assert!(w >= Duration::from_secs(60) && w <= Duration::from_secs(120), "{w:?}");
+            assert!(
+                w >= Duration::from_secs(60) && w <= Duration::from_secs(120),
+                "{w:?}"
+            );
         }
         let spread: std::collections::HashSet<_> = (0..20).map(|_| p.wait(6, None)).collect();
         assert!(spread.len() > 1, "jitter varies the waits");

@@ -73,7 +73,9 @@ pub fn classify(status: Status, code: Option<&str>, text: &str, kind: CommandKin
     if code == Some("TOOBIG") || mentions_size(&words) {
         return Refusal::PerMessage;
     }
-    if words.contains("quota") || words.contains("mailbox is full") || words.contains("mailbox full")
+    if words.contains("quota")
+        || words.contains("mailbox is full")
+        || words.contains("mailbox full")
     {
         return Refusal::PerJob;
     }
@@ -107,9 +109,16 @@ fn mentions_busy(words: &str) -> bool {
 /// Limits on how often or how much, not on one message's size.
 fn mentions_rate(words: &str) -> bool {
     mentions_busy(words)
-        || ["bandwidth", "command limit", "commands", "per hour", "per day", "per minute"]
-            .iter()
-            .any(|w| words.contains(w))
+        || [
+            "bandwidth",
+            "command limit",
+            "commands",
+            "per hour",
+            "per day",
+            "per minute",
+        ]
+        .iter()
+        .any(|w| words.contains(w))
 }
 
 fn mentions_size(words: &str) -> bool {
@@ -195,12 +204,19 @@ mod tests {
     fn microsoft_throttling_is_transient_with_its_suggested_wait() {
         let text = "Request is throttled. Suggested Backoff Time: 299961 milliseconds";
         for kind in [Fetch, Append, Login, Select, Other] {
-            assert_eq!(waits(no(None, text, kind)), Some(Duration::from_millis(299_961)));
+            assert_eq!(
+                waits(no(None, text, kind)),
+                Some(Duration::from_millis(299_961))
+            );
             let bad = classify(Status::Bad, None, text, kind);
             assert_eq!(waits(bad), Some(Duration::from_millis(299_961)));
         }
         assert_eq!(
-            waits(no(None, "Request is throttled. Suggested Backoff Time: 1500 milliseconds", Fetch)),
+            waits(no(
+                None,
+                "Request is throttled. Suggested Backoff Time: 1500 milliseconds",
+                Fetch
+            )),
             Some(Duration::from_millis(1500))
         );
     }
@@ -211,9 +227,16 @@ mod tests {
         assert_eq!(waits(no(None, "Server Unavailable. 15", Fetch)), None);
         assert_eq!(waits(no(Some("UNAVAILABLE"), "Try later", Login)), None);
         assert_eq!(waits(no(Some("INUSE"), "Mailbox in use", Select)), None);
-        assert_eq!(waits(no(None, "Too many concurrent connections", Login)), None);
         assert_eq!(
-            waits(no(None, "Temporary failure, try again in 30 seconds", Append)),
+            waits(no(None, "Too many concurrent connections", Login)),
+            None
+        );
+        assert_eq!(
+            waits(no(
+                None,
+                "Temporary failure, try again in 30 seconds",
+                Append
+            )),
             Some(Duration::from_secs(30))
         );
     }
@@ -230,30 +253,71 @@ mod tests {
             Refusal::Transient { .. }
         ));
         // Dovecot's and Exchange's full mailbox: the job stops.
-        assert_eq!(no(Some("OVERQUOTA"), "Quota exceeded (mailbox for user is full)", Append), Refusal::PerJob);
+        assert_eq!(
+            no(
+                Some("OVERQUOTA"),
+                "Quota exceeded (mailbox for user is full)",
+                Append
+            ),
+            Refusal::PerJob
+        );
         assert_eq!(no(None, "Mailbox is full", Append), Refusal::PerJob);
         assert_eq!(no(None, "Quota exceeded", Append), Refusal::PerJob);
     }
 
     #[test]
     fn size_limits_concern_one_message() {
-        assert_eq!(no(Some("LIMIT"), "Mail size is too large (max 500000 bytes)", Append), Refusal::PerMessage);
-        assert_eq!(no(Some("TOOBIG"), "Message too big", Append), Refusal::PerMessage);
-        assert_eq!(no(None, "APPEND failed: message too large", Append), Refusal::PerMessage);
-        assert_eq!(no(None, "Invalid message: bare NUL", Append), Refusal::PerMessage);
+        assert_eq!(
+            no(
+                Some("LIMIT"),
+                "Mail size is too large (max 500000 bytes)",
+                Append
+            ),
+            Refusal::PerMessage
+        );
+        assert_eq!(
+            no(Some("TOOBIG"), "Message too big", Append),
+            Refusal::PerMessage
+        );
+        assert_eq!(
+            no(None, "APPEND failed: message too large", Append),
+            Refusal::PerMessage
+        );
+        assert_eq!(
+            no(None, "Invalid message: bare NUL", Append),
+            Refusal::PerMessage
+        );
         // A LIMIT about the rate is not about this message.
-        assert!(matches!(no(Some("LIMIT"), "Too many commands per minute", Append), Refusal::Transient { .. }));
-        assert!(matches!(no(Some("LIMIT"), "Connection limit reached", Login), Refusal::Transient { .. }));
+        assert!(matches!(
+            no(Some("LIMIT"), "Too many commands per minute", Append),
+            Refusal::Transient { .. }
+        ));
+        assert!(matches!(
+            no(Some("LIMIT"), "Connection limit reached", Login),
+            Refusal::Transient { .. }
+        ));
     }
 
     #[test]
     fn authentication_refusals_stop_the_job() {
-        assert_eq!(no(Some("AUTHENTICATIONFAILED"), "Authentication failed.", Login), Refusal::PerJob);
+        assert_eq!(
+            no(
+                Some("AUTHENTICATIONFAILED"),
+                "Authentication failed.",
+                Login
+            ),
+            Refusal::PerJob
+        );
         assert_eq!(no(None, "LOGIN failed.", Login), Refusal::PerJob);
         // "invalid credentials" is a login matter, not an invalid message.
         assert_eq!(no(None, "Invalid credentials", Login), Refusal::PerJob);
         assert_eq!(
-            classify(Status::Bad, None, "User is authenticated but not connected.", Select),
+            classify(
+                Status::Bad,
+                None,
+                "User is authenticated but not connected.",
+                Select
+            ),
             Refusal::PerJob
         );
     }
@@ -262,22 +326,53 @@ mod tests {
     fn near_misses_stay_unclassified() {
         // A server that does not know a fetch form: the form is bad, not the server busy.
         assert_eq!(
-            classify(Status::Bad, None, "Error in IMAP command FETCH: Unknown attribute BODY.PEEK[]", Fetch),
+            classify(
+                Status::Bad,
+                None,
+                "Error in IMAP command FETCH: Unknown attribute BODY.PEEK[]",
+                Fetch
+            ),
             Refusal::Unclassified
         );
         assert_eq!(no(None, "Invalid messageset", Fetch), Refusal::Unclassified);
-        assert_eq!(no(Some("TRYCREATE"), "Mailbox doesn't exist: Sent", Append), Refusal::Unclassified);
-        assert_eq!(no(Some("CANNOT"), "Keyword not allowed: $Junk", Append), Refusal::Unclassified);
+        assert_eq!(
+            no(Some("TRYCREATE"), "Mailbox doesn't exist: Sent", Append),
+            Refusal::Unclassified
+        );
+        assert_eq!(
+            no(Some("CANNOT"), "Keyword not allowed: $Junk", Append),
+            Refusal::Unclassified
+        );
         // "Backoff" without a number: transient, but no suggested wait is made up.
-        assert_eq!(waits(no(None, "Request is throttled. Suggested Backoff Time: soon", Fetch)), None);
+        assert_eq!(
+            waits(no(
+                None,
+                "Request is throttled. Suggested Backoff Time: soon",
+                Fetch
+            )),
+            None
+        );
         // A subject-like mention of "size" is not a size limit.
-        assert_eq!(no(None, "Unknown command SIZE", Other), Refusal::Unclassified);
-        assert_eq!(classify(Status::Ok, None, "throttled", Fetch), Refusal::Unclassified);
+        assert_eq!(
+            no(None, "Unknown command SIZE", Other),
+            Refusal::Unclassified
+        );
+        assert_eq!(
+            classify(Status::Ok, None, "throttled", Fetch),
+            Refusal::Unclassified
+        );
     }
 
     #[test]
     fn a_huge_suggested_number_is_not_believed() {
-        assert_eq!(waits(no(None, "Suggested Backoff Time: 99999999999999999 milliseconds", Fetch)), None);
+        assert_eq!(
+            waits(no(
+                None,
+                "Suggested Backoff Time: 99999999999999999 milliseconds",
+                Fetch
+            )),
+            None
+        );
         assert_eq!(
             waits(no(None, "Suggested Backoff Time: 2 minutes", Fetch)),
             Some(Duration::from_secs(120))

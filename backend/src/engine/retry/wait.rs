@@ -121,12 +121,23 @@ mod tests {
         let words = "NO Request is throttled. Suggested Backoff Time: 50 milliseconds";
         let started = std::time::Instant::now();
         waiter
-            .wait_out(&mut p, Side::Source, "h:1", words, Some(Duration::from_millis(50)))
+            .wait_out(
+                &mut p,
+                Side::Source,
+                "h:1",
+                words,
+                Some(Duration::from_millis(50)),
+            )
             .await
             .unwrap();
         assert!(started.elapsed() >= Duration::from_millis(50));
         match rx.try_recv().unwrap() {
-            Event::Waiting { side, words: w, since, until } => {
+            Event::Waiting {
+                side,
+                words: w,
+                since,
+                until,
+            } => {
                 assert_eq!((side, w.as_str()), (Side::Source, words));
                 assert!(until >= since);
             }
@@ -134,13 +145,24 @@ mod tests {
         }
         let err = loop {
             if let Err(e) = waiter
-                .wait_out(&mut p, Side::Source, "h:1", words, Some(Duration::from_millis(50)))
+                .wait_out(
+                    &mut p,
+                    Side::Source,
+                    "h:1",
+                    words,
+                    Some(Duration::from_millis(50)),
+                )
                 .await
             {
                 break e;
             }
         };
-        let EngineError::Paused { words: Some(w), reason, .. } = &err else {
+        let EngineError::Paused {
+            words: Some(w),
+            reason,
+            ..
+        } = &err
+        else {
             panic!("{err:?}")
         };
         assert_eq!(w, words);
