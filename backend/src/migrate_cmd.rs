@@ -673,6 +673,14 @@ async fn progress_task(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, show
             Event::FolderFailed { folder, error } if show => {
                 eprintln!("\rfolder {folder} failed: {error}");
             }
+            Event::Waiting {
+                side, words, until, ..
+            } if show => {
+                let at = engine::retry::wait::hh_mm(*until);
+                eprintln!(
+                    "\rwaiting: the {side} server said \"{words}\"; trying again at {at} UTC"
+                );
+            }
             _ => {}
         }
         let finished = matches!(event, Event::Finished { .. });

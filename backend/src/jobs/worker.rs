@@ -688,6 +688,25 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_wait_for_a_throttling_server_goes_into_the_job_log_with_its_words_and_times() {
+        let entry = log_entry(&Event::Waiting {
+            side: crate::engine::Side::Target,
+            words: "NO Server Unavailable. 15".into(),
+            since: 1_000,
+            until: 1_060,
+        });
+        assert_eq!(
+            entry,
+            Some(JobEventKind::Waiting {
+                side: "target".into(),
+                words: "NO Server Unavailable. 15".into(),
+                since: 1_000,
+                until: 1_060,
+            })
+        );
+    }
+
     #[tokio::test]
     async fn passwords_of_idle_jobs_are_erased_once_past_the_retention() {
         let f = fixture().await;
