@@ -163,19 +163,31 @@ impl Conn {
                         self.wait_out(&mut patience, &words, e.transient().flatten())
                             .await?;
                     }
-                    Err(e)
-                        if e.is_connection_failure()
-                            && (attempt
-                                < if e.is_hostile() {
-                                    2
-                                } else {
-                                    self.backoff.attempts
-                                }
-                                || (self.recently_throttled() && !e.is_hostile())) =>
-                    {
-                        tracing::warn!(side = %self.endpoint.side, error = %e, attempt, "reconnect failed, backing off");
+                    Err(e) if e.is_hostile() && attempt < 2 => {
+                        tracing::warn!(side = %self.endpoint.side, error = %e, "reconnect failed, trying once more");
                         tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(self.backoff.max_delay);
+                    }
+                    Err(e) if e.is_connection_failure() && !e.is_hostile() => {
+                        if attempt < self.backoff.attempts {
+                            tracing::warn!(side = %self.endpoint.side, error = %e, attempt, "reconnect failed, backing off");
+                            tokio::time::sleep(delay).await;
+                            delay = (delay * 2).min(self.backoff.max_delay);
+                        } else {
+                            // Still unreachable after the quick tries: wait as long as
+                            // patience allows (told to the listeners), then pause the run.
+                            let host = self.endpoint.address();
+                            let result = self
+                                .waiter
+                                .wait_out_unreachable(
+                                    &mut patience,
+                                    self.endpoint.side,
+                                    &host,
+                                    &e.to_string(),
+                                )
+                                .await;
+                            self.last_wait = Some(Instant::now());
+                            result?;
+                        }
                     }
                     Err(e) => return Err(e),
                 }

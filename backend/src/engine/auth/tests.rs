@@ -695,3 +695,51 @@ async fn exchange_authenticated_but_not_connected_reads_as_a_password_or_licence
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_server_gone_past_the_quick_reconnects_is_waited_for_until_patience_then_paused() {
+    // A port nobody listens on.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (tokens, _) = Tokens::handle([]);
+    let mut ep = endpoint(port, tokens);
+    ep.auth = Auth::Login;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let waiter = crate::engine::retry::Waiter {
+        events: crate::engine::Events::new(Some(tx)),
+        policy: crate::engine::retry::RetryPolicy {
+            first: Duration::from_millis(20),
+            max: Duration::from_millis(40),
+            longest_sleep: Duration::from_secs(60),
+        },
+        patience: Duration::from_millis(400),
+    };
+    let backoff = Backoff {
+        attempts: 2,
+        first_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(20),
+    };
+    let mut conn = Conn::new(ep, backoff, Limits::default()).waiting(waiter);
+    let started = std::time::Instant::now();
+    let err = conn.session().await.unwrap_err();
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
+    let EngineError::Paused { reason, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        reason.contains("the source server cannot be reached"),
+        "{reason}"
+    );
+    assert!(
+        matches!(rx.try_recv(), Ok(crate::engine::Event::Waiting { .. })),
+        "the waits were told"
+    );
+}

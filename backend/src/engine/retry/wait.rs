@@ -42,6 +42,31 @@ impl Waiter {
         words: &str,
         suggested: Option<Duration>,
     ) -> Result<()> {
+        self.wait(patience, side, host, words, suggested, "asked to slow down")
+            .await
+    }
+
+    /// The server could not be reached again (`error`): waits, or returns `Paused`.
+    pub async fn wait_out_unreachable(
+        &self,
+        patience: &mut Patience,
+        side: Side,
+        host: &str,
+        error: &str,
+    ) -> Result<()> {
+        self.wait(patience, side, host, error, None, "cannot be reached")
+            .await
+    }
+
+    async fn wait(
+        &self,
+        patience: &mut Patience,
+        side: Side,
+        host: &str,
+        words: &str,
+        suggested: Option<Duration>,
+        what: &str,
+    ) -> Result<()> {
         let next = patience.next(&self.policy, suggested);
         let since = unix(patience.since().unwrap_or_else(SystemTime::now));
         let (wait, pause) = match next {
@@ -55,7 +80,7 @@ impl Waiter {
                 side,
                 host: host.to_owned(),
                 reason: format!(
-                    "the {side} server asked to slow down (\"{words}\") since {} UTC; trying again after {} UTC",
+                    "the {side} server {what} (\"{words}\") since {} UTC; trying again after {} UTC",
                     hh_mm(since),
                     hh_mm(until)
                 ),
