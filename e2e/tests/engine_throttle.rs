@@ -430,3 +430,87 @@ async fn a_dead_link_is_detected_by_the_progress_timeout_with_a_clear_error() {
     assert!(took < Duration::from_secs(90), "detected in {took:?}");
     eprintln!("dead link detected, message skipped after {took:?}: {reason}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_portal_job_logs_each_wait_with_the_servers_words_and_completes() {
+    use mailferry_e2e::api::Api;
+    use mailferry_e2e::portal::Portal;
+    use mailferry_shared::{
+        JobEvent, JobEventKind, JobStatus, JobView, SignInRequest, SignInResult,
+    };
+
+    let (pair, _, before) = setup().await;
+    let proxy = FaultProxy::start(
+        pair.source.imap_port(),
+        Faults {
+            refuse: vec![Refuse::every(
+                Refused::FetchBody,
+                &format!("NO {THROTTLED}"),
+                2,
+            )],
+            ..Faults::default()
+        },
+    )
+    .await
+    .unwrap();
+    let config = format!(
+        "workers = 1\n\
+         [servers.old]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\nallow_plaintext = true\n\
+         [servers.new]\nhost = \"localhost\"\nport = {}\ntls = \"tls\"\nca_file = \"{}\"\n\
+         [routes.default]\nsource = \"old\"\ntarget = \"new\"\nlabel = \"Old to new\"\n",
+        proxy.port(),
+        pair.target.imaps_port(),
+        pair.target.ca_pem_path().display(),
+    );
+    let portal = Portal::start_with_config(&config).await.unwrap();
+    let api = Api::new(&portal.url(""));
+    let signed: SignInResult = api
+        .post_json(
+            "/api/session",
+            &SignInRequest {
+                route: "default".into(),
+                source_user: SOURCE_USER.into(),
+                source_password: SOURCE_PASSWORD.into(),
+                target_user: TARGET_USER.into(),
+                target_password: TARGET_PASSWORD.into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(signed.source.ok && signed.target.ok, "{signed:?}");
+    let mut stream = api.events("/api/my/job/events", None).await.unwrap();
+    api.post_json::<_, JobView>("/api/my/job/start", &())
+        .await
+        .unwrap();
+    let mut waits = Vec::new();
+    let status = loop {
+        let sse = tokio::time::timeout(Duration::from_secs(120), stream.next())
+            .await
+            .expect("an event within two minutes")
+            .unwrap()
+            .expect("the stream stays open");
+        if sse.event != "job" {
+            continue;
+        }
+        let event: JobEvent = serde_json::from_str(&sse.data).unwrap();
+        match event.kind {
+            JobEventKind::Waiting {
+                side,
+                words,
+                since,
+                until,
+            } => waits.push((side, words, since, until)),
+            JobEventKind::Status { status, .. } if status.is_settled() => break status,
+            _ => {}
+        }
+    };
+    assert_eq!(status, JobStatus::Synced);
+    assert!(!waits.is_empty(), "the job log shows the waits");
+    for (side, words, since, until) in &waits {
+        assert_eq!(side, "source");
+        assert_eq!(words, &format!("NO {THROTTLED}"));
+        assert!(until > since, "waits until after it began: {since} {until}");
+    }
+    eprintln!("{} waits in the job log, e.g. {:?}", waits.len(), waits[0]);
+    assert_same(&before, &snapshot(&pair.target_account()).await.unwrap());
+}
