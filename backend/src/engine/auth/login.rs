@@ -275,6 +275,15 @@ async fn authenticate(
                 if line.status == Status::Ok {
                     return Ok(Ok(line));
                 }
+                if let Refusal::Transient { .. } = classify(
+                    line.status,
+                    line.code.as_deref(),
+                    &line.text,
+                    CommandKind::Login,
+                ) {
+                    // Busy or throttling: the token is fine; wait and log in again.
+                    return Err(session.refused("AUTHENTICATE", &line));
+                }
                 let words = match failure {
                     Some(failure) => format!("{failure} (the server said {})", line.words()),
                     None => line.words(),

@@ -743,3 +743,21 @@ async fn a_server_gone_past_the_quick_reconnects_is_waited_for_until_patience_th
         "the waits were told"
     );
 }
+
+#[tokio::test]
+async fn a_bearer_login_refused_for_now_keeps_its_token_and_is_no_sign_in_problem() {
+    let script = Script {
+        no_text: "NO [UNAVAILABLE] Request is throttled. Suggested Backoff Time: 10 milliseconds",
+        ..Script::default()
+    };
+    let (port, _) = serve(script, &[]).await;
+    let (tokens, calls) = Tokens::handle([Ok(("ya29first", None))]);
+    let err = Session::connect(&endpoint(port, tokens)).await.unwrap_err();
+    assert!(
+        matches!(err, EngineError::Refused { .. })
+            && err.transient().flatten() == Some(Duration::from_millis(10)),
+        "{err:?}"
+    );
+    // No forced refresh: a throttled server says nothing about the token.
+    assert_eq!(calls.calls(), vec![false]);
+}
