@@ -14,7 +14,9 @@ use super::retry::{Patience, Waiter};
 use super::session::{MailboxInfo, Session};
 use std::time::{Duration, Instant, SystemTime};
 
-/// How hard to try to get a connection back.
+/// How hard to try to get a connection back: `attempts` quick tries, `first_delay`
+/// doubling up to `max_delay` apart; after them the connection's patience decides (see
+/// [`crate::engine::retry`]), and the run pauses once it is spent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
     pub attempts: u32,
@@ -176,17 +178,14 @@ impl Conn {
                             // Still unreachable after the quick tries: wait as long as
                             // patience allows (told to the listeners), then pause the run.
                             let host = self.endpoint.address();
-                            let result = self
-                                .waiter
+                            self.waiter
                                 .wait_out_unreachable(
                                     &mut patience,
                                     self.endpoint.side,
                                     &host,
                                     &e.to_string(),
                                 )
-                                .await;
-                            self.last_wait = Some(Instant::now());
-                            result?;
+                                .await?;
                         }
                     }
                     Err(e) => return Err(e),

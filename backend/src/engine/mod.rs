@@ -406,8 +406,14 @@ async fn copy_with_retries(
                 // Throttling servers drop connections too: that is part of the throttling.
                 tracing::warn!(error = %e, "connection lost while throttled; resuming the folder");
                 attempt = 0;
-                src.note_error(&e);
-                dst.note_error(&e);
+                match e.side() {
+                    Some(Side::Source) => src.note_error(&e),
+                    Some(Side::Target) => dst.note_error(&e),
+                    None => {
+                        src.note_error(&e);
+                        dst.note_error(&e);
+                    }
+                }
             }
             Err(e) if e.is_connection_failure() && tally.handled.len() > progress_before => {
                 // Progress was made: the connection is flaky, not hopeless. Start counting anew.
