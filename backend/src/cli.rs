@@ -214,9 +214,20 @@ pub struct MigrateArgs {
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub connections: usize,
 
-    /// Longest wait for any one network step, in seconds.
-    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    /// Longest wait for any one network step, in seconds (also: a write that makes no
+    /// progress this long means the link is dead). Given twice, the last one counts.
+    #[arg(
+        long,
+        default_value_t = 120,
+        value_name = "SECONDS",
+        overrides_with = "timeout"
+    )]
     pub timeout: u64,
+
+    /// How long one command may keep being refused for now (throttled, server busy)
+    /// before the run pauses, in seconds; each refusal is waited out meanwhile.
+    #[arg(long, default_value_t = 6 * 3600, value_name = "SECONDS")]
+    pub patience: u64,
 
     /// Largest message copied, in MiB; larger ones are skipped and reported.
     #[arg(long, default_value_t = 512, value_name = "MIB")]

@@ -564,6 +564,7 @@ async fn run_inner(
     settings.dry_run = args.dry_run;
     settings.connections = args.connections.max(1);
     settings.limits.max_message = args.max_message_mb.max(1).saturating_mul(1 << 20);
+    settings.patience = Duration::from_secs(args.patience);
 
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let show_progress = !args.json && std::io::stderr().is_terminal();
@@ -688,6 +689,14 @@ async fn progress_task(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, show
             Event::MessageSkipped { .. } => skipped += 1,
             Event::FolderFailed { folder, error } if show => {
                 eprintln!("\rfolder {folder} failed: {error}");
+            }
+            Event::Waiting {
+                side, words, until, ..
+            } if show => {
+                let at = engine::retry::wait::hh_mm(*until);
+                eprintln!(
+                    "\rwaiting: the {side} server said \"{words}\"; trying again at {at} UTC"
+                );
             }
             _ => {}
         }

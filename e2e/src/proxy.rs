@@ -6,7 +6,14 @@
 //! - hide capabilities (e.g. `UIDPLUS`, then `APPENDUID` codes are removed too);
 //! - drop the connection every N commands, after the command reached the server but
 //!   before its reply reached the client (the lost-OK case that makes duplicates);
-//! - refuse APPENDs larger than a size, with the server-style words.
+//! - refuse APPENDs larger than a size, with the server-style words;
+//! - answer chosen commands (body fetches, APPENDs, logins, any command, an APPEND holding
+//!   a marker or naming a flag) with a given tagged NO/BAD, for the first N or every Nth
+//!   occurrence, without passing them on (throttling, "Server Unavailable", `[UNAVAILABLE]`);
+//! - limit the bandwidth (bytes per second, each direction of each connection);
+//! - stop forwarding on a connection after some bytes from its client (a dead link);
+//! - keep a timestamped log of the commands of each connection, so a test can tell how
+//!   long the client waited before it sent a refused command again.
 //!
 //! The proxy understands just enough IMAP to do this: lines, and literals passed through
 //! untouched in both directions.
@@ -45,6 +52,109 @@ pub struct Faults {
     /// A pause after each command is passed on: a slow server, so that a copy of a few
     /// thousand messages lasts long enough for what a test wants to happen meanwhile.
     pub command_delay: Option<Duration>,
+    /// Commands answered by the proxy itself with a tagged refusal (never passed on).
+    pub refuse: Vec<Refuse>,
+    /// Bytes per second, in each direction of each connection (a slow link).
+    pub bandwidth: Option<u64>,
+    /// After this many bytes from its client, a connection forwards nothing more either
+    /// way (but stays open): its link is dead. New connections work until they too have
+    /// sent that much.
+    pub stall_after_bytes: Option<u64>,
+}
+
+/// Which commands a [`Refuse`] rule answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// A FETCH of message bodies.
+    FetchBody,
+    /// Any APPEND (one message or several).
+    Append,
+    /// An APPEND whose messages hold this text (a poisoned message in a MULTIAPPEND).
+    AppendContaining(String),
+    /// An APPEND that gives this flag to a message.
+    AppendWithFlag(String),
+    /// LOGIN or AUTHENTICATE.
+    Login,
+    /// Any command but LOGOUT.
+    Any,
+}
+
+/// Answer matching commands with `reply` (after the tag, e.g. `NO [UNAVAILABLE] Try
+/// later`) on their first `first` occurrences and/or every `every`th (counted over all
+/// connections; `every: Some(1)` refuses them all).
+#[derive(Debug, Clone)]
+pub struct Refuse {
+    pub command: Refused,
+    pub reply: String,
+    pub first: Option<u64>,
+    pub every: Option<u64>,
+}
+
+impl Refuse {
+    pub fn first(command: Refused, reply: &str, n: u64) -> Refuse {
+        Refuse {
+            command,
+            reply: reply.to_owned(),
+            first: Some(n),
+            every: None,
+        }
+    }
+
+    pub fn every(command: Refused, reply: &str, n: u64) -> Refuse {
+        Refuse {
+            command,
+            reply: reply.to_owned(),
+            first: None,
+            every: Some(n),
+        }
+    }
+
+    /// Whether deciding needs the whole command, literals included.
+    fn needs_whole(&self) -> bool {
+        matches!(
+            self.command,
+            Refused::AppendContaining(_) | Refused::AppendWithFlag(_)
+        )
+    }
+
+    /// Whether this rule is about `cmd` (`text`: the command's lines, upper-cased).
+    fn matches(&self, verb: &str, text: &str, literals: &[Vec<u8>]) -> bool {
+        match &self.command {
+            Refused::FetchBody => text.contains(" FETCH ") && fetches_body(text),
+            Refused::Append => verb == "APPEND",
+            Refused::AppendContaining(marker) => {
+                verb == "APPEND"
+                    && literals
+                        .iter()
+                        .any(|l| l.windows(marker.len()).any(|w| w == marker.as_bytes()))
+            }
+            Refused::AppendWithFlag(flag) => {
+                let flag = flag.to_ascii_uppercase();
+                verb == "APPEND" && text.split(['(', ')', ' ']).any(|w| w == flag)
+            }
+            Refused::Login => verb == "LOGIN" || verb == "AUTHENTICATE",
+            Refused::Any => verb != "LOGOUT",
+        }
+    }
+}
+
+/// One command as the proxy saw it.
+#[derive(Debug, Clone)]
+pub struct LoggedCommand {
+    /// The connection (1, 2, ... in the order they came).
+    pub connection: u64,
+    pub at: std::time::Instant,
+    pub tag: String,
+    /// The verb (`UID FETCH`, `APPEND`, `LOGIN`), never arguments.
+    pub verb: String,
+    /// Whether it asked for message bodies.
+    pub fetches_body: bool,
+    /// For FETCH: the items asked for (`(UID BODY.PEEK[])`).
+    pub items: Option<String>,
+    /// For an APPEND read whole: how many messages it carried.
+    pub messages: usize,
+    /// The proxy answered it with this refusal instead of passing it on.
+    pub refused: Option<String>,
 }
 
 /// Counters, for tests to check the faults really happened.
@@ -58,6 +168,71 @@ pub struct ProxyStats {
     pub refused_appends: AtomicU64,
     /// Server lines changed on their way to the client (capabilities or codes hidden).
     pub rewritten_lines: AtomicU64,
+    /// Commands answered by a [`Refuse`] rule.
+    pub refusals: AtomicU64,
+    /// Every command, in order, with when it came.
+    pub log: std::sync::Mutex<Vec<LoggedCommand>>,
+}
+
+impl ProxyStats {
+    /// A copy of the command log.
+    pub fn commands_logged(&self) -> Vec<LoggedCommand> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    fn record(&self, entry: LoggedCommand) {
+        if let Ok(mut l) = self.log.lock() {
+            l.push(entry);
+        }
+    }
+}
+
+/// What all connections of one proxy share.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Occurrences counted per [`Refuse`] rule.
+    counts: Vec<AtomicU64>,
+}
+
+/// One connection's link: bytes from its client so far, and whether it died.
+#[derive(Debug, Default)]
+struct Link {
+    client_bytes: AtomicU64,
+    dead: std::sync::atomic::AtomicBool,
+}
+
+/// Paces one direction of one connection to a number of bytes per second.
+#[derive(Debug)]
+struct Pacer {
+    rate: Option<u64>,
+    start: tokio::time::Instant,
+    sent: u64,
+}
+
+impl Pacer {
+    fn new(rate: Option<u64>) -> Self {
+        Pacer {
+            rate,
+            start: tokio::time::Instant::now(),
+            sent: 0,
+        }
+    }
+
+    /// Writes `data` no faster than the rate (in small pieces, so the other side sees
+    /// a steady trickle and TCP pushes back on the sender).
+    async fn write<W: AsyncWriteExt + Unpin>(&mut self, w: &mut W, data: &[u8]) -> Result<()> {
+        let Some(rate) = self.rate.filter(|r| *r > 0) else {
+            w.write_all(data).await?;
+            return Ok(());
+        };
+        for piece in data.chunks((rate as usize / 20).clamp(512, 64 << 10)) {
+            w.write_all(piece).await?;
+            self.sent += piece.len() as u64;
+            let due = self.start + Duration::from_secs_f64(self.sent as f64 / rate as f64);
+            tokio::time::sleep_until(due).await;
+        }
+        Ok(())
+    }
 }
 
 /// A running proxy; it stops accepting when dropped.
@@ -86,15 +261,19 @@ impl FaultProxy {
             faults.hide_capabilities.push("LITERAL+".into());
             faults.hide_capabilities.push("MULTIAPPEND".into());
         }
+        let shared = Arc::new(Shared {
+            counts: faults.refuse.iter().map(|_| AtomicU64::new(0)).collect(),
+        });
         let faults = Arc::new(faults);
         let accept_stats = stats.clone();
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                accept_stats.connections.fetch_add(1, Ordering::SeqCst);
+                let id = accept_stats.connections.fetch_add(1, Ordering::SeqCst) + 1;
                 let faults = faults.clone();
                 let stats = accept_stats.clone();
+                let shared = shared.clone();
                 tokio::spawn(async move {
-                    let _ = relay(client, upstream, faults, stats).await;
+                    let _ = relay(client, upstream, faults, stats, shared, id).await;
                 });
             }
         });
@@ -153,6 +332,8 @@ async fn relay(
     upstream: SocketAddr,
     faults: Arc<Faults>,
     stats: Arc<ProxyStats>,
+    shared: Arc<Shared>,
+    connection: u64,
 ) -> Result<()> {
     let server = TcpStream::connect(upstream).await?;
     let _ = client.set_nodelay(true);
@@ -164,8 +345,11 @@ async fn relay(
     let s2c_writer = client_write.clone();
     let s2c_faults = faults.clone();
     let s2c_stats = stats.clone();
+    let link = Arc::new(Link::default());
+    let s2c_link = link.clone();
     let s2c = tokio::spawn(async move {
         let mut reader = BufReader::new(server_read);
+        let mut pacer = Pacer::new(s2c_faults.bandwidth);
         loop {
             // Literals are read by read_unit only after the line: server literals are
             // always announced at a line end, so this keeps them intact.
@@ -177,12 +361,17 @@ async fn relay(
                 s2c_stats.rewritten_lines.fetch_add(1, Ordering::SeqCst);
             }
             let line = rewritten;
+            if s2c_link.dead.load(Ordering::SeqCst) {
+                // Dead link: hold the connection open, pass nothing.
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                break;
+            }
             let mut w = s2c_writer.lock().await;
-            if w.write_all(&line).await.is_err() {
+            if pacer.write(&mut *w, &line).await.is_err() {
                 break;
             }
             if let Some(lit) = literal {
-                if w.write_all(&lit).await.is_err() {
+                if pacer.write(&mut *w, &lit).await.is_err() {
                     break;
                 }
             }
@@ -193,6 +382,7 @@ async fn relay(
 
     let mut reader = BufReader::new(client_read);
     let mut selected = String::new();
+    let mut c2s_pacer = Pacer::new(faults.bandwidth);
     let result: Result<()> = async {
         loop {
             // One command: its first line; literals are read only after the line went on
@@ -217,6 +407,99 @@ async fn relay(
                     .unwrap_or("")
                     .trim_matches('"')
                     .to_owned();
+            }
+            let verb_name = match verb.as_slice() {
+                [uid, second, ..] if uid == "UID" => format!("UID {second}"),
+                [first, ..] => first.clone(),
+                [] => String::new(),
+            };
+            let mut entry = LoggedCommand {
+                connection,
+                at: std::time::Instant::now(),
+                tag: tag.clone(),
+                verb: verb_name.clone(),
+                fetches_body: upper.contains(" FETCH ") && fetches_body(&upper),
+                items: upper
+                    .find(" (")
+                    .filter(|_| upper.contains(" FETCH "))
+                    .map(|at| upper[at + 1..].trim_end().to_owned()),
+                messages: 0,
+                refused: None,
+            };
+            let verb0 = verb.first().cloned().unwrap_or_default();
+            let whole = verb0 == "APPEND" && faults.refuse.iter().any(Refuse::needs_whole);
+            // The whole command (lines and literals) when a rule must look inside it.
+            let mut buffered = if whole {
+                match WholeCommand::read(&mut reader, first.clone(), &client_write).await? {
+                    Some(w) => Some(w),
+                    None => return Ok(()),
+                }
+            } else {
+                None
+            };
+            let all_text = match &buffered {
+                Some(w) => w
+                    .lines
+                    .iter()
+                    .map(|l| String::from_utf8_lossy(l).to_ascii_uppercase())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                None => upper.clone(),
+            };
+            let no_literals = Vec::new();
+            let literals = buffered.as_ref().map_or(&no_literals, |w| &w.literals);
+            entry.messages = literals.len();
+            let mut refusal = None;
+            for (i, rule) in faults.refuse.iter().enumerate() {
+                if rule.needs_whole() && buffered.is_none() {
+                    continue;
+                }
+                if !rule.matches(&verb0, &all_text, literals) {
+                    continue;
+                }
+                let n = shared.counts[i].fetch_add(1, Ordering::SeqCst) + 1;
+                let hit = rule.first.is_some_and(|k| n <= k)
+                    || rule.every.is_some_and(|e| e > 0 && n.is_multiple_of(e));
+                if hit {
+                    refusal = Some(rule.reply.clone());
+                    break;
+                }
+            }
+            if let Some(reply) = refusal {
+                // Take the rest of the command off the wire (non-synchronising literals
+                // come at once); a synchronising one is never sent after a tagged answer.
+                if buffered.is_none() {
+                    let mut line = first.clone();
+                    while let Some(n) = literal_len(&line) {
+                        if is_sync_literal(&line) {
+                            break;
+                        }
+                        let mut literal = vec![0; n];
+                        reader.read_exact(&mut literal).await?;
+                        line = Vec::new();
+                        if reader.read_until(b'\n', &mut line).await? == 0 {
+                            return Ok(());
+                        }
+                    }
+                }
+                stats.refusals.fetch_add(1, Ordering::SeqCst);
+                stats.commands.fetch_add(1, Ordering::SeqCst);
+                entry.refused = Some(reply.clone());
+                entry.at = std::time::Instant::now();
+                stats.record(entry);
+                client_write
+                    .lock()
+                    .await
+                    .write_all(format!("{tag} {reply}\r\n").as_bytes())
+                    .await?;
+                continue;
+            }
+            stats.record(entry);
+            if let Some(whole) = buffered.take() {
+                server_write.write_all(&whole.into_bytes()).await?;
+                server_write.flush().await?;
+                stats.commands.fetch_add(1, Ordering::SeqCst);
+                continue;
             }
             let is_fetch = upper.contains(" FETCH ");
             if is_fetch {
@@ -266,15 +549,28 @@ async fn relay(
                 }
             }
 
-            // Forward the command, literal by literal.
+            // Forward the command, literal by literal (paced, piece by piece, so that a
+            // slow link pushes back on the client).
             let mut line = first;
             loop {
-                server_write.write_all(&line).await?;
+                forward(&mut server_write, &mut c2s_pacer, &line, &link, &faults).await?;
                 server_write.flush().await?;
                 let Some(n) = literal_len(&line) else { break };
-                let mut literal = vec![0; n];
-                reader.read_exact(&mut literal).await?;
-                server_write.write_all(&literal).await?;
+                let mut left = n;
+                let mut piece = vec![0; 16 << 10];
+                while left > 0 {
+                    let take = left.min(piece.len());
+                    reader.read_exact(&mut piece[..take]).await?;
+                    forward(
+                        &mut server_write,
+                        &mut c2s_pacer,
+                        &piece[..take],
+                        &link,
+                        &faults,
+                    )
+                    .await?;
+                    left -= take;
+                }
                 line = Vec::new();
                 if reader.read_until(b'\n', &mut line).await? == 0 {
                     return Ok(());
@@ -303,6 +599,87 @@ async fn relay(
     let _ = w.shutdown().await;
     let _ = server_write.shutdown().await;
     result
+}
+
+/// A command read whole: its lines, and the literal after each line that announces one.
+struct WholeCommand {
+    lines: Vec<Vec<u8>>,
+    literals: Vec<Vec<u8>>,
+}
+
+impl WholeCommand {
+    /// Reads the rest of the command that began with `first` (answering `+` to
+    /// synchronising literals itself); `None` at end of stream.
+    async fn read(
+        reader: &mut BufReader<OwnedReadHalf>,
+        first: Vec<u8>,
+        client: &Mutex<tokio::net::tcp::OwnedWriteHalf>,
+    ) -> Result<Option<WholeCommand>> {
+        let mut whole = WholeCommand {
+            lines: vec![first],
+            literals: Vec::new(),
+        };
+        loop {
+            let last = whole.lines.last().cloned().unwrap_or_default();
+            let Some(n) = literal_len(&last) else {
+                return Ok(Some(whole));
+            };
+            if is_sync_literal(&last) {
+                client.lock().await.write_all(b"+ OK\r\n").await?;
+            }
+            let mut literal = vec![0; n];
+            reader.read_exact(&mut literal).await?;
+            whole.literals.push(literal);
+            let mut next = Vec::new();
+            if reader.read_until(b'\n', &mut next).await? == 0 {
+                return Ok(None);
+            }
+            whole.lines.push(next);
+        }
+    }
+
+    /// The command as the server gets it: told not to wait for the `+`s the proxy gave.
+    fn into_bytes(self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, line) in self.lines.iter().enumerate() {
+            if i < self.literals.len() && is_sync_literal(line) {
+                let text = String::from_utf8_lossy(line);
+                let t = text.trim_end();
+                out.extend_from_slice(&t.as_bytes()[..t.len() - 1]);
+                out.extend_from_slice(b"+}\r\n");
+            } else {
+                out.extend_from_slice(line);
+            }
+            if let Some(lit) = self.literals.get(i) {
+                out.extend_from_slice(lit);
+            }
+        }
+        out
+    }
+}
+
+/// Passes client bytes to the server at the link's pace, until the link dies.
+async fn forward<W: AsyncWriteExt + Unpin>(
+    server: &mut W,
+    pacer: &mut Pacer,
+    data: &[u8],
+    link: &Link,
+    faults: &Faults,
+) -> Result<()> {
+    if let Some(limit) = faults.stall_after_bytes {
+        let before = link
+            .client_bytes
+            .fetch_add(data.len() as u64, Ordering::SeqCst);
+        if before + data.len() as u64 > limit {
+            link.dead.store(true, Ordering::SeqCst);
+        }
+    }
+    if link.dead.load(Ordering::SeqCst) {
+        // Dead: take nothing more and pass nothing on, but keep the connection open.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        anyhow::bail!("dead link");
+    }
+    pacer.write(server, data).await
 }
 
 /// Server side reading: a line, and a literal it announces (read raw).

@@ -258,6 +258,15 @@ pub enum JobEventKind {
         uid: u32,
         reason: String,
     },
+    /// A server refused for now (throttled, busy): the copy waits from `since` until
+    /// `until` (Unix seconds) and then sends the same command again. `side` is
+    /// `source` or `target`; `words` are the server's.
+    Waiting {
+        side: String,
+        words: String,
+        since: i64,
+        until: i64,
+    },
     /// Someone acted on the job (start, cancel, sync now, retry, password change).
     Action {
         actor: String,

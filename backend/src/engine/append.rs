@@ -3,6 +3,7 @@
 //! messages by UIDNEXT, size and content hash (never by Message-ID).
 
 use super::error::{EngineError, Result};
+use super::retry::{classify, CommandKind, Refusal};
 use super::session::Session;
 use super::wire::{parse_uid_set, uid_set, CommandBuilder, Status, StatusLine, Value};
 use sha2::{Digest, Sha256};
@@ -32,6 +33,12 @@ pub enum AppendReply {
     TryCreate(String),
     /// Refused for this message (too large, invalid...): the server's words.
     Refused(String),
+    /// Refused for now (throttled, busy): send the same messages again after the wait,
+    /// at least `suggested` when the server said.
+    Throttled {
+        words: String,
+        suggested: Option<std::time::Duration>,
+    },
 }
 
 /// Sends one APPEND (one message) or one MULTIAPPEND (several).
@@ -42,13 +49,12 @@ pub async fn append(
 ) -> Result<AppendReply> {
     let mut cmd = CommandBuilder::new("APPEND").string(mailbox.as_bytes());
     for m in messages {
-        cmd = cmd
-            .raw(" (")
-            .raw(&m.flags.join(" "))
-            .raw(")")
-            .string(date_time_arg(m.internal_date).as_bytes())
-            .raw(" ")
-            .literal_bytes(m.bytes.to_vec());
+        cmd = cmd.raw(" (").raw(&m.flags.join(" ")).raw(")");
+        // An empty date: the server refused this one, so it stamps its own.
+        if !m.internal_date.trim().is_empty() {
+            cmd = cmd.string(date_time_arg(m.internal_date).as_bytes());
+        }
+        cmd = cmd.raw(" ").literal_bytes(m.bytes.to_vec());
     }
     let reply = session.run(cmd.build()).await?;
     interpret(session, &reply.done, messages.len())
@@ -92,10 +98,24 @@ fn interpret(session: &Session, done: &StatusLine, sent: usize) -> Result<Append
         _ => {
             let code = done.code.as_deref().unwrap_or("");
             let words = done.words();
-            if code == "OVERQUOTA" || words.to_ascii_lowercase().contains("quota") {
-                return Err(EngineError::OverQuota {
-                    words: format!("{} says: {}", session.host(), words),
-                });
+            match classify(
+                done.status,
+                done.code.as_deref(),
+                &done.text,
+                CommandKind::Append,
+            ) {
+                Refusal::Transient { suggested } => {
+                    return Ok(AppendReply::Throttled { words, suggested })
+                }
+                Refusal::PerJob => {
+                    if code == "OVERQUOTA" || words.to_ascii_lowercase().contains("quota") {
+                        return Err(EngineError::OverQuota {
+                            words: format!("{} says: {}", session.host(), words),
+                        });
+                    }
+                    return Err(session.refused("APPEND", done));
+                }
+                Refusal::PerMessage | Refusal::Unclassified => {}
             }
             if code == "TRYCREATE" {
                 return Ok(AppendReply::TryCreate(words));

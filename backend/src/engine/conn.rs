@@ -11,11 +11,14 @@ use super::endpoint::Endpoint;
 use super::error::{EngineError, Result};
 use super::limits::Limits;
 use super::pacing::{Pacer, Slot};
+use super::retry::{Patience, Waiter};
 use super::session::{MailboxInfo, Session};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-/// How hard to try to get a connection back.
+/// How hard to try to get a connection back: `attempts` quick tries, `first_delay`
+/// doubling up to `max_delay` apart; after them the connection's patience decides (see
+/// [`crate::engine::retry`]), and the run pauses once it is spent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
     pub attempts: u32,
@@ -46,6 +49,11 @@ pub struct Conn {
     /// The account's pacing, and the connection slot held while connected.
     pacer: Option<Arc<Pacer>>,
     slot: Option<Slot>,
+    /// How to wait out transient refusals (throttling, a busy server).
+    waiter: Waiter,
+    /// When this connection last waited out a refusal: a connection dropped soon after
+    /// is part of the throttling, not a sign the server is gone.
+    last_wait: Option<Instant>,
 }
 
 impl Conn {
@@ -60,6 +68,8 @@ impl Conn {
             mailbox: MailboxInfo::default(),
             pacer: None,
             slot: None,
+            waiter: Waiter::default(),
+            last_wait: None,
         }
     }
 
@@ -77,12 +87,60 @@ impl Conn {
         Ok(())
     }
 
+    /// The same connection, waiting out transient refusals as `waiter` says.
+    pub fn waiting(mut self, waiter: Waiter) -> Self {
+        self.waiter = waiter;
+        self
+    }
+
+    /// Patience for one new command on this connection.
+    pub fn patience(&self) -> Patience {
+        self.waiter.patience()
+    }
+
+    /// Waits out a transient refusal of a command (or returns `Paused`, patience spent).
+    pub async fn wait_out(
+        &mut self,
+        patience: &mut Patience,
+        words: &str,
+        suggested: Option<Duration>,
+    ) -> Result<()> {
+        let host = self.endpoint.address();
+        let result = self
+            .waiter
+            .wait_out(patience, self.endpoint.side, &host, words, suggested)
+            .await;
+        self.last_wait = Some(Instant::now());
+        result
+    }
+
+    /// Whether this connection waited out a refusal in the last two minutes.
+    pub fn recently_throttled(&self) -> bool {
+        self.last_wait
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(120))
+    }
+
     /// Connects now (used at the start, where a failure is fatal and must say why).
+    /// A login the server refuses for now (`[UNAVAILABLE]`, throttled) is waited out.
     pub async fn connect_once(&mut self) -> Result<&mut Session> {
         if self.session.is_none() {
             self.take_slot().await?;
-            self.session = Some(Session::connect_with(&self.endpoint, self.limits).await?);
-            self.selected = None;
+        }
+        let mut patience = self.patience();
+        while self.session.is_none() {
+            match Session::connect_with(&self.endpoint, self.limits).await {
+                Ok(s) => {
+                    self.session = Some(s);
+                    self.selected = None;
+                }
+                Err(e) => match e.transient() {
+                    Some(suggested) => {
+                        let words = e.server_words().unwrap_or_default();
+                        self.wait_out(&mut patience, &words, suggested).await?;
+                    }
+                    None => return Err(e),
+                },
+            }
         }
         self.ready().await
     }
@@ -111,6 +169,7 @@ impl Conn {
             self.take_slot().await?;
             let mut delay = self.backoff.first_delay;
             let mut attempt = 0;
+            let mut patience = self.patience();
             loop {
                 attempt += 1;
                 let connected = if fresh_token {
@@ -124,18 +183,35 @@ impl Conn {
                         self.selected = None;
                         break;
                     }
-                    Err(e)
-                        if e.is_connection_failure()
-                            && attempt
-                                < if e.is_hostile() {
-                                    2
-                                } else {
-                                    self.backoff.attempts
-                                } =>
-                    {
-                        tracing::warn!(side = %self.endpoint.side, error = %e, attempt, "reconnect failed, backing off");
+                    Err(e) if e.transient().is_some() => {
+                        // Refused for now (a busy or throttling server): not a password
+                        // problem and not a lost server; wait as long as patience allows.
+                        let words = e.server_words().unwrap_or_default();
+                        self.wait_out(&mut patience, &words, e.transient().flatten())
+                            .await?;
+                    }
+                    Err(e) if e.is_hostile() && attempt < 2 => {
+                        tracing::warn!(side = %self.endpoint.side, error = %e, "reconnect failed, trying once more");
                         tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(self.backoff.max_delay);
+                    }
+                    Err(e) if e.is_connection_failure() && !e.is_hostile() => {
+                        if attempt < self.backoff.attempts {
+                            tracing::warn!(side = %self.endpoint.side, error = %e, attempt, "reconnect failed, backing off");
+                            tokio::time::sleep(delay).await;
+                            delay = (delay * 2).min(self.backoff.max_delay);
+                        } else {
+                            // Still unreachable after the quick tries: wait as long as
+                            // patience allows (told to the listeners), then pause the run.
+                            let host = self.endpoint.address();
+                            self.waiter
+                                .wait_out_unreachable(
+                                    &mut patience,
+                                    self.endpoint.side,
+                                    &host,
+                                    &e.to_string(),
+                                )
+                                .await?;
+                        }
                     }
                     Err(e) => return Err(e),
                 }

@@ -10,6 +10,7 @@ use super::fetch::{self, FetchOutcome, Fetched, ServerProfile, SourceMessage};
 use super::flags;
 use super::folders::{self, FolderPlan, FolderTree};
 use super::gmail::LabelPlan;
+use super::retry::{classify, CommandKind, Refusal};
 use super::uidmap::{MapRow, SkipRecord, UidMap, DONE, PENDING};
 use super::wire::{uid_set, Status};
 use super::Settings;
@@ -501,15 +502,30 @@ async fn propagate_flags(
     for (flag_text, pairs) in changes {
         let flag_list: Vec<String> = flag_text.split_whitespace().map(str::to_owned).collect();
         let target_uids: Vec<u32> = pairs.iter().map(|p| p.1).collect();
-        let session = dst.session().await?;
-        let done = match session
-            .uid_store(&uid_set(&target_uids), "FLAGS", &flag_list)
-            .await
-        {
-            Ok(d) => d,
-            Err(e) => {
-                dst.note_error(&e);
-                return Err(e);
+        let mut patience = dst.patience();
+        let done = loop {
+            let session = dst.session().await?;
+            let done = match session
+                .uid_store(&uid_set(&target_uids), "FLAGS", &flag_list)
+                .await
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    dst.note_error(&e);
+                    return Err(e);
+                }
+            };
+            match classify(
+                done.status,
+                done.code.as_deref(),
+                &done.text,
+                CommandKind::Store,
+            ) {
+                Refusal::Transient { suggested } => {
+                    dst.wait_out(&mut patience, &done.words(), suggested)
+                        .await?
+                }
+                _ => break done,
             }
         };
         if done.status != Status::Ok {
@@ -547,7 +563,7 @@ async fn store_batch(
     if fetched.is_empty() {
         return Ok(Vec::new());
     }
-    let outgoing: Vec<Outgoing<'_>> = fetched
+    let mut outgoing: Vec<Outgoing<'_>> = fetched
         .iter()
         .map(|f| Outgoing {
             source_uid: f.meta.uid,
@@ -586,6 +602,8 @@ async fn store_batch(
     let mut tries: HashMap<usize, u32> = HashMap::new();
     let mut created = false;
     let mut multi = remaining.len() > 1;
+    let mut patience = dst.patience();
+    let mut admitted: HashSet<usize> = HashSet::new();
     while !remaining.is_empty() {
         let mut group: Vec<usize> = if multi && dst.session().await?.capabilities().multiappend() {
             remaining.clone()
@@ -594,12 +612,21 @@ async fn store_batch(
             vec![remaining[0]]
         };
         // Within the target account's upload caps (a pause when nothing more may go).
-        let admitted = ctx
-            .settings
-            .pacing
-            .before_append(group.iter().map(|&i| outgoing[i].bytes.len() as u64))
-            .await?;
-        group.truncate(admitted);
+        // A message is counted once, however often a throttled APPEND sends it again.
+        let fresh: Vec<usize> = group
+            .iter()
+            .copied()
+            .filter(|i| !admitted.contains(i))
+            .collect();
+        if !fresh.is_empty() {
+            let n = ctx
+                .settings
+                .pacing
+                .before_append(fresh.iter().map(|&i| outgoing[i].bytes.len() as u64))
+                .await?;
+            admitted.extend(&fresh[..n]);
+            group.retain(|i| admitted.contains(i));
+        }
         let msgs: Vec<Outgoing<'_>> = group.iter().map(|&i| outgoing[i].clone()).collect();
         let session = dst.session().await?;
         let uidplus = session.capabilities().uidplus();
@@ -637,10 +664,18 @@ async fn store_batch(
                 dst.select(&target.wire, false).await?;
                 continue;
             }
+            Ok(AppendReply::Throttled { words, suggested }) => {
+                // Refused for now: wait, then send the same messages again.
+                dst.wait_out(&mut patience, &words, suggested).await?;
+                continue;
+            }
             Ok(AppendReply::Refused(words)) => {
                 if group.len() > 1 {
                     // One message spoils a MULTIAPPEND (it is all or nothing): go one by one.
                     multi = false;
+                    continue;
+                }
+                if drop_what_was_named(&mut outgoing[group[0]], &words, folder) {
                     continue;
                 }
                 refused.push((fetched[group[0]].meta.clone(), words));
@@ -711,6 +746,33 @@ async fn store_batch(
         .drop_intents(folder, source_validity, &refused_uids)
         .await?;
     Ok(refused)
+}
+
+/// A refusal that names one of the message's keywords, or its date: takes that away so
+/// the message can be sent again without it (the loss is logged). False when the words
+/// name neither (or it is gone already).
+fn drop_what_was_named(message: &mut Outgoing<'_>, words: &str, folder: &str) -> bool {
+    let lower = words.to_ascii_lowercase();
+    let named = message.flags.iter().position(|f| {
+        let f = f.to_ascii_lowercase();
+        // The first word is the status (`NO`), never a flag's name.
+        lower
+            .split(|c: char| c.is_whitespace() || matches!(c, '"' | '(' | ')' | ',' | ':' | ';'))
+            .skip(1)
+            .any(|w| w == f || w.trim_end_matches('.') == f)
+    });
+    if let Some(i) = named {
+        let flag = message.flags.remove(i);
+        tracing::warn!(folder, uid = message.source_uid, %flag, %words, "the target refused a flag; appending without it");
+        return true;
+    }
+    let names_date = lower.contains("date");
+    if names_date && !message.internal_date.trim().is_empty() {
+        tracing::warn!(folder, uid = message.source_uid, date = message.internal_date, %words, "the target refused the date; appending without it (the server stamps its own)");
+        message.internal_date = "";
+        return true;
+    }
+    false
 }
 
 /// Finds which of `group` are on the target now. Returns (found (index, uid), missing).

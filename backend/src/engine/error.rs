@@ -2,11 +2,13 @@
 //! none carries a password or a message body.
 
 use super::auth::TokenErrorKind;
-use super::wire::ParseError;
+use super::retry::{classify, CommandKind, Refusal};
+use super::wire::{ParseError, Status};
 use std::fmt;
 
 /// Which account an error or a connection concerns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Side {
     Source,
     Target,
@@ -175,6 +177,46 @@ impl EngineError {
                     ..
                 }
         )
+    }
+
+    /// A refusal that passes (throttled, server busy): `Some(suggested wait)`.
+    pub fn transient(&self) -> Option<Option<std::time::Duration>> {
+        let EngineError::Refused {
+            command,
+            words,
+            code,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let status = if words.starts_with("BAD") {
+            Status::Bad
+        } else {
+            Status::No
+        };
+        let kind = match command.as_str() {
+            "LOGIN" | "AUTHENTICATE" => CommandKind::Login,
+            "APPEND" => CommandKind::Append,
+            "SELECT" | "EXAMINE" => CommandKind::Select,
+            c if c.contains("FETCH") => CommandKind::Fetch,
+            c if c.contains("STORE") => CommandKind::Store,
+            _ => CommandKind::Other,
+        };
+        match classify(status, code.as_deref(), words, kind) {
+            Refusal::Transient { suggested } => Some(suggested),
+            _ => None,
+        }
+    }
+
+    /// The server's own words, for refusals.
+    pub fn server_words(&self) -> Option<String> {
+        match self {
+            EngineError::Refused { words, .. } | EngineError::Login { words, .. } => {
+                Some(words.clone())
+            }
+            _ => None,
+        }
     }
 
     /// The server went past one of the engine's caps: trying again at once will most

@@ -2,6 +2,7 @@
 //! The terminal command and (later) the portal's job store consume these; neither the
 //! events nor the engine know anything about HTTP.
 
+use super::error::Side;
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -43,6 +44,15 @@ pub enum Event {
     /// What the label policy of a label-style source (Gmail) did, in words.
     LabelPolicy {
         note: String,
+    },
+    /// A server refused a command for now (throttled, busy): the engine waits until
+    /// `until` and sends it again. `since` is when this command's refusals began (both
+    /// Unix seconds); `words` are the server's.
+    Waiting {
+        side: Side,
+        words: String,
+        since: i64,
+        until: i64,
     },
     /// The job stopped before the end for a reason the user must act on (over quota).
     Stopped {

@@ -6,6 +6,7 @@ use super::conn::Conn;
 use super::error::{EngineError, Result};
 use super::flags;
 use super::limits::BodyBudget;
+use super::retry::{classify, CommandKind, Refusal};
 use super::wire::{uid_set, Status};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -234,7 +235,10 @@ async fn fetch_with_forms(
     let by_uid: HashMap<u32, &SourceMessage> = batch.iter().map(|m| (m.uid, m)).collect();
     let mut missing: Vec<u32> = batch.iter().map(|m| m.uid).collect();
     let mut last_words: HashMap<u32, String> = HashMap::new();
-    for form in profile.usable(binary) {
+    let forms = profile.usable(binary);
+    let mut next_form = 0;
+    let mut patience = src.patience();
+    while let Some(&form) = forms.get(next_form) {
         if missing.is_empty() {
             break;
         }
@@ -275,6 +279,20 @@ async fn fetch_with_forms(
         for uid in &nil {
             last_words.insert(*uid, format!("{} returned NIL", form.item()));
         }
+        let refusal = classify(
+            done.status,
+            done.code.as_deref(),
+            &done.text,
+            CommandKind::Fetch,
+        );
+        if let (Refusal::Transient { suggested }, false) = (refusal, missing.is_empty()) {
+            // Throttled or busy (NO or BAD alike): the form is fine. Wait, then send the
+            // same command again on this connection.
+            src.wait_out(&mut patience, &done.words(), suggested)
+                .await?;
+            continue;
+        }
+        next_form += 1;
         match done.status {
             Status::Ok => {}
             Status::Bad => {

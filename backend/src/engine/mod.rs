@@ -14,8 +14,9 @@
 //! fallbacks), `append` (APPEND/MULTIAPPEND, APPENDUID, finding messages without it),
 //! `flags`, `uidmap` (the map and journal), `copy_folder` (one folder), `events`,
 //! `gmail/` (label-style sources and targets: identity, label policy, label COPYs),
-//! `pacing` (caps per account shared by all nodes: connection slots, bytes per day,
-//! messages per hour, largest message).
+//! `pacing/` (caps per account shared by all nodes: connection slots, bytes per day,
+//! messages per hour, largest message), `retry/` (refusals classified in one place,
+//! backoff with jitter, patience, waiting out).
 
 pub mod append;
 pub mod auth;
@@ -31,6 +32,7 @@ pub mod folders;
 pub mod gmail;
 pub mod limits;
 pub mod pacing;
+pub mod retry;
 pub mod session;
 pub mod uidmap;
 pub mod utf7;
@@ -88,6 +90,14 @@ pub struct Settings {
     /// messages per hour, bytes per day, largest message), shared by all nodes through
     /// the database. The default paces nothing and costs nothing.
     pub pacing: pacing::Pacers,
+    /// How long one command may keep being refused for now (throttled, "Server
+    /// Unavailable") before the run ends with [`EngineError::Paused`] and the server's
+    /// words; until then each refusal is waited out (the server's suggested wait, or
+    /// `retry`'s backoff) and the same command is sent again.
+    pub patience: std::time::Duration,
+    /// How waits between such retries grow when the server suggests none, and the
+    /// longest one slept in-process (a longer one pauses the run instead).
+    pub retry: retry::RetryPolicy,
 }
 
 impl Settings {
@@ -107,7 +117,24 @@ impl Settings {
             limits: Limits::default(),
             labels: gmail::LabelOptions::default(),
             pacing: pacing::Pacers::default(),
+            patience: std::time::Duration::from_secs(6 * 3600),
+            retry: retry::RetryPolicy::default(),
         }
+    }
+
+    /// A connection to one side, waiting out refusals as these settings say.
+    fn conn(&self, side: Side, events: &Events) -> Conn {
+        let endpoint = match side {
+            Side::Source => &self.source,
+            Side::Target => &self.target,
+        };
+        Conn::new(endpoint.clone(), self.backoff, self.limits)
+            .paced(self.pacing.of(side))
+            .waiting(retry::Waiter {
+                events: events.clone(),
+                policy: self.retry,
+                patience: self.patience,
+            })
     }
 }
 
@@ -152,7 +179,7 @@ async fn run_job(
     job_id: String,
 ) -> Result<Outcome, EngineError> {
     let map = UidMap::new(pool.clone(), job_id.clone()).fenced_by(settings.lease_owner.clone());
-    let (mut src, mut dst) = connection_pair(settings);
+    let (mut src, mut dst) = connection_pair(settings, &events);
     // The first connections say plainly why they fail (wrong password, no TLS...).
     src.connect_once().await?;
     dst.connect_once().await?;
@@ -303,7 +330,11 @@ async fn run_job(
     let mut first = Some((src, dst));
     let mut pairs = Vec::new();
     for _ in 0..workers {
-        pairs.push(first.take().unwrap_or_else(|| connection_pair(settings)));
+        pairs.push(
+            first
+                .take()
+                .unwrap_or_else(|| connection_pair(settings, &events)),
+        );
     }
     let worker_futures = pairs.into_iter().map(|(mut src, mut dst)| {
         let ctx = &ctx;
@@ -353,8 +384,15 @@ async fn run_job(
     let stopped = stopped.into_inner().unwrap_or(None);
     // Not after a stop (over quota): nothing more is sent to the target then.
     if let Some(labels) = labels.as_ref().filter(|_| stopped.is_none()) {
-        let notes =
-            label_post_pass(settings, labels, &all_plans, &map, &mut outcome.report).await?;
+        let notes = label_post_pass(
+            settings,
+            &events,
+            labels,
+            &all_plans,
+            &map,
+            &mut outcome.report,
+        )
+        .await?;
         for note in notes {
             events.emit(Event::LabelPolicy { note: note.clone() });
             outcome.report.label_policy.push(note);
@@ -409,6 +447,7 @@ async fn run_job(
 /// keywords on copies an earlier run made. Returns what it did, in words.
 async fn label_post_pass(
     settings: &Settings,
+    events: &Events,
     labels: &gmail::LabelPlan,
     plans: &[FolderPlan],
     map: &UidMap,
@@ -418,7 +457,7 @@ async fn label_post_pass(
     if labels.decision.further.is_empty() && labels.keyword_updates.is_empty() {
         return Ok(notes);
     }
-    let mut dst = connection(settings, Side::Target);
+    let mut dst = settings.conn(Side::Target, events);
     let further = gmail::further::copy_further_labels(&mut dst, labels, plans, map).await?;
     if further.added > 0 {
         notes.push(format!(
@@ -439,20 +478,11 @@ async fn label_post_pass(
     Ok(notes)
 }
 
-/// A connection to one side (not connected yet), paced by that side's account.
-fn connection(settings: &Settings, side: Side) -> Conn {
-    let endpoint = match side {
-        Side::Source => &settings.source,
-        Side::Target => &settings.target,
-    };
-    Conn::new(endpoint.clone(), settings.backoff, settings.limits).paced(settings.pacing.of(side))
-}
-
-/// A source and a target connection (not connected yet), each paced by its account.
-fn connection_pair(settings: &Settings) -> (Conn, Conn) {
+/// A source and a target connection (not connected yet): see [`Settings::conn`].
+fn connection_pair(settings: &Settings, events: &Events) -> (Conn, Conn) {
     (
-        connection(settings, Side::Source),
-        connection(settings, Side::Target),
+        settings.conn(Side::Source, events),
+        settings.conn(Side::Target, events),
     )
 }
 
@@ -466,11 +496,49 @@ async fn copy_with_retries(
 ) -> (FolderTally, Option<EngineError>) {
     let mut tally = FolderTally::default();
     let mut attempt = 0;
+    let mut patience = src.patience();
     loop {
         attempt += 1;
         let progress_before = tally.handled.len();
         match copy_folder::copy_folder(src, dst, ctx, plan, &mut tally).await {
             Ok(()) => return (tally, None),
+            Err(e) if e.transient().is_some() => {
+                // A command the steps do not retry themselves (SELECT, a listing...) was
+                // refused for now: wait, then resume the folder (every step is idempotent).
+                if tally.handled.len() > progress_before {
+                    patience = src.patience();
+                }
+                attempt = 0;
+                let words = e.server_words().unwrap_or_default();
+                let conn = if e.side() == Some(Side::Target) {
+                    &mut *dst
+                } else {
+                    &mut *src
+                };
+                if let Err(paused) = conn
+                    .wait_out(&mut patience, &words, e.transient().flatten())
+                    .await
+                {
+                    return (tally, Some(paused));
+                }
+            }
+            Err(e)
+                if e.is_connection_failure()
+                    && (src.recently_throttled() || dst.recently_throttled())
+                    && !e.is_hostile() =>
+            {
+                // Throttling servers drop connections too: that is part of the throttling.
+                tracing::warn!(error = %e, "connection lost while throttled; resuming the folder");
+                attempt = 0;
+                match e.side() {
+                    Some(Side::Source) => src.note_error(&e),
+                    Some(Side::Target) => dst.note_error(&e),
+                    None => {
+                        src.note_error(&e);
+                        dst.note_error(&e);
+                    }
+                }
+            }
             Err(e) if e.is_connection_failure() && tally.handled.len() > progress_before => {
                 // Progress was made: the connection is flaky, not hopeless. Start counting anew.
                 tracing::warn!(error = %e, "connection lost; resuming the folder");
@@ -513,6 +581,7 @@ async fn with_retries<T>(
     mut step: impl for<'s> FnMut(&'s mut session::Session) -> BoxFuture<'s, T>,
 ) -> Result<T, EngineError> {
     let mut attempt = 0;
+    let mut patience = conn.patience();
     loop {
         attempt += 1;
         let result = match conn.session().await {
@@ -521,6 +590,11 @@ async fn with_retries<T>(
         };
         match result {
             Ok(v) => return Ok(v),
+            Err(e) if e.transient().is_some() => {
+                let words = e.server_words().unwrap_or_default();
+                conn.wait_out(&mut patience, &words, e.transient().flatten())
+                    .await?;
+            }
             Err(e)
                 if e.is_connection_failure()
                     && attempt

@@ -19,6 +19,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// No response line may be longer than this (literals excepted).
 const MAX_LINE: usize = 1 << 20;
+/// Bytes written at once: each write must make progress within the per-step timeout.
+const WRITE_CHUNK: usize = 64 << 10;
 /// Most bytes of all responses together before login (greeting, CAPABILITY, LOGIN).
 const PRE_AUTH_BYTES: u64 = 256 << 10;
 
@@ -139,6 +141,8 @@ pub struct Session {
     budget: CommandBudget,
     /// Logged in with a token that expires: when to replace this session.
     renewal: Option<Renewal>,
+    /// The login name, for a refusal that says the login did not really work.
+    user: String,
 }
 
 impl std::fmt::Debug for Session {
@@ -223,6 +227,7 @@ impl Session {
             );
             session.next_tag = 100;
         }
+        session.user = endpoint.user.clone();
         let outcome = login::login(&mut session, endpoint, fresh_token).await?;
         session.authenticated = true;
         session.renewal = outcome.renewal;
@@ -256,6 +261,7 @@ impl Session {
                 streaming: false,
             },
             renewal: None,
+            user: String::new(),
         };
         session.begin("greeting".to_owned(), None, false);
         session
@@ -408,6 +414,21 @@ impl Session {
     }
 
     pub(crate) fn refused(&self, command: &str, line: &StatusLine) -> EngineError {
+        // Exchange logs in, then refuses every command: a wrong password or no licence.
+        if self.authenticated
+            && line
+                .text
+                .to_ascii_lowercase()
+                .contains("authenticated but not connected")
+        {
+            return EngineError::Login {
+                side: self.side,
+                host: self.host.clone(),
+                user: self.user.clone(),
+                words: login::not_connected_explained(line.words()),
+                bearer: false,
+            };
+        }
         EngineError::Refused {
             side: self.side,
             host: self.host.clone(),
@@ -468,13 +489,40 @@ impl Session {
         Ok(())
     }
 
+    /// Writes in chunks, each under the per-step timeout: a slow link that keeps taking
+    /// bytes finishes however long the whole takes (within the command's deadline,
+    /// which grows with what is sent); a link that takes nothing for a whole step is dead.
     pub(crate) async fn write_raw(&mut self, bytes: &[u8]) -> Result<()> {
-        let (until, by_deadline) = self.step_deadline();
-        match tokio::time::timeout_at(until, self.io.write_all(bytes)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(self.lost(e.to_string())),
-            Err(_) => Err(self.elapsed(by_deadline)),
+        let mut sent = 0;
+        for chunk in bytes.chunks(WRITE_CHUNK) {
+            let (until, by_deadline) = self.step_deadline();
+            match tokio::time::timeout_at(until, self.io.write_all(chunk)).await {
+                Ok(Ok(())) => sent += chunk.len(),
+                Ok(Err(e)) => return Err(self.lost(e.to_string())),
+                Err(_) if by_deadline => return Err(self.elapsed(true)),
+                Err(_) => {
+                    return Err(self.lost(format!(
+                    "no progress for {} s while sending {} ({} of {} bytes sent): the link is dead",
+                    self.timeout.as_secs(),
+                    self.budget.what,
+                    sent,
+                    bytes.len()
+                )))
+                }
+            }
         }
+        Ok(())
+    }
+
+    /// Gives the current command time to send `bytes` more at the slowest rate allowed.
+    fn allow_sending(&mut self, bytes: u64) {
+        let extra = Duration::from_secs(bytes / Limits::SLOWEST_BODY_RATE);
+        self.budget.deadline = self
+            .budget
+            .deadline
+            .checked_add(extra)
+            .unwrap_or(self.budget.deadline);
+        self.budget.seconds = self.budget.seconds.saturating_add(extra.as_secs());
     }
 
     pub(crate) async fn flush(&mut self) -> Result<()> {
@@ -629,6 +677,14 @@ impl Session {
             _ => String::new(),
         };
         self.begin(what, body, streaming);
+        let literals: u64 = parts
+            .iter()
+            .map(|p| match p {
+                Part::Literal(b) => b.len() as u64,
+                Part::Text(_) => 0,
+            })
+            .sum();
+        self.allow_sending(literals);
         let tag = self.new_tag();
         let mut out: Vec<u8> = Vec::new();
         out.extend_from_slice(tag.as_bytes());
@@ -1144,6 +1200,53 @@ mod tests {
         assert!(
             err.to_string().contains("LIST did not finish within"),
             "{err}"
+        );
+    }
+
+    /// A session whose server reads what it is sent at `rate` bytes per 50 ms, or stops
+    /// reading after `stop_after` bytes.
+    fn reading_server(rate: usize, stop_after: usize) -> Session {
+        let (client, mut server) = tokio::io::duplex(16 << 10);
+        tokio::spawn(async move {
+            let mut got = 0;
+            let mut buf = vec![0u8; rate];
+            while got < stop_after {
+                match tokio::io::AsyncReadExt::read(&mut server, &mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got += n,
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            // Keeps the stream open, reading nothing more: a dead link.
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            drop(server);
+        });
+        let mut s = Session::over_stream(client, true, Limits::default());
+        s.timeout = Duration::from_millis(500);
+        s
+    }
+
+    #[tokio::test]
+    async fn a_slow_link_that_keeps_taking_bytes_finishes_a_long_write() {
+        // 1 MB at about 640 KB/s: about 1.6 s, three times the per-step timeout.
+        let mut s = reading_server(32 << 10, usize::MAX);
+        s.begin("APPEND".into(), None, false);
+        let started = std::time::Instant::now();
+        s.write_raw(&vec![b'x'; 1 << 20]).await.unwrap();
+        assert!(started.elapsed() > Duration::from_millis(500));
+    }
+
+    #[tokio::test]
+    async fn a_write_that_makes_no_progress_is_a_dead_link() {
+        let mut s = reading_server(32 << 10, 200 << 10);
+        s.begin("APPEND".into(), None, false);
+        let err = s.write_raw(&vec![b'x'; 1 << 20]).await.unwrap_err();
+        assert!(err.is_connection_failure());
+        let text = err.to_string();
+        assert!(
+            text.contains("no progress for 0 s while sending APPEND")
+                && text.contains("the link is dead"),
+            "{text}"
         );
     }
 

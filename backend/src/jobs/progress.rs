@@ -128,6 +128,7 @@ impl ProgressTracker {
             }
             Event::FlagsUpdated { .. }
             | Event::LabelPolicy { .. }
+            | Event::Waiting { .. }
             | Event::Stopped { .. }
             | Event::Finished { .. } => {}
         }

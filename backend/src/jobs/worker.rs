@@ -625,6 +625,17 @@ fn log_entry(event: &Event) -> Option<JobEventKind> {
             uid: *uid,
             reason: reason.clone(),
         }),
+        Event::Waiting {
+            side,
+            words,
+            since,
+            until,
+        } => Some(JobEventKind::Waiting {
+            side: side.to_string(),
+            words: words.clone(),
+            since: *since,
+            until: *until,
+        }),
         _ => None,
     }
 }
@@ -729,6 +740,25 @@ mod tests {
         async fn has(&self, id: &str) -> bool {
             self.store.has_credentials(id).await.unwrap()
         }
+    }
+
+    #[test]
+    fn a_wait_for_a_throttling_server_goes_into_the_job_log_with_its_words_and_times() {
+        let entry = log_entry(&Event::Waiting {
+            side: crate::engine::Side::Target,
+            words: "NO Server Unavailable. 15".into(),
+            since: 1_000,
+            until: 1_060,
+        });
+        assert_eq!(
+            entry,
+            Some(JobEventKind::Waiting {
+                side: "target".into(),
+                words: "NO Server Unavailable. 15".into(),
+                since: 1_000,
+                until: 1_060,
+            })
+        );
     }
 
     #[tokio::test]

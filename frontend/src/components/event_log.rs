@@ -93,6 +93,19 @@ fn describe(kind: &JobEventKind) -> (String, &'static str) {
             format!("Message UID {uid} in {folder} skipped: {reason}"),
             "warn",
         ),
+        JobEventKind::Waiting {
+            side,
+            words,
+            since,
+            until,
+        } => (
+            format!(
+                "Waiting: the {side} server said \"{words}\" since {} until {}",
+                format::time(*since),
+                format::time(*until)
+            ),
+            "warn",
+        ),
         JobEventKind::Action { actor, action } => (format!("{actor}: {action}"), "active"),
     }
 }

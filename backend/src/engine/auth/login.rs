@@ -9,6 +9,7 @@
 
 use super::super::endpoint::{Auth, Endpoint};
 use super::super::error::{EngineError, Result};
+use super::super::retry::{classify, CommandKind, Refusal};
 use super::super::session::Session;
 use super::super::wire::{CommandBuilder, Response, Status, StatusLine};
 use super::sasl::{self, BearerFailure, Mechanism};
@@ -72,11 +73,37 @@ pub(crate) async fn login(
         Auth::Login | Auth::Plain { .. } => {
             let done = password_login(session, endpoint).await?;
             if done.status != Status::Ok {
-                return Err(login_refused(endpoint, done.words(), false));
+                return Err(password_refused(session, endpoint, &done));
             }
             session.take_capability_code(&done);
             Ok(LoginOutcome::default())
         }
+    }
+}
+
+/// A refused password login: a server busy or throttling for now is a refusal to wait
+/// out (never "wrong password"); anything else is a login error.
+fn password_refused(session: &Session, endpoint: &Endpoint, done: &StatusLine) -> EngineError {
+    match classify(
+        done.status,
+        done.code.as_deref(),
+        &done.text,
+        CommandKind::Login,
+    ) {
+        Refusal::Transient { .. } => session.refused("LOGIN", done),
+        _ => login_refused(endpoint, not_connected_explained(done.words()), false),
+    }
+}
+
+/// Microsoft's `BAD User is authenticated but not connected` in plain words.
+pub(crate) fn not_connected_explained(words: String) -> String {
+    if words
+        .to_ascii_lowercase()
+        .contains("authenticated but not connected")
+    {
+        format!("wrong password or the mailbox has no Exchange licence (the server said {words})")
+    } else {
+        words
     }
 }
 
@@ -247,6 +274,15 @@ async fn authenticate(
             Response::Tagged { tag: t, line } if t == tag => {
                 if line.status == Status::Ok {
                     return Ok(Ok(line));
+                }
+                if let Refusal::Transient { .. } = classify(
+                    line.status,
+                    line.code.as_deref(),
+                    &line.text,
+                    CommandKind::Login,
+                ) {
+                    // Busy or throttling: the token is fine; wait and log in again.
+                    return Err(session.refused("AUTHENTICATE", &line));
                 }
                 let words = match failure {
                     Some(failure) => format!("{failure} (the server said {})", line.words()),

@@ -633,3 +633,131 @@ async fn password_logins_are_as_before() {
         ]
     );
 }
+
+/// An endpoint whose PLAIN logins the scripted server answers with `no_text`.
+async fn plain_refused_with(no_text: &'static str) -> (Endpoint, Arc<Seen>) {
+    let script = Script {
+        no_text,
+        ..Script::default()
+    };
+    let (port, seen) = serve(script, &[]).await;
+    let (tokens, _) = Tokens::handle([]);
+    let mut ep = endpoint(port, tokens);
+    ep.password = Password::new("pw");
+    ep.auth = Auth::Plain { authzid: None };
+    (ep, seen)
+}
+
+#[tokio::test]
+async fn a_login_refused_for_now_is_never_a_wrong_password_and_is_waited_out() {
+    let (ep, seen) = plain_refused_with("NO [UNAVAILABLE] Temporary authentication failure").await;
+    let err = Session::connect(&ep).await.unwrap_err();
+    assert!(
+        matches!(err, EngineError::Refused { .. }) && err.transient().is_some(),
+        "{err:?}"
+    );
+    // A connection waits it out, trying again, until its patience is spent: then the
+    // run pauses with the server's words (it never says "login refused").
+    let waiter = crate::engine::retry::Waiter {
+        events: crate::engine::Events::default(),
+        policy: crate::engine::retry::RetryPolicy {
+            first: Duration::from_millis(20),
+            max: Duration::from_millis(40),
+            longest_sleep: Duration::from_secs(60),
+        },
+        patience: Duration::from_millis(300),
+    };
+    let mut conn = Conn::new(ep, Backoff::default(), Limits::default()).waiting(waiter);
+    let err = conn.connect_once().await.unwrap_err();
+    let EngineError::Paused { words, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        words.as_deref().unwrap_or("").contains("[UNAVAILABLE]"),
+        "{err}"
+    );
+    assert!(
+        seen.connections() >= 3,
+        "tried again: {}",
+        seen.connections()
+    );
+}
+
+#[tokio::test]
+async fn exchange_authenticated_but_not_connected_reads_as_a_password_or_licence_problem() {
+    let (ep, _) = plain_refused_with("BAD User is authenticated but not connected.").await;
+    let err = Session::connect(&ep).await.unwrap_err();
+    assert!(matches!(err, EngineError::Login { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("wrong password or the mailbox has no Exchange licence")
+            && text.contains("authenticated but not connected"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_gone_past_the_quick_reconnects_is_waited_for_until_patience_then_paused() {
+    // A port nobody listens on.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (tokens, _) = Tokens::handle([]);
+    let mut ep = endpoint(port, tokens);
+    ep.auth = Auth::Login;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let waiter = crate::engine::retry::Waiter {
+        events: crate::engine::Events::new(Some(tx)),
+        policy: crate::engine::retry::RetryPolicy {
+            first: Duration::from_millis(20),
+            max: Duration::from_millis(40),
+            longest_sleep: Duration::from_secs(60),
+        },
+        patience: Duration::from_millis(400),
+    };
+    let backoff = Backoff {
+        attempts: 2,
+        first_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(20),
+    };
+    let mut conn = Conn::new(ep, backoff, Limits::default()).waiting(waiter);
+    let started = std::time::Instant::now();
+    let err = conn.session().await.unwrap_err();
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
+    let EngineError::Paused { reason, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        reason.contains("the source server cannot be reached"),
+        "{reason}"
+    );
+    assert!(
+        matches!(rx.try_recv(), Ok(crate::engine::Event::Waiting { .. })),
+        "the waits were told"
+    );
+}
+
+#[tokio::test]
+async fn a_bearer_login_refused_for_now_keeps_its_token_and_is_no_sign_in_problem() {
+    let script = Script {
+        no_text: "NO [UNAVAILABLE] Request is throttled. Suggested Backoff Time: 10 milliseconds",
+        ..Script::default()
+    };
+    let (port, _) = serve(script, &[]).await;
+    let (tokens, calls) = Tokens::handle([Ok(("ya29first", None))]);
+    let err = Session::connect(&endpoint(port, tokens)).await.unwrap_err();
+    assert!(
+        matches!(err, EngineError::Refused { .. })
+            && err.transient().flatten() == Some(Duration::from_millis(10)),
+        "{err:?}"
+    );
+    // No forced refresh: a throttled server says nothing about the token.
+    assert_eq!(calls.calls(), vec![false]);
+}
