@@ -14,6 +14,14 @@ pub enum DatabaseKind {
 }
 
 impl DatabaseKind {
+    /// The clock the nodes sharing this database agree on (for pacing windows and slots).
+    pub fn clock(self) -> crate::engine::pacing::Clock {
+        match self {
+            DatabaseKind::Sqlite => crate::engine::pacing::Clock::Local,
+            DatabaseKind::Postgres => crate::engine::pacing::Clock::Database,
+        }
+    }
+
     pub fn from_url(url: &str) -> Result<Self, DbError> {
         if url.starts_with("sqlite:") {
             Ok(DatabaseKind::Sqlite)

@@ -183,6 +183,9 @@ struct SidePlan {
     provider: Option<(String, Arc<Provider>)>,
     /// Where a fixed token came from (named when the server refuses it).
     token_file: Option<PathBuf>,
+    /// With a profile: the account's pacing key (`profile/user`) and the profile's caps,
+    /// shared with the portal's jobs through the database.
+    pacing: Option<(String, engine::pacing::Caps)>,
 }
 
 /// Reads an access token from a private file: surrounding whitespace trimmed, nothing
@@ -301,6 +304,7 @@ fn url_side(
         },
         provider: None,
         token_file: sa.token_file.map(Path::to_path_buf),
+        pacing: None,
     })
 }
 
@@ -417,6 +421,7 @@ fn profile_side(
         endpoint,
         provider,
         token_file: sa.token_file.map(Path::to_path_buf),
+        pacing: Some((format!("{name}/{user}"), routes.server_pacing(name))),
     })
 }
 
@@ -490,13 +495,30 @@ struct JsonResult<'a> {
     label_policy: &'a [String],
     /// Labels added on a Gmail target by UID COPY.
     label_copies: u64,
+    /// Messages copied without a keyword or the date the target refused.
+    altered: &'a [String],
+}
+
+/// Why a run ended without a report: the words, and the exit status.
+struct Ended {
+    message: String,
+    status: u8,
+}
+
+impl From<String> for Ended {
+    fn from(message: String) -> Self {
+        Ended {
+            message,
+            status: EXIT_FATAL,
+        }
+    }
 }
 
 pub async fn run(config_file: Option<&Path>, args: MigrateArgs) -> ExitCode {
     let started = Instant::now();
     match run_inner(config_file, &args, started).await {
         Ok(code) => code,
-        Err(message) => {
+        Err(Ended { message, status }) => {
             eprintln!("mailferry migrate: {message}");
             if args.json {
                 let empty = Report::default();
@@ -516,10 +538,11 @@ pub async fn run(config_file: Option<&Path>, args: MigrateArgs) -> ExitCode {
                     error: Some(message),
                     label_policy: &[],
                     label_copies: 0,
+                    altered: &[],
                 };
                 println!("{}", serde_json::to_string(&out).unwrap_or_default());
             }
-            ExitCode::from(EXIT_FATAL)
+            ExitCode::from(status)
         }
     }
 }
@@ -528,7 +551,7 @@ async fn run_inner(
     config_file: Option<&Path>,
     args: &MigrateArgs,
     started: Instant,
-) -> Result<ExitCode, String> {
+) -> Result<ExitCode, Ended> {
     let serve_args = ServeArgs {
         database_url: args.db.clone(),
         data_dir: args.data_dir.clone(),
@@ -561,6 +584,24 @@ async fn run_inner(
         labels_as_folders: args.labels_as_folders,
         archive_folder: args.archive_folder.trim_matches('/').to_owned(),
     };
+    let holder = format!("cli/{}", std::process::id());
+    let pacer = |plan: &SidePlan| {
+        let (account, caps) = plan.pacing.clone()?;
+        engine::pacing::Pacer::new(
+            plan.endpoint.side,
+            plan.endpoint.address(),
+            account,
+            caps,
+            db.pool().clone(),
+            db.kind().clock(),
+            holder.clone(),
+            engine::pacing::LONGEST_HOURLY_WAIT,
+        )
+    };
+    settings.pacing = engine::pacing::Pacers {
+        source: pacer(&source),
+        target: pacer(&target),
+    };
     settings.dry_run = args.dry_run;
     settings.connections = args.connections.max(1);
     settings.limits.max_message = args.max_message_mb.max(1).saturating_mul(1 << 20);
@@ -571,7 +612,15 @@ async fn run_inner(
     let progress = tokio::spawn(progress_task(rx, show_progress));
     let result = engine::run(&settings, db.pool(), Events::new(Some(tx))).await;
     let _ = progress.await;
-    let outcome = result.map_err(|e| explain_engine_error(&e, [&source, &target]))?;
+    let outcome = result.map_err(|e| Ended {
+        message: explain_engine_error(&e, [&source, &target]),
+        // Asked to wait (throttled past --patience, a daily cap): run again later.
+        status: if matches!(e, EngineError::Paused { .. }) {
+            EXIT_STOPPED
+        } else {
+            EXIT_FATAL
+        },
+    })?;
     let report = &outcome.report;
 
     if let Some(path) = &args.export_map {
@@ -624,6 +673,7 @@ async fn run_inner(
             error: None,
             label_policy: &report.label_policy,
             label_copies: report.label_copies,
+            altered: &report.altered,
         };
         println!(
             "{}",
@@ -643,6 +693,9 @@ async fn run_inner(
         );
         for note in &report.label_policy {
             println!("  labels: {note}");
+        }
+        for note in &report.altered {
+            println!("  altered: {note}");
         }
         for s in &report.skipped_messages {
             println!(

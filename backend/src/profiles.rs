@@ -382,7 +382,12 @@ impl Routes {
         side: AccountSide,
     ) -> Option<(&str, crate::engine::pacing::Caps)> {
         let (name, _) = self.profile_for(route, side)?;
-        Some((name, self.pacing.get(name).copied().unwrap_or_default()))
+        Some((name, self.server_pacing(name)))
+    }
+
+    /// A server profile's caps by the profile's name (none for an unknown name).
+    pub fn server_pacing(&self, server: &str) -> crate::engine::pacing::Caps {
+        self.pacing.get(server).copied().unwrap_or_default()
     }
 
     /// Every configured provider (for the start-up check).

@@ -225,7 +225,7 @@ async fn throttling_past_patience_pauses_with_the_servers_words_and_a_rerun_is_e
         .await
         .unwrap();
     let took = started.elapsed();
-    assert_eq!(run.code, Some(2), "{run:?}");
+    assert_eq!(run.code, Some(4), "{run:?}");
     let error = run.json["error"].as_str().unwrap_or("");
     assert!(error.contains("asked to slow down"), "{error}");
     assert!(error.contains(words), "the server's words: {error}");
@@ -340,6 +340,15 @@ async fn a_refused_keyword_is_left_off_and_the_message_copied() {
     }
     assert!(with_work > 0, "the seed has messages with the keyword");
     assert_same(&expected, &snapshot(&pair.target_account()).await.unwrap());
+    // The report lists each of them: on the target, but without the keyword.
+    let altered = run.json["altered"].as_array().cloned().unwrap_or_default();
+    assert_eq!(altered.len(), with_work, "{}", run.json);
+    assert!(
+        altered.iter().all(|a| a.as_str().is_some_and(|a| a
+            .contains("copied without the flag Work")
+            && a.contains("Keyword not allowed"))),
+        "{altered:?}"
+    );
     assert_eq!(snapshot(&pair.source_account()).await.unwrap(), before);
 }
 

@@ -305,7 +305,7 @@ fn on_event(inner: &Rc<Inner>, event: JobEvent) {
         JobEventKind::FolderPlanned { .. }
         | JobEventKind::FolderDone { .. }
         | JobEventKind::FolderFailed { .. } => refetch = true,
-        JobEventKind::Waiting { .. } | JobEventKind::Action { .. } => {}
+        JobEventKind::Waiting { .. } | JobEventKind::Note { .. } | JobEventKind::Action { .. } => {}
     }
     if !is_progress(&event) {
         live.log.try_update(|log| {

@@ -267,6 +267,12 @@ pub enum JobEventKind {
         since: i64,
         until: i64,
     },
+    /// Something the user should know that is neither a skip nor a failure: what the
+    /// label policy of a Gmail source did, a message copied without a keyword or the date
+    /// the target refused.
+    Note {
+        text: String,
+    },
     /// Someone acted on the job (start, cancel, sync now, retry, password change).
     Action {
         actor: String,

@@ -33,6 +33,9 @@ pub struct FolderTally {
     pub sent: HashMap<u32, u64>,
     /// What the label policy could not do here, for the report.
     pub notes: Vec<String>,
+    /// Messages copied without a keyword or the date the target refused (see
+    /// [`super::Report::altered`]).
+    pub altered: Vec<String>,
 }
 
 pub struct FolderContext<'a> {
@@ -675,7 +678,14 @@ async fn store_batch(
                     multi = false;
                     continue;
                 }
-                if drop_what_was_named(&mut outgoing[group[0]], &words, folder) {
+                if let Some(what) = drop_what_was_named(&mut outgoing[group[0]], &words, folder) {
+                    let uid = outgoing[group[0]].source_uid;
+                    tally.altered.push(format!("{folder} UID {uid}: {what}"));
+                    ctx.events.emit(Event::MessageAltered {
+                        folder: folder.to_owned(),
+                        uid,
+                        what,
+                    });
                     continue;
                 }
                 refused.push((fetched[group[0]].meta.clone(), words));
@@ -749,9 +759,9 @@ async fn store_batch(
 }
 
 /// A refusal that names one of the message's keywords, or its date: takes that away so
-/// the message can be sent again without it (the loss is logged). False when the words
-/// name neither (or it is gone already).
-fn drop_what_was_named(message: &mut Outgoing<'_>, words: &str, folder: &str) -> bool {
+/// the message can be sent again without it. Returns what was taken away, in words for
+/// the report; `None` when the words name neither (or it is gone already).
+fn drop_what_was_named(message: &mut Outgoing<'_>, words: &str, folder: &str) -> Option<String> {
     let lower = words.to_ascii_lowercase();
     let named = message.flags.iter().position(|f| {
         let f = f.to_ascii_lowercase();
@@ -764,15 +774,22 @@ fn drop_what_was_named(message: &mut Outgoing<'_>, words: &str, folder: &str) ->
     if let Some(i) = named {
         let flag = message.flags.remove(i);
         tracing::warn!(folder, uid = message.source_uid, %flag, %words, "the target refused a flag; appending without it");
-        return true;
+        return Some(format!(
+            "copied without the flag {flag} (the target said: {})",
+            words.trim()
+        ));
     }
     let names_date = lower.contains("date");
     if names_date && !message.internal_date.trim().is_empty() {
         tracing::warn!(folder, uid = message.source_uid, date = message.internal_date, %words, "the target refused the date; appending without it (the server stamps its own)");
-        message.internal_date = "";
-        return true;
+        let date = std::mem::take(&mut message.internal_date);
+        return Some(format!(
+            "copied without its date {} (the target stamped its own; it said: {})",
+            date.trim(),
+            words.trim()
+        ));
     }
-    false
+    None
 }
 
 /// Finds which of `group` are on the target now. Returns (found (index, uid), missing).

@@ -45,6 +45,13 @@ pub enum Event {
     LabelPolicy {
         note: String,
     },
+    /// A message was copied without a keyword or its date, which the target refused.
+    MessageAltered {
+        folder: String,
+        uid: u32,
+        /// "copied without the keyword X (the target said ...)".
+        what: String,
+    },
     /// A server refused a command for now (throttled, busy): the engine waits until
     /// `until` and sends it again. `since` is when this command's refusals began (both
     /// Unix seconds); `words` are the server's.
@@ -104,6 +111,11 @@ pub struct Report {
     pub label_policy: Vec<String>,
     /// Labels added on a Gmail target by `UID COPY` (not counted in `copied`).
     pub label_copies: u64,
+    /// Messages copied with less than the source had, because the target refused a
+    /// keyword or the date: "INBOX UID 7: copied without the keyword $Junk (the target
+    /// said ...)". They are on the target; this says what is not.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub altered: Vec<String>,
 }
 
 impl Report {

@@ -407,6 +407,7 @@ async fn run_job(
         report.flags_updated += tally.flags_updated;
         report.bytes_copied += tally.bytes_copied;
         report.label_policy.extend(tally.notes.iter().cloned());
+        report.altered.extend(tally.altered.iter().cloned());
         report.skipped += tally.skipped.len() as u64;
         report
             .skipped_messages

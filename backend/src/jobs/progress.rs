@@ -129,6 +129,7 @@ impl ProgressTracker {
             Event::FlagsUpdated { .. }
             | Event::LabelPolicy { .. }
             | Event::Waiting { .. }
+            | Event::MessageAltered { .. }
             | Event::Stopped { .. }
             | Event::Finished { .. } => {}
         }

@@ -469,18 +469,11 @@ impl WorkerPool {
     }
 }
 
-/// How long a run waits inside itself for the next hour of a messages-per-hour cap;
-/// longer, and the job pauses (and frees its worker) until then.
-const HOURLY_WAIT_IN_RUN: Duration = Duration::from_secs(10 * 60);
-
 impl WorkerPool {
     /// The pacers of the job's two accounts (server profile + user), from the profiles'
     /// caps; none for a side without caps.
     fn pacers(&self, job: &LeasedJob, settings: &Settings) -> engine::pacing::Pacers {
-        let clock = match self.store.kind {
-            crate::db::DatabaseKind::Sqlite => engine::pacing::Clock::Local,
-            crate::db::DatabaseKind::Postgres => engine::pacing::Clock::Database,
-        };
+        let clock = self.store.kind.clock();
         let holder = format!("{}/{}/{}", self.settings.node, job.id, super::random_id());
         let pacer = |side: AccountSide, user: &str, endpoint: &engine::Endpoint| {
             let (profile, caps) = self.routes.pacing(&job.route, side)?;
@@ -492,7 +485,7 @@ impl WorkerPool {
                 self.store.pool().clone(),
                 clock,
                 holder.clone(),
-                HOURLY_WAIT_IN_RUN,
+                engine::pacing::LONGEST_HOURLY_WAIT,
             )
         };
         engine::pacing::Pacers {
@@ -635,6 +628,12 @@ fn log_entry(event: &Event) -> Option<JobEventKind> {
             words: words.clone(),
             since: *since,
             until: *until,
+        }),
+        Event::LabelPolicy { note } => Some(JobEventKind::Note {
+            text: format!("Labels: {note}"),
+        }),
+        Event::MessageAltered { folder, uid, what } => Some(JobEventKind::Note {
+            text: format!("Message UID {uid} in {folder} {what}"),
         }),
         _ => None,
     }

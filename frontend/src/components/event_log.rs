@@ -106,6 +106,7 @@ fn describe(kind: &JobEventKind) -> (String, &'static str) {
             ),
             "warn",
         ),
+        JobEventKind::Note { text } => (text.clone(), "neutral"),
         JobEventKind::Action { actor, action } => (format!("{actor}: {action}"), "active"),
     }
 }

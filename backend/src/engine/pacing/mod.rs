@@ -31,6 +31,10 @@ const SLOT_POLL: Duration = Duration::from_millis(250);
 
 const DAY_MS: i64 = 86_400_000;
 
+/// The longest wait for a messages-per-hour window inside a run; a longer one pauses the
+/// job (it resumes by itself when the window opens).
+pub const LONGEST_HOURLY_WAIT: Duration = Duration::from_secs(10 * 60);
+
 /// The pacing of one account in one run.
 #[derive(Debug)]
 pub struct Pacer {
