@@ -174,7 +174,6 @@ impl Api {
         answer.json()
     }
 
-    /// Signs in as staff; fails unless the portal says the session is a staff one.
     /// An admin's CSV import (`import_valid_rows: false`): the import's answer.
     pub async fn import_csv(&self, csv: &str) -> anyhow::Result<mailferry_shared::ImportResult> {
         self.post_json(
@@ -215,6 +214,7 @@ impl Api {
         }
     }
 
+    /// Signs in as staff; fails unless the portal says the session is a staff one.
     pub async fn staff_sign_in(&self, username: &str, password: &str) -> anyhow::Result<()> {
         let me: mailferry_shared::Me = self
             .post_json(
@@ -229,6 +229,31 @@ impl Api {
             bail!("signed in as {me:?}, not as staff");
         }
         Ok(())
+    }
+
+    /// Signs in on route `default` with a (user, password) for each server; fails unless
+    /// both servers accepted theirs. Returns the portal's answer.
+    pub async fn user_sign_in(
+        &self,
+        source: (&str, &str),
+        target: (&str, &str),
+    ) -> anyhow::Result<mailferry_shared::SignInResult> {
+        let result: mailferry_shared::SignInResult = self
+            .post_json(
+                "/api/session",
+                &mailferry_shared::SignInRequest {
+                    route: "default".into(),
+                    source_user: source.0.into(),
+                    source_password: source.1.into(),
+                    target_user: target.0.into(),
+                    target_password: target.1.into(),
+                },
+            )
+            .await?;
+        if !(result.source.ok && result.target.ok) {
+            bail!("sign-in refused: {result:?}");
+        }
+        Ok(result)
     }
 
     /// Opens a server-sent-events stream (optionally resuming after `last_event_id`).

@@ -62,6 +62,16 @@ pub struct Faults {
     pub stall_after_bytes: Option<u64>,
 }
 
+impl Faults {
+    /// Faults that only answer the commands of `rule` with its refusal.
+    pub fn refusing(rule: Refuse) -> Faults {
+        Faults {
+            refuse: vec![rule],
+            ..Faults::default()
+        }
+    }
+}
+
 /// Which commands a [`Refuse`] rule answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refused {

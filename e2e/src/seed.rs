@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
 
+use crate::dovecot::{Dovecot, DovecotOptions};
 use crate::imap_client::{base64_encode, connect, encode_mutf7, Account, AppendItem};
 
 /// What to seed.
@@ -519,6 +520,22 @@ pub async fn seed_mailbox(account: &Account, spec: &SeedSpec) -> Result<SeedRepo
         noselect_parents: NOSELECT_PARENTS.iter().map(|s| s.to_string()).collect(),
         oddities,
     })
+}
+
+/// A source and a target Dovecot (default options), each with `user`, and the user's
+/// source mailbox filled from `spec`.
+pub async fn seeded_servers(
+    user: &str,
+    source_password: &str,
+    target_password: &str,
+    spec: &SeedSpec,
+) -> Result<(Dovecot, Dovecot)> {
+    let source = Dovecot::start(DovecotOptions::default())?;
+    let target = Dovecot::start(DovecotOptions::default())?;
+    source.add_user(user, source_password)?;
+    target.add_user(user, target_password)?;
+    seed_mailbox(&source.account_tls(user, source_password), spec).await?;
+    Ok((source, target))
 }
 
 #[cfg(test)]

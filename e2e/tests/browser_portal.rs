@@ -6,9 +6,8 @@ use fantoccini::{Client, Locator};
 use mailferry_e2e::api::Api;
 use mailferry_e2e::browser::{screenshot, wait_for_text, with_browser};
 use mailferry_e2e::compare::{compare, snapshot, FolderMap};
-use mailferry_e2e::dovecot::{Dovecot, DovecotOptions};
 use mailferry_e2e::portal::{route_config, Portal};
-use mailferry_e2e::seed::{seed_mailbox, SeedSpec};
+use mailferry_e2e::seed::{seeded_servers, SeedSpec};
 use mailferry_shared::{JobDetail, JobPage};
 use std::time::{Duration, Instant};
 
@@ -74,16 +73,9 @@ async fn messages_done(client: &Client) -> anyhow::Result<u64> {
 
 #[tokio::test]
 async fn user_migrates_through_the_page_and_helpdesk_exports_the_uid_map() {
-    let source = Dovecot::start(DovecotOptions::default()).unwrap();
-    let target = Dovecot::start(DovecotOptions::default()).unwrap();
-    source.add_user("alice", SOURCE_PW).unwrap();
-    target.add_user("alice", TARGET_PW).unwrap();
-    seed_mailbox(
-        &source.account_tls("alice", SOURCE_PW),
-        &SeedSpec::new(77, 3000),
-    )
-    .await
-    .unwrap();
+    let (source, target) = seeded_servers("alice", SOURCE_PW, TARGET_PW, &SeedSpec::new(77, 3000))
+        .await
+        .unwrap();
     let portal = Portal::start_with_config(&route_config(&source, &target, ""))
         .await
         .unwrap();

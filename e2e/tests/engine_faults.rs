@@ -6,30 +6,21 @@ mod engine_common;
 
 use engine_common::*;
 use mailferry_e2e::dovecot::DovecotOptions;
-use mailferry_e2e::proxy::{FaultProxy, Faults};
+use mailferry_e2e::proxy::Faults;
 use std::sync::atomic::Ordering;
-
-async fn setup() -> (Pair, u64, std::collections::BTreeMap<String, Vec<Seen>>) {
-    let pair = Pair::start(DovecotOptions::default(), DovecotOptions::default()).unwrap();
-    let seeded = seed_small(&pair.source_account(), '.').await.unwrap() as u64;
-    let before = snapshot(&pair.source_account()).await.unwrap();
-    (pair, seeded, before)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn source_refusing_body_peek_falls_back_and_keeps_seen() {
-    let (pair, seeded, before) = setup().await;
-    let proxy = FaultProxy::start(
-        pair.source.imap_port(),
-        Faults {
-            bad_fetch_forms: vec!["BODY.PEEK[]".into()],
-            ..Faults::default()
-        },
-    )
-    .await
-    .unwrap();
-    let run = pair
-        .migrate(proxy.port(), pair.target.imap_port(), &[])
+    let (pair, seeded, before) = seeded_pair().await;
+    let (proxy, run) = pair
+        .copy_through(
+            Side::Source,
+            Faults {
+                bad_fetch_forms: vec!["BODY.PEEK[]".into()],
+                ..Faults::default()
+            },
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(run.code, Some(0), "{run:?}");
@@ -38,29 +29,26 @@ async fn source_refusing_body_peek_falls_back_and_keeps_seen() {
         proxy.stats().bad_answers.load(Ordering::SeqCst) > 0,
         "the fault happened"
     );
-    let source = snapshot(&pair.source_account()).await.unwrap();
-    assert_eq!(source, before, "source flags unchanged");
-    assert_same(&source, &snapshot(&pair.target_account()).await.unwrap());
+    // The source's flags too: no \Seen set by the fallback.
+    pair.assert_exact_copy(&before).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn source_refusing_every_peek_form_uses_body_under_examine_and_keeps_seen() {
-    let (pair, seeded, before) = setup().await;
-    let proxy = FaultProxy::start(
-        pair.source.imap_port(),
-        Faults {
-            bad_fetch_forms: vec![
-                "BODY.PEEK[]".into(),
-                "BINARY.PEEK[]".into(),
-                "RFC822.PEEK".into(),
-            ],
-            ..Faults::default()
-        },
-    )
-    .await
-    .unwrap();
-    let run = pair
-        .migrate(proxy.port(), pair.target.imap_port(), &[])
+    let (pair, seeded, before) = seeded_pair().await;
+    let (proxy, run) = pair
+        .copy_through(
+            Side::Source,
+            Faults {
+                bad_fetch_forms: vec![
+                    "BODY.PEEK[]".into(),
+                    "BINARY.PEEK[]".into(),
+                    "RFC822.PEEK".into(),
+                ],
+                ..Faults::default()
+            },
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(run.code, Some(0), "{run:?}");
@@ -69,25 +57,22 @@ async fn source_refusing_every_peek_form_uses_body_under_examine_and_keeps_seen(
         proxy.stats().bad_answers.load(Ordering::SeqCst) >= 3,
         "every PEEK form was refused"
     );
-    let source = snapshot(&pair.source_account()).await.unwrap();
-    assert_eq!(source, before, "source \\Seen flags unchanged after BODY[]");
-    assert_same(&source, &snapshot(&pair.target_account()).await.unwrap());
+    // The source's \Seen flags too: unchanged after BODY[] under EXAMINE.
+    pair.assert_exact_copy(&before).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_message_is_skipped_and_reported_and_the_rest_arrives() {
-    let (pair, seeded, before) = setup().await;
-    let proxy = FaultProxy::start(
-        pair.source.imap_port(),
-        Faults {
-            poison: vec![("INBOX".into(), 3)],
-            ..Faults::default()
-        },
-    )
-    .await
-    .unwrap();
-    let run = pair
-        .migrate(proxy.port(), pair.target.imap_port(), &[])
+    let (pair, seeded, before) = seeded_pair().await;
+    let (proxy, run) = pair
+        .copy_through(
+            Side::Source,
+            Faults {
+                poison: vec![("INBOX".into(), 3)],
+                ..Faults::default()
+            },
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(run.code, Some(3), "{run:?}");
@@ -109,29 +94,21 @@ async fn poison_message_is_skipped_and_reported_and_the_rest_arrives() {
         proxy.stats().poison_drops.load(Ordering::SeqCst) >= 3,
         "tried a bounded number of times"
     );
-    let source = snapshot(&pair.source_account()).await.unwrap();
-    assert_eq!(source, before);
-    assert_same_except(
-        &source,
-        &snapshot(&pair.target_account()).await.unwrap(),
-        &skipped_by_folder(&run),
-    );
+    pair.assert_exact_copy_but_skipped(&before, &run).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn target_without_uidplus_gets_no_duplicates_and_reruns_copy_nothing() {
-    let (pair, seeded, before) = setup().await;
-    let proxy = FaultProxy::start(
-        pair.target.imap_port(),
-        Faults {
-            hide_capabilities: vec!["UIDPLUS".into()],
-            ..Faults::default()
-        },
-    )
-    .await
-    .unwrap();
-    let run = pair
-        .migrate(pair.source.imap_port(), proxy.port(), &[])
+    let (pair, seeded, before) = seeded_pair().await;
+    let (proxy, run) = pair
+        .copy_through(
+            Side::Target,
+            Faults {
+                hide_capabilities: vec!["UIDPLUS".into()],
+                ..Faults::default()
+            },
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(run.code, Some(0), "{run:?}");
@@ -140,17 +117,11 @@ async fn target_without_uidplus_gets_no_duplicates_and_reruns_copy_nothing() {
         proxy.stats().rewritten_lines.load(Ordering::SeqCst) > 0,
         "UIDPLUS and APPENDUID were hidden"
     );
-    let source = snapshot(&pair.source_account()).await.unwrap();
-    assert_eq!(source, before);
-    assert_same(&source, &snapshot(&pair.target_account()).await.unwrap());
+    pair.assert_exact_copy(&before).await;
     // The map knows every target UID although the server never said APPENDUID.
     let json = scratch_file(&pair, "map.json");
     let run = pair
-        .migrate(
-            pair.source.imap_port(),
-            proxy.port(),
-            &["--export-map", json.to_str().unwrap()],
-        )
+        .migrate_to(proxy.port(), &["--export-map", json.to_str().unwrap()])
         .await
         .unwrap();
     assert_eq!(
@@ -170,25 +141,13 @@ async fn target_without_uidplus_gets_no_duplicates_and_reruns_copy_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_dropped_every_few_commands_lose_and_duplicate_nothing() {
-    let (pair, seeded, before) = setup().await;
-    let src_proxy = FaultProxy::start(
-        pair.source.imap_port(),
-        Faults {
-            drop_every: Some(10),
-            ..Faults::default()
-        },
-    )
-    .await
-    .unwrap();
-    let dst_proxy = FaultProxy::start(
-        pair.target.imap_port(),
-        Faults {
-            drop_every: Some(7),
-            ..Faults::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (pair, seeded, before) = seeded_pair().await;
+    let dropping_every = |n| Faults {
+        drop_every: Some(n),
+        ..Faults::default()
+    };
+    let src_proxy = pair.proxy(Side::Source, dropping_every(10)).await.unwrap();
+    let dst_proxy = pair.proxy(Side::Target, dropping_every(7)).await.unwrap();
     let run = pair
         .migrate(src_proxy.port(), dst_proxy.port(), &[])
         .await
@@ -199,25 +158,21 @@ async fn connections_dropped_every_few_commands_lose_and_duplicate_nothing() {
         dst_proxy.stats().drops.load(Ordering::SeqCst) > 0
             && src_proxy.stats().drops.load(Ordering::SeqCst) > 0
     );
-    let source = snapshot(&pair.source_account()).await.unwrap();
-    assert_eq!(source, before);
-    assert_same(&source, &snapshot(&pair.target_account()).await.unwrap());
+    pair.assert_exact_copy(&before).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_over_the_size_limit_are_skipped_with_the_servers_words() {
-    let (pair, seeded, before) = setup().await;
-    let proxy = FaultProxy::start(
-        pair.target.imap_port(),
-        Faults {
-            append_max_size: Some(500_000),
-            ..Faults::default()
-        },
-    )
-    .await
-    .unwrap();
-    let run = pair
-        .migrate(pair.source.imap_port(), proxy.port(), &[])
+    let (pair, seeded, before) = seeded_pair().await;
+    let (_proxy, run) = pair
+        .copy_through(
+            Side::Target,
+            Faults {
+                append_max_size: Some(500_000),
+                ..Faults::default()
+            },
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(run.code, Some(3), "{run:?}");
@@ -227,13 +182,7 @@ async fn appends_over_the_size_limit_are_skipped_with_the_servers_words() {
     for s in run.json["skipped_messages"].as_array().unwrap() {
         assert!(s["reason"].as_str().unwrap().contains("too large"), "{s}");
     }
-    let source = snapshot(&pair.source_account()).await.unwrap();
-    assert_eq!(source, before);
-    assert_same_except(
-        &source,
-        &snapshot(&pair.target_account()).await.unwrap(),
-        &skipped_by_folder(&run),
-    );
+    pair.assert_exact_copy_but_skipped(&before, &run).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

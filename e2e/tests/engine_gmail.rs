@@ -12,7 +12,7 @@ use engine_common::*;
 use mailferry_e2e::compare::{compare, snapshot as full_snapshot, FolderMap, Snapshot};
 use mailferry_e2e::dovecot::DovecotOptions;
 use mailferry_e2e::imap_client::{connect, AppendItem};
-use mailferry_e2e::proxy::{FaultProxy, Faults};
+use mailferry_e2e::proxy::Faults;
 use std::collections::BTreeSet;
 
 const ALL_MAIL: &str = "[Gmail]/All Mail";
@@ -432,21 +432,18 @@ async fn a_gmail_target_gets_one_append_per_message_and_copies_for_further_label
     let pair = Pair::start(gmail_like(), target).unwrap();
     let distinct = seed(&pair).await;
     let source = full_snapshot(&pair.source_account()).await.unwrap();
-    let proxy = FaultProxy::start(
-        pair.target.imap_port(),
-        Faults {
-            add_capabilities: vec!["X-GM-EXT-1".into()],
-            ..Faults::default()
-        },
-    )
-    .await
-    .unwrap();
-    let run = pair
-        .migrate(
-            pair.source.imap_port(),
-            proxy.port(),
-            &["--labels-as-folders"],
+    let proxy = pair
+        .proxy(
+            Side::Target,
+            Faults {
+                add_capabilities: vec!["X-GM-EXT-1".into()],
+                ..Faults::default()
+            },
         )
+        .await
+        .unwrap();
+    let run = pair
+        .migrate_to(proxy.port(), &["--labels-as-folders"])
         .await
         .unwrap();
     assert_eq!(run.code, Some(0), "{run:?}");
@@ -482,11 +479,7 @@ async fn a_gmail_target_gets_one_append_per_message_and_copies_for_further_label
     );
     // A re-run: nothing appended, nothing copied again.
     let run = pair
-        .migrate(
-            pair.source.imap_port(),
-            proxy.port(),
-            &["--labels-as-folders"],
-        )
+        .migrate_to(proxy.port(), &["--labels-as-folders"])
         .await
         .unwrap();
     assert_eq!(

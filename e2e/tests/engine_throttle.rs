@@ -7,19 +7,16 @@ mod engine_common;
 
 use engine_common::*;
 use mailferry_e2e::dovecot::DovecotOptions;
-use mailferry_e2e::proxy::{FaultProxy, Faults, LoggedCommand, Refuse, Refused};
-use std::collections::BTreeMap;
+use mailferry_e2e::proxy::{Faults, LoggedCommand, Refuse, Refused};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 const THROTTLED: &str = "Request is throttled. Suggested Backoff Time: 1500 milliseconds";
 const SUGGESTED: Duration = Duration::from_millis(1500);
 
-async fn setup() -> (Pair, u64, BTreeMap<String, Vec<Seen>>) {
-    let pair = Pair::start(DovecotOptions::default(), DovecotOptions::default()).unwrap();
-    let seeded = seed_small(&pair.source_account(), '.').await.unwrap() as u64;
-    let before = snapshot(&pair.source_account()).await.unwrap();
-    (pair, seeded, before)
+/// Every second `command` answered `{answer} {THROTTLED}` (`answer`: `NO` or `BAD`).
+fn throttled(command: Refused, answer: &str) -> Faults {
+    Faults::refusing(Refuse::every(command, &format!("{answer} {THROTTLED}"), 2))
 }
 
 /// For every command the proxy refused that `kind` picks, the gap until the same kind of
@@ -47,38 +44,18 @@ fn is_append(c: &LoggedCommand) -> bool {
     c.verb == "APPEND"
 }
 
-/// Runs a copy with `faults` on the source (`on_source`) or the target, and checks that
-/// it is exact with nothing skipped; returns the proxy's log.
-async fn exact_through(faults: Faults, on_source: bool) -> Vec<LoggedCommand> {
-    let (pair, seeded, before) = setup().await;
-    let upstream = if on_source {
-        pair.source.imap_port()
-    } else {
-        pair.target.imap_port()
-    };
-    let proxy = FaultProxy::start(upstream, faults).await.unwrap();
-    let (from, to) = if on_source {
-        (proxy.port(), pair.target.imap_port())
-    } else {
-        (pair.source.imap_port(), proxy.port())
-    };
-    let run = pair.migrate(from, to, &[]).await.unwrap();
+/// Runs a copy with `faults` in front of `side`, and checks that it is exact with nothing
+/// skipped; returns the proxy's log.
+async fn exact_through(side: Side, faults: Faults) -> Vec<LoggedCommand> {
+    let (pair, seeded, before) = seeded_pair().await;
+    let (proxy, run) = pair.copy_through(side, faults, &[]).await.unwrap();
     assert_eq!(run.code, Some(0), "{run:?}");
-    assert_eq!(
-        (
-            run.count("copied"),
-            run.count("skipped"),
-            run.count("failed")
-        ),
-        (seeded, 0, 0)
-    );
+    assert_eq!(run.copied_skipped_failed(), (seeded, 0, 0));
     assert!(
         proxy.stats().refusals.load(Ordering::SeqCst) > 0,
         "the fault happened"
     );
-    let source = snapshot(&pair.source_account()).await.unwrap();
-    assert_eq!(source, before, "source unchanged");
-    assert_same(&source, &snapshot(&pair.target_account()).await.unwrap());
+    pair.assert_exact_copy(&before).await;
     proxy.stats().commands_logged()
 }
 
@@ -95,35 +72,13 @@ fn assert_waited(gaps: &[Duration]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn body_fetches_throttled_with_no_wait_the_suggested_time_and_copy_exactly() {
-    let log = exact_through(
-        Faults {
-            refuse: vec![Refuse::every(
-                Refused::FetchBody,
-                &format!("NO {THROTTLED}"),
-                2,
-            )],
-            ..Faults::default()
-        },
-        true,
-    )
-    .await;
+    let log = exact_through(Side::Source, throttled(Refused::FetchBody, "NO")).await;
     assert_waited(&retry_gaps(&log, is_body_fetch));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn body_fetches_throttled_with_bad_are_retried_in_the_same_form() {
-    let log = exact_through(
-        Faults {
-            refuse: vec![Refuse::every(
-                Refused::FetchBody,
-                &format!("BAD {THROTTLED}"),
-                2,
-            )],
-            ..Faults::default()
-        },
-        true,
-    )
-    .await;
+    let log = exact_through(Side::Source, throttled(Refused::FetchBody, "BAD")).await;
     assert_waited(&retry_gaps(&log, is_body_fetch));
     // A throttling BAD says nothing about the fetch form: BODY.PEEK[] stays in use.
     let forms: Vec<&str> = log
@@ -140,24 +95,13 @@ async fn body_fetches_throttled_with_bad_are_retried_in_the_same_form() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_throttled_wait_the_suggested_time_and_copy_exactly() {
-    let log = exact_through(
-        Faults {
-            refuse: vec![Refuse::every(
-                Refused::Append,
-                &format!("NO {THROTTLED}"),
-                2,
-            )],
-            ..Faults::default()
-        },
-        false,
-    )
-    .await;
+    let log = exact_through(Side::Target, throttled(Refused::Append, "NO")).await;
     assert_waited(&retry_gaps(&log, is_append));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_unavailable_every_few_commands_and_unavailable_logins_copy_exactly() {
-    let (pair, seeded, before) = setup().await;
+    let (pair, seeded, before) = seeded_pair().await;
     let faults = || Faults {
         refuse: vec![
             Refuse::first(
@@ -169,22 +113,11 @@ async fn server_unavailable_every_few_commands_and_unavailable_logins_copy_exact
         ],
         ..Faults::default()
     };
-    let src = FaultProxy::start(pair.source.imap_port(), faults())
-        .await
-        .unwrap();
-    let dst = FaultProxy::start(pair.target.imap_port(), faults())
-        .await
-        .unwrap();
+    let src = pair.proxy(Side::Source, faults()).await.unwrap();
+    let dst = pair.proxy(Side::Target, faults()).await.unwrap();
     let run = pair.migrate(src.port(), dst.port(), &[]).await.unwrap();
     assert_eq!(run.code, Some(0), "{run:?}");
-    assert_eq!(
-        (
-            run.count("copied"),
-            run.count("skipped"),
-            run.count("failed")
-        ),
-        (seeded, 0, 0)
-    );
+    assert_eq!(run.copied_skipped_failed(), (seeded, 0, 0));
     for proxy in [&src, &dst] {
         let log = proxy.stats().commands_logged();
         let refused_logins = log
@@ -201,27 +134,23 @@ async fn server_unavailable_every_few_commands_and_unavailable_logins_copy_exact
             "{refused_logins} logins refused, {unavailable} commands answered Server Unavailable"
         );
     }
-    let source = snapshot(&pair.source_account()).await.unwrap();
-    assert_eq!(source, before);
-    assert_same(&source, &snapshot(&pair.target_account()).await.unwrap());
+    pair.assert_exact_copy(&before).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_past_patience_pauses_with_the_servers_words_and_a_rerun_is_exact() {
-    let (pair, seeded, before) = setup().await;
+    let (pair, seeded, before) = seeded_pair().await;
     let words = "NO Request is throttled. Suggested Backoff Time: 500 milliseconds";
-    let proxy = FaultProxy::start(
-        pair.source.imap_port(),
-        Faults {
-            refuse: vec![Refuse::every(Refused::FetchBody, words, 1)],
-            ..Faults::default()
-        },
-    )
-    .await
-    .unwrap();
+    let proxy = pair
+        .proxy(
+            Side::Source,
+            Faults::refusing(Refuse::every(Refused::FetchBody, words, 1)),
+        )
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
     let run = pair
-        .migrate(proxy.port(), pair.target.imap_port(), &["--patience", "5"])
+        .migrate_from(proxy.port(), &["--patience", "5"])
         .await
         .unwrap();
     let took = started.elapsed();
@@ -240,40 +169,26 @@ async fn throttling_past_patience_pauses_with_the_servers_words_and_a_rerun_is_e
     let run = pair.migrate_direct(&[]).await.unwrap();
     assert_eq!(run.code, Some(0), "{run:?}");
     assert_eq!((run.count("copied"), run.count("skipped")), (seeded, 0));
-    let source = snapshot(&pair.source_account()).await.unwrap();
-    assert_eq!(source, before);
-    assert_same(&source, &snapshot(&pair.target_account()).await.unwrap());
+    pair.assert_exact_copy(&before).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_refused_for_one_message_copies_the_others_and_skips_only_that_one() {
-    let (pair, seeded, before) = setup().await;
-    let proxy = FaultProxy::start(
-        pair.target.imap_port(),
-        Faults {
-            refuse: vec![Refuse::every(
+    let (pair, seeded, before) = seeded_pair().await;
+    let (proxy, run) = pair
+        .copy_through(
+            Side::Target,
+            Faults::refusing(Refuse::every(
                 Refused::AppendContaining("Subject: message 2 in Sent\r\n".into()),
                 "NO Invalid message: refused by content policy",
                 1,
-            )],
-            ..Faults::default()
-        },
-    )
-    .await
-    .unwrap();
-    let run = pair
-        .migrate(pair.source.imap_port(), proxy.port(), &[])
+            )),
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(run.code, Some(3), "{run:?}");
-    assert_eq!(
-        (
-            run.count("copied"),
-            run.count("skipped"),
-            run.count("failed")
-        ),
-        (seeded - 1, 1, 0)
-    );
+    assert_eq!(run.copied_skipped_failed(), (seeded - 1, 1, 0));
     let skipped = &run.json["skipped_messages"][0];
     assert_eq!(
         (skipped["folder"].as_str(), skipped["uid"].as_u64()),
@@ -295,33 +210,22 @@ async fn a_batch_refused_for_one_message_copies_the_others_and_skips_only_that_o
         log.iter().any(|c| c.refused.is_some() && c.messages == 1),
         "then the message alone"
     );
-    let source = snapshot(&pair.source_account()).await.unwrap();
-    assert_eq!(source, before);
-    assert_same_except(
-        &source,
-        &snapshot(&pair.target_account()).await.unwrap(),
-        &skipped_by_folder(&run),
-    );
+    pair.assert_exact_copy_but_skipped(&before, &run).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_keyword_is_left_off_and_the_message_copied() {
-    let (pair, seeded, before) = setup().await;
-    let proxy = FaultProxy::start(
-        pair.target.imap_port(),
-        Faults {
-            refuse: vec![Refuse::every(
+    let (pair, seeded, before) = seeded_pair().await;
+    let (proxy, run) = pair
+        .copy_through(
+            Side::Target,
+            Faults::refusing(Refuse::every(
                 Refused::AppendWithFlag("Work".into()),
                 "NO [CANNOT] Keyword not allowed: Work",
                 1,
-            )],
-            ..Faults::default()
-        },
-    )
-    .await
-    .unwrap();
-    let run = pair
-        .migrate(pair.source.imap_port(), proxy.port(), &[])
+            )),
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(run.code, Some(0), "{run:?}");
@@ -382,20 +286,18 @@ async fn slow_a_35_mb_message_over_a_300_kb_per_second_link_copies_exactly() {
     .await
     .unwrap();
     let before = snapshot(&pair.source_account()).await.unwrap();
-    let proxy = FaultProxy::start(
-        pair.target.imap_port(),
-        Faults {
-            bandwidth: Some(300_000),
-            ..Faults::default()
-        },
-    )
-    .await
-    .unwrap();
-    let started = std::time::Instant::now();
-    let run = pair
-        .migrate(pair.source.imap_port(), proxy.port(), &[])
+    let proxy = pair
+        .proxy(
+            Side::Target,
+            Faults {
+                bandwidth: Some(300_000),
+                ..Faults::default()
+            },
+        )
         .await
         .unwrap();
+    let started = std::time::Instant::now();
+    let run = pair.migrate_to(proxy.port(), &[]).await.unwrap();
     let took = started.elapsed();
     assert_eq!(run.code, Some(0), "{run:?}");
     assert_eq!((run.count("copied"), run.count("skipped")), (2, 0));
@@ -411,18 +313,19 @@ async fn a_dead_link_is_detected_by_the_progress_timeout_with_a_clear_error() {
     append_one(&pair.source_account(), "INBOX", &big_message(24 << 20), &[])
         .await
         .unwrap();
-    let proxy = FaultProxy::start(
-        pair.target.imap_port(),
-        Faults {
-            stall_after_bytes: Some(1 << 20),
-            ..Faults::default()
-        },
-    )
-    .await
-    .unwrap();
+    let proxy = pair
+        .proxy(
+            Side::Target,
+            Faults {
+                stall_after_bytes: Some(1 << 20),
+                ..Faults::default()
+            },
+        )
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
     let run = pair
-        .migrate(pair.source.imap_port(), proxy.port(), &["--timeout", "3"])
+        .migrate_to(proxy.port(), &["--timeout", "3"])
         .await
         .unwrap();
     let took = started.elapsed();
@@ -444,24 +347,13 @@ async fn a_dead_link_is_detected_by_the_progress_timeout_with_a_clear_error() {
 async fn a_throttled_portal_job_logs_each_wait_with_the_servers_words_and_completes() {
     use mailferry_e2e::api::Api;
     use mailferry_e2e::portal::Portal;
-    use mailferry_shared::{
-        JobEvent, JobEventKind, JobStatus, JobView, SignInRequest, SignInResult,
-    };
+    use mailferry_shared::{JobEvent, JobEventKind, JobStatus, JobView};
 
-    let (pair, _, before) = setup().await;
-    let proxy = FaultProxy::start(
-        pair.source.imap_port(),
-        Faults {
-            refuse: vec![Refuse::every(
-                Refused::FetchBody,
-                &format!("NO {THROTTLED}"),
-                2,
-            )],
-            ..Faults::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (pair, _, before) = seeded_pair().await;
+    let proxy = pair
+        .proxy(Side::Source, throttled(Refused::FetchBody, "NO"))
+        .await
+        .unwrap();
     let config = format!(
         "workers = 1\n\
          [servers.old]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\nallow_plaintext = true\n\
@@ -473,20 +365,12 @@ async fn a_throttled_portal_job_logs_each_wait_with_the_servers_words_and_comple
     );
     let portal = Portal::start_with_config(&config).await.unwrap();
     let api = Api::new(&portal.url(""));
-    let signed: SignInResult = api
-        .post_json(
-            "/api/session",
-            &SignInRequest {
-                route: "default".into(),
-                source_user: SOURCE_USER.into(),
-                source_password: SOURCE_PASSWORD.into(),
-                target_user: TARGET_USER.into(),
-                target_password: TARGET_PASSWORD.into(),
-            },
-        )
-        .await
-        .unwrap();
-    assert!(signed.source.ok && signed.target.ok, "{signed:?}");
+    api.user_sign_in(
+        (SOURCE_USER, SOURCE_PASSWORD),
+        (TARGET_USER, TARGET_PASSWORD),
+    )
+    .await
+    .unwrap();
     let mut stream = api.events("/api/my/job/events", None).await.unwrap();
     api.post_json::<_, JobView>("/api/my/job/start", &())
         .await

@@ -14,8 +14,8 @@ use mailferry_e2e::portal::Portal;
 use mailferry_e2e::postgres::{PgOptions, PgServer};
 use mailferry_e2e::seed::{seed_mailbox, SeedSpec};
 use mailferry_shared::{
-    Health, ImportRequest, ImportResult, JobDetail, JobEvent, JobEventKind, JobPage, JobRunView,
-    JobStatus, JobView, SignInRequest, SignInResult,
+    Health, JobDetail, JobEvent, JobEventKind, JobPage, JobRunView, JobStatus, JobView,
+    SignInRequest, SignInResult,
 };
 use std::time::{Duration, Instant};
 
@@ -175,16 +175,7 @@ impl Cluster {
                 password("tgt", i)
             ));
         }
-        let result: ImportResult = admin
-            .post_json(
-                "/api/admin/import",
-                &ImportRequest {
-                    csv,
-                    import_valid_rows: false,
-                },
-            )
-            .await
-            .unwrap();
+        let result = admin.import_csv(&csv).await.unwrap();
         assert!(result.preview.errors.is_empty(), "{:?}", result.preview);
         assert_eq!(result.batch.unwrap().jobs as usize, users.count());
     }

@@ -11,11 +11,8 @@ use mailferry_e2e::dovecot::{Dovecot, DovecotOptions};
 use mailferry_e2e::login_log::{peak_concurrency, sessions};
 use mailferry_e2e::portal::Portal;
 use mailferry_e2e::postgres::PgServer;
-use mailferry_e2e::seed::{seed_mailbox, SeedSpec};
-use mailferry_shared::{
-    ImportRequest, ImportResult, JobDetail, JobPage, JobStatus, JobView, SignInRequest,
-    SignInResult, SkippedMessageView,
-};
+use mailferry_e2e::seed::{seed_mailbox, seeded_servers, SeedSpec};
+use mailferry_shared::{JobDetail, JobPage, JobStatus, JobView, SkippedMessageView};
 use std::time::{Duration, Instant};
 
 const SOURCE_PW: &str = "src-pw-1";
@@ -61,20 +58,9 @@ async fn postgres() -> (PgServer, String) {
 }
 
 async fn sign_in_and_start(api: &Api, user: &str) {
-    let result: SignInResult = api
-        .post_json(
-            "/api/session",
-            &SignInRequest {
-                route: "default".into(),
-                source_user: user.into(),
-                source_password: SOURCE_PW.into(),
-                target_user: user.into(),
-                target_password: TARGET_PW.into(),
-            },
-        )
+    api.user_sign_in((user, SOURCE_PW), (user, TARGET_PW))
         .await
         .unwrap();
-    assert!(result.source.ok && result.target.ok, "{result:?}");
     let job: JobView = api.post_json("/api/my/job/start", &()).await.unwrap();
     assert!(job.status.is_active(), "{job:?}");
 }
@@ -112,16 +98,9 @@ fn unix_now() -> i64 {
 
 #[tokio::test]
 async fn an_upload_cap_pauses_the_job_until_the_next_window_and_it_resumes_by_itself() {
-    let source = Dovecot::start(DovecotOptions::default()).unwrap();
-    let target = Dovecot::start(DovecotOptions::default()).unwrap();
-    source.add_user("alice", SOURCE_PW).unwrap();
-    target.add_user("alice", TARGET_PW).unwrap();
-    seed_mailbox(
-        &source.account_tls("alice", SOURCE_PW),
-        &SeedSpec::new(77, 250),
-    )
-    .await
-    .unwrap();
+    let (source, target) = seeded_servers("alice", SOURCE_PW, TARGET_PW, &SeedSpec::new(77, 250))
+        .await
+        .unwrap();
     let before = snapshot(&source.account_tls("alice", SOURCE_PW))
         .await
         .unwrap();
@@ -330,16 +309,7 @@ async fn a_connection_cap_holds_for_one_account_across_two_nodes() {
         let csv = format!(
             "source_user,source_password,target_user,target_password\nshared,{SOURCE_PW},{t},{TARGET_PW}\n"
         );
-        let result: ImportResult = admin
-            .post_json(
-                "/api/admin/import",
-                &ImportRequest {
-                    csv,
-                    import_valid_rows: false,
-                },
-            )
-            .await
-            .unwrap();
+        let result = admin.import_csv(&csv).await.unwrap();
         assert!(result.preview.errors.is_empty(), "{:?}", result.preview);
     }
     let jobs = loop {
@@ -406,16 +376,9 @@ async fn a_connection_cap_holds_for_one_account_across_two_nodes() {
 
 #[tokio::test]
 async fn a_message_over_the_targets_limit_is_reported_up_front_and_the_rest_copies() {
-    let source = Dovecot::start(DovecotOptions::default()).unwrap();
-    let target = Dovecot::start(DovecotOptions::default()).unwrap();
-    source.add_user("bob", SOURCE_PW).unwrap();
-    target.add_user("bob", TARGET_PW).unwrap();
-    seed_mailbox(
-        &source.account_tls("bob", SOURCE_PW),
-        &SeedSpec::new(5, 400),
-    )
-    .await
-    .unwrap();
+    let (source, target) = seeded_servers("bob", SOURCE_PW, TARGET_PW, &SeedSpec::new(5, 400))
+        .await
+        .unwrap();
     let before = snapshot(&source.account_tls("bob", SOURCE_PW))
         .await
         .unwrap();

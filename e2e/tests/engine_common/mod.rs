@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use mailferry_e2e::dovecot::{Dovecot, DovecotOptions};
 use mailferry_e2e::imap_client::{connect, Account, AppendItem};
 use mailferry_e2e::portal::mailferry_bin;
+use mailferry_e2e::proxy::{FaultProxy, Faults};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -110,6 +111,92 @@ impl Pair {
         self.migrate(self.source.imap_port(), self.target.imap_port(), extra)
             .await
     }
+
+    /// A migration from `source_port` (e.g. a proxy in front of the source) to the target.
+    pub async fn migrate_from(&self, source_port: u16, extra: &[&str]) -> Result<Run> {
+        self.migrate(source_port, self.target.imap_port(), extra)
+            .await
+    }
+
+    /// A migration from the source to `target_port` (e.g. a proxy in front of the target).
+    pub async fn migrate_to(&self, target_port: u16, extra: &[&str]) -> Result<Run> {
+        self.migrate(self.source.imap_port(), target_port, extra)
+            .await
+    }
+
+    /// A fault proxy with `faults` in front of one side's IMAP port.
+    pub async fn proxy(&self, side: Side, faults: Faults) -> Result<FaultProxy> {
+        let upstream = match side {
+            Side::Source => self.source.imap_port(),
+            Side::Target => self.target.imap_port(),
+        };
+        FaultProxy::start(upstream, faults).await
+    }
+
+    /// A migration with `proxy` in front of `side` and the other side direct.
+    pub async fn migrate_through(
+        &self,
+        side: Side,
+        proxy: &FaultProxy,
+        extra: &[&str],
+    ) -> Result<Run> {
+        match side {
+            Side::Source => self.migrate_from(proxy.port(), extra).await,
+            Side::Target => self.migrate_to(proxy.port(), extra).await,
+        }
+    }
+
+    /// Runs a migration with a fault proxy with `faults` in front of `side` (`extra`:
+    /// arguments); returns the proxy (its stats) and the run.
+    pub async fn copy_through(
+        &self,
+        side: Side,
+        faults: Faults,
+        extra: &[&str],
+    ) -> Result<(FaultProxy, Run)> {
+        let proxy = self.proxy(side, faults).await?;
+        let run = self.migrate_through(side, &proxy, extra).await?;
+        Ok((proxy, run))
+    }
+
+    /// Asserts the source is still `before` and the target holds exactly its messages.
+    pub async fn assert_exact_copy(&self, before: &BTreeMap<String, Vec<Seen>>) {
+        let source = snapshot(&self.source_account()).await.unwrap();
+        assert_eq!(&source, before, "source unchanged");
+        assert_same(&source, &snapshot(&self.target_account()).await.unwrap());
+    }
+
+    /// Asserts the source is still `before` and the target holds exactly its messages but
+    /// those `run` reports skipped (and nothing else: no duplicates).
+    pub async fn assert_exact_copy_but_skipped(
+        &self,
+        before: &BTreeMap<String, Vec<Seen>>,
+        run: &Run,
+    ) {
+        let source = snapshot(&self.source_account()).await.unwrap();
+        assert_eq!(&source, before, "source unchanged");
+        assert_same_except(
+            &source,
+            &snapshot(&self.target_account()).await.unwrap(),
+            &skipped_by_folder(run),
+        );
+    }
+}
+
+/// One end of a migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Source,
+    Target,
+}
+
+/// Two default Dovecots, the source seeded with [`seed_small`]: the pair, how many
+/// messages were seeded, and the source's snapshot.
+pub async fn seeded_pair() -> (Pair, u64, BTreeMap<String, Vec<Seen>>) {
+    let pair = Pair::start(DovecotOptions::default(), DovecotOptions::default()).unwrap();
+    let seeded = seed_small(&pair.source_account(), '.').await.unwrap() as u64;
+    let before = snapshot(&pair.source_account()).await.unwrap();
+    (pair, seeded, before)
 }
 
 #[derive(Debug)]
@@ -124,6 +211,15 @@ impl Run {
         self.json[field]
             .as_u64()
             .unwrap_or_else(|| panic!("{field} missing in {}", self.json))
+    }
+
+    /// The counts `(copied, skipped, failed)`.
+    pub fn copied_skipped_failed(&self) -> (u64, u64, u64) {
+        (
+            self.count("copied"),
+            self.count("skipped"),
+            self.count("failed"),
+        )
     }
 }
 
