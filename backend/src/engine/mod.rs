@@ -487,6 +487,18 @@ fn connection_pair(settings: &Settings, events: &Events) -> (Conn, Conn) {
     )
 }
 
+/// Forgets the session(s) an error broke: the side it names, or both.
+fn forget_broken(src: &mut Conn, dst: &mut Conn, e: &EngineError) {
+    match e.side() {
+        Some(Side::Source) => src.note_error(e),
+        Some(Side::Target) => dst.note_error(e),
+        None => {
+            src.note_error(e);
+            dst.note_error(e);
+        }
+    }
+}
+
 /// One folder, tried again from the top after connection losses (every step is
 /// idempotent thanks to the map, so "again" means "resume").
 async fn copy_with_retries(
@@ -531,38 +543,17 @@ async fn copy_with_retries(
                 // Throttling servers drop connections too: that is part of the throttling.
                 tracing::warn!(error = %e, "connection lost while throttled; resuming the folder");
                 attempt = 0;
-                match e.side() {
-                    Some(Side::Source) => src.note_error(&e),
-                    Some(Side::Target) => dst.note_error(&e),
-                    None => {
-                        src.note_error(&e);
-                        dst.note_error(&e);
-                    }
-                }
+                forget_broken(src, dst, &e);
             }
             Err(e) if e.is_connection_failure() && tally.handled.len() > progress_before => {
                 // Progress was made: the connection is flaky, not hopeless. Start counting anew.
                 tracing::warn!(error = %e, "connection lost; resuming the folder");
                 attempt = 0;
-                match e.side() {
-                    Some(Side::Source) => src.note_error(&e),
-                    Some(Side::Target) => dst.note_error(&e),
-                    None => {
-                        src.note_error(&e);
-                        dst.note_error(&e);
-                    }
-                }
+                forget_broken(src, dst, &e);
             }
             Err(e) if e.is_connection_failure() && attempt < ctx.settings.max_attempts + 2 => {
                 tracing::warn!(error = %e, attempt, "connection lost; resuming the folder");
-                match e.side() {
-                    Some(Side::Source) => src.note_error(&e),
-                    Some(Side::Target) => dst.note_error(&e),
-                    None => {
-                        src.note_error(&e);
-                        dst.note_error(&e);
-                    }
-                }
+                forget_broken(src, dst, &e);
             }
             Err(e) => {
                 tracing::error!(error = %e, "folder failed");
