@@ -4,6 +4,9 @@
 # peak memory of each), the admin CSV import's validation speed on 10,000 rows, and two
 # portal nodes sharing one PostgreSQL copying 200 mailboxes of 200 messages (total
 # throughput, each node's share and memory) beside mbsync with the same concurrency.
+# The copy runs with no caps and again through server profiles whose pacing caps are on
+# but never reached (the cost of the bookkeeping); MAILFERRY_BIN_BEFORE=PATH adds an earlier
+# build's run beside them, BENCH_ROUNDS=N repeats the variants in turn.
 # Release builds; run on an otherwise idle machine for comparable figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."

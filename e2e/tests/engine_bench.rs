@@ -47,23 +47,93 @@ async fn benchmark_ten_thousand_messages_against_mbsync() {
     let bytes: u64 = seeded.folders.iter().map(|f| f.bytes).sum();
     let mb = bytes as f64 / 1e6;
 
-    let mut cmd = pair.command(pair.source.imap_port(), pair.target.imap_port(), &[]);
-    cmd.stdout(std::process::Stdio::null());
-    let (took, peak_kb, status) = measure(cmd).await;
-    assert!(status.success(), "mailferry failed: {status}");
-    let diffs = compare(
-        &source,
-        &snapshot(&pair.target_account()).await.unwrap(),
-        &FolderMap::identity(),
-    );
-    assert!(diffs.is_empty(), "mailferry copy differs: {}", diffs.len());
-    let secs = took.as_secs_f64();
-    println!(
-        "mailferry: {count} messages, {mb:.1} MB in {secs:.1} s = {:.0} msg/s, {:.1} MB/s, peak {:.0} MB",
-        count as f64 / secs,
-        mb / secs,
-        peak_kb as f64 / 1024.0
-    );
+    // The same copy by each mailferry variant, each into its own target account: the
+    // build under test with no caps (as a generic server), the same build with a server
+    // profile whose caps are on but never reached (the pacing bookkeeping's cost), and
+    // an earlier build when MAILFERRY_BIN_BEFORE names one (before/after in one run).
+    let current = mailferry_e2e::portal::mailferry_bin();
+    let before = std::env::var_os("MAILFERRY_BIN_BEFORE").map(std::path::PathBuf::from);
+    let config = paced_config(&pair);
+    // BENCH_ROUNDS repeats the variants in turn (the first run also warms the caches).
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let mut runs: Vec<(&str, std::path::PathBuf, String, bool)> = Vec::new();
+    for round in 1..=rounds {
+        if let Some(before) = &before {
+            runs.push((
+                "mailferry (before)",
+                before.clone(),
+                format!("before{round}"),
+                false,
+            ));
+        }
+        runs.push(("mailferry", current.clone(), format!("plain{round}"), false));
+        runs.push((
+            "mailferry, paced",
+            current.clone(),
+            format!("paced{round}"),
+            true,
+        ));
+    }
+    for (label, bin, user, paced) in runs {
+        let user = user.as_str();
+        pair.target.add_user(user, TARGET_PASSWORD).unwrap();
+        let mut cmd = tokio::process::Command::new(bin);
+        // An earlier build keeps its own database: it does not know the newer migrations.
+        let db = if label.contains("before") {
+            format!(
+                "sqlite://{}?mode=rwc",
+                pair.dir.path().join("before.db").display()
+            )
+        } else {
+            pair.db_url()
+        };
+        cmd.arg("migrate").arg("--db").arg(db);
+        if paced {
+            cmd.arg("--config")
+                .arg(&config)
+                .args(["--from-profile", "old", "--from", SOURCE_USER])
+                .args(["--to-profile", "new", "--to", user]);
+        } else {
+            cmd.arg("--from")
+                .arg(format!(
+                    "imap://{SOURCE_USER}@127.0.0.1:{}",
+                    pair.source.imap_port()
+                ))
+                .arg("--to")
+                .arg(format!(
+                    "imap://{user}@127.0.0.1:{}",
+                    pair.target.imap_port()
+                ))
+                .arg("--allow-plaintext");
+        }
+        cmd.env("MAILFERRY_FROM_PASSWORD", SOURCE_PASSWORD)
+            .env("MAILFERRY_TO_PASSWORD", TARGET_PASSWORD)
+            .env("MAILFERRY_LOG", "warn")
+            .env_remove("MAILFERRY_DATABASE_URL")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        let (took, peak_kb, status) = measure(cmd).await;
+        assert!(status.success(), "{label} failed: {status}");
+        let copy = snapshot(&pair.target.account(user, TARGET_PASSWORD))
+            .await
+            .unwrap();
+        let diffs = compare(&source, &copy, &FolderMap::identity());
+        assert!(
+            diffs.is_empty(),
+            "{label}: the copy differs: {}",
+            diffs.len()
+        );
+        let secs = took.as_secs_f64();
+        println!(
+            "{label:<19} {count} messages, {mb:.1} MB in {secs:.1} s = {:.0} msg/s, {:.1} MB/s, peak {:.0} MB",
+            count as f64 / secs,
+            mb / secs,
+            peak_kb as f64 / 1024.0
+        );
+    }
 
     let state = pair.dir.path().join("mbsync-state");
     std::fs::create_dir_all(&state).unwrap();
@@ -98,9 +168,36 @@ async fn benchmark_ten_thousand_messages_against_mbsync() {
     println!("mbsync copied {mbsync_copied} of {count} messages");
     let secs = took.as_secs_f64();
     println!(
-        "mbsync:    {count} messages, {mb:.1} MB in {secs:.1} s = {:.0} msg/s, {:.1} MB/s, peak {:.0} MB (exit {status})",
+        "{:<19} {count} messages, {mb:.1} MB in {secs:.1} s = {:.0} msg/s, {:.1} MB/s, peak {:.0} MB (exit {status})",
+        "mbsync",
         count as f64 / secs,
         mb / secs,
         peak_kb as f64 / 1024.0
     );
+}
+
+/// A config file naming both servers as profiles with pacing caps that are on but far
+/// from reached: every fetch and APPEND goes through the bookkeeping.
+fn paced_config(pair: &Pair) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let server = |name: &str, port: u16, caps: &str| {
+        format!(
+            "[servers.{name}]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"plain\"\n\
+             allow_plaintext = true\n[servers.{name}.pacing]\nconnections = 50\n\
+             messages_per_hour = 100000000\n{caps}\n"
+        )
+    };
+    let text = server(
+        "old",
+        pair.source.imap_port(),
+        "download_mb_per_day = 100000000",
+    ) + &server(
+        "new",
+        pair.target.imap_port(),
+        "upload_mb_per_day = 100000000",
+    );
+    let path = pair.dir.path().join("paced.toml");
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
 }

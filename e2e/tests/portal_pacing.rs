@@ -458,3 +458,84 @@ async fn a_message_over_the_targets_limit_is_reported_up_front_and_the_rest_copi
         expected
     );
 }
+
+/// The command line is paced by the same server profiles as the portal's jobs: a run that
+/// reaches the upload cap ends with status 4 and the provider-limit reason; run again in a
+/// later window it resumes from the UID map, and the copy ends exact, without duplicates.
+#[tokio::test]
+async fn the_command_line_is_paced_by_the_same_profiles_and_resumes_on_a_rerun() {
+    use std::os::unix::fs::PermissionsExt;
+    let (source, target) = seeded_servers("carol", SOURCE_PW, TARGET_PW, &SeedSpec::new(78, 120))
+        .await
+        .unwrap();
+    let before = snapshot(&source.account_tls("carol", SOURCE_PW))
+        .await
+        .unwrap();
+    const CAP: u64 = 1_000_000;
+    let bytes = total_bytes(&before);
+    assert!(bytes > 2 * CAP, "the seed is too small: {bytes} bytes");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mailferry.toml");
+    let text = config(
+        &source,
+        &target,
+        "",
+        "",
+        "[servers.new.pacing]\nupload_mb_per_day = 1\nwindow_seconds = 4",
+    );
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("map.db").display());
+    let (mut runs, mut paused) = (0, 0);
+    loop {
+        runs += 1;
+        assert!(runs <= 60, "not done after {runs} runs ({paused} paused)");
+        let out = tokio::process::Command::new(mailferry_e2e::portal::mailferry_bin())
+            .arg("migrate")
+            .arg("--config")
+            .arg(&path)
+            .args(["--db", &db, "--json"])
+            .args(["--from-profile", "old", "--from", "carol"])
+            .args(["--to-profile", "new", "--to", "carol"])
+            .env("MAILFERRY_FROM_PASSWORD", SOURCE_PW)
+            .env("MAILFERRY_TO_PASSWORD", TARGET_PW)
+            .env("MAILFERRY_LOG", "warn")
+            .env_remove("MAILFERRY_DATABASE_URL")
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let json: serde_json::Value = stdout
+            .lines()
+            .last()
+            .and_then(|l| serde_json::from_str(l).ok())
+            .unwrap_or_else(|| panic!("no JSON result: {stdout} {:?}", out.stderr));
+        match out.status.code() {
+            Some(0) => break,
+            Some(4) => {
+                paused += 1;
+                let error = json["error"].as_str().unwrap_or_default();
+                assert!(
+                    error.contains("upload limit of 1 MB per 4 s reached (provider limit)"),
+                    "{json}"
+                );
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            other => panic!("status {other:?}: {json}"),
+        }
+    }
+    assert!(
+        paused >= 2,
+        "{bytes} bytes under a 1 MB cap paused only {paused} times"
+    );
+    let after = snapshot(&target.account_tls("carol", TARGET_PW))
+        .await
+        .unwrap();
+    let diffs = compare(&before, &after, &FolderMap::identity());
+    assert!(
+        diffs.is_empty(),
+        "{} differences: {:?}",
+        diffs.len(),
+        &diffs[..diffs.len().min(5)]
+    );
+}
