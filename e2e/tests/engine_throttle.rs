@@ -270,6 +270,34 @@ fn big_message(size: usize) -> Vec<u8> {
     body
 }
 
+/// A target without UIDPLUS says nothing of where an APPEND went, so the engine looks for
+/// the message by size and content: a message larger than the cap on ordinary replies
+/// (8 MiB) is still found, copied once and exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_message_is_found_on_a_target_without_uidplus() {
+    let pair = Pair::start(DovecotOptions::default(), DovecotOptions::default()).unwrap();
+    append_one(&pair.source_account(), "INBOX", &big_message(12 << 20), &[])
+        .await
+        .unwrap();
+    let before = snapshot(&pair.source_account()).await.unwrap();
+    let proxy = pair
+        .proxy(
+            Side::Target,
+            Faults {
+                hide_capabilities: vec!["UIDPLUS".into()],
+                ..Faults::default()
+            },
+        )
+        .await
+        .unwrap();
+    let run = pair.migrate_to(proxy.port(), &[]).await.unwrap();
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.copied_skipped_failed(), (1, 0, 0));
+    let again = pair.migrate_to(proxy.port(), &[]).await.unwrap();
+    assert_eq!(again.copied_skipped_failed(), (0, 0, 0), "{again:?}");
+    assert_same(&before, &snapshot(&pair.target_account()).await.unwrap());
+}
+
 /// Slow: about two minutes (35 MB at 300 KB/s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_a_35_mb_message_over_a_300_kb_per_second_link_copies_exactly() {

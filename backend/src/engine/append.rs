@@ -3,6 +3,7 @@
 //! messages by UIDNEXT, size and content hash (never by Message-ID).
 
 use super::error::{EngineError, Result};
+use super::limits::BodyBudget;
 use super::retry::{classify, CommandKind, Refusal};
 use super::session::Session;
 use super::wire::{parse_uid_set, uid_set, CommandBuilder, Status, StatusLine, Value};
@@ -170,12 +171,28 @@ pub async fn find_appended(
     );
     let mut hashes: Vec<(u32, String)> = Vec::new();
     if !candidates.is_empty() {
+        // Bodies as large as the messages looked for (a 35 MB message is no hostile reply).
+        let limits = *session.limits();
+        let chosen: HashSet<u32> = candidates.iter().copied().collect();
+        let allowances = present
+            .iter()
+            .filter(|(uid, _)| chosen.contains(uid))
+            .map(|(_, size)| limits.body_allowance(*size));
+        let budget = allowances.fold(BodyBudget::default(), |b, a| BodyBudget {
+            largest: b.largest.max(a),
+            total: b.total.saturating_add(a),
+        });
         let done = session
-            .uid_fetch(&uid_set(&candidates), "UID BODY.PEEK[]", |item| {
-                if let (Some(uid), Some(body)) = (item.uid, item.body) {
-                    hashes.push((uid, content_hash(&body)));
-                }
-            })
+            .uid_fetch_bodies(
+                &uid_set(&candidates),
+                "UID BODY.PEEK[]",
+                Some(budget),
+                |item| {
+                    if let (Some(uid), Some(body)) = (item.uid, item.body) {
+                        hashes.push((uid, content_hash(&body)));
+                    }
+                },
+            )
             .await?;
         if done.status != Status::Ok {
             return Err(session.refused("UID FETCH (matching appended messages)", &done));

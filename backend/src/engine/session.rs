@@ -19,6 +19,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// No response line may be longer than this (literals excepted).
 const MAX_LINE: usize = 1 << 20;
+/// The most written bytes a read waits for to drain (see `Session::read_deadline`).
+const IN_FLIGHT_MAX: u64 = 16 << 20;
 /// Bytes written at once: each write must make progress within the per-step timeout.
 const WRITE_CHUNK: usize = 64 << 10;
 /// Most bytes of all responses together before login (greeting, CAPABILITY, LOGIN).
@@ -143,6 +145,9 @@ pub struct Session {
     renewal: Option<Renewal>,
     /// The login name, for a refusal that says the login did not really work.
     user: String,
+    /// Bytes written since the server last sent anything: they may still sit in the
+    /// buffers between here and a slow server, which must receive them before it answers.
+    unanswered: u64,
 }
 
 impl std::fmt::Debug for Session {
@@ -250,6 +255,7 @@ impl Session {
             timeout,
             bye: None,
             limits,
+            unanswered: 0,
             authenticated: false,
             budget: CommandBudget {
                 what: String::new(),
@@ -305,6 +311,11 @@ impl Session {
         };
     }
 
+    /// What this connection accepts from its server.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     fn hostile(&self, what: String) -> EngineError {
         EngineError::Hostile {
             side: self.side,
@@ -317,6 +328,23 @@ impl Session {
     /// command's deadline, whichever is first (`true` when it is the deadline).
     fn step_deadline(&self) -> (Instant, bool) {
         let step = later(self.timeout);
+        if self.budget.deadline < step {
+            (self.budget.deadline, true)
+        } else {
+            (step, false)
+        }
+    }
+
+    /// When the next read must be done by: [`Session::step_deadline`], plus the time the
+    /// bytes written since the server last answered may take to reach it at the slowest
+    /// rate allowed (socket and network buffers hold several megabytes: after a large
+    /// APPEND over a slow link the reply comes only once they have drained).
+    fn read_deadline(&self) -> (Instant, bool) {
+        let in_flight = self.unanswered.min(IN_FLIGHT_MAX);
+        let step = later(
+            self.timeout
+                .saturating_add(Duration::from_secs(in_flight / Limits::SLOWEST_BODY_RATE)),
+        );
         if self.budget.deadline < step {
             (self.budget.deadline, true)
         } else {
@@ -497,7 +525,10 @@ impl Session {
         for chunk in bytes.chunks(WRITE_CHUNK) {
             let (until, by_deadline) = self.step_deadline();
             match tokio::time::timeout_at(until, self.io.write_all(chunk)).await {
-                Ok(Ok(())) => sent += chunk.len(),
+                Ok(Ok(())) => {
+                    sent += chunk.len();
+                    self.unanswered = self.unanswered.saturating_add(chunk.len() as u64);
+                }
                 Ok(Err(e)) => return Err(self.lost(e.to_string())),
                 Err(_) if by_deadline => return Err(self.elapsed(true)),
                 Err(_) => {
@@ -615,7 +646,7 @@ impl Session {
     async fn read_literal_into(&mut self, raw: &mut Vec<u8>, len: u64) -> Result<()> {
         let mut left = len;
         while left > 0 {
-            let (until, by_deadline) = self.step_deadline();
+            let (until, by_deadline) = self.read_deadline();
             let took = match tokio::time::timeout_at(until, self.io.fill_buf()).await {
                 Ok(Ok([])) => Err("closed while sending a literal".to_owned()),
                 Ok(Ok(buf)) => {
@@ -627,6 +658,7 @@ impl Session {
                 Err(_) => return Err(self.elapsed(by_deadline)),
             };
             let took = took.map_err(|m| self.lost(m))?;
+            self.unanswered = 0;
             self.io.consume(took);
             self.spend(took as u64)?;
             left -= took as u64;
@@ -637,7 +669,7 @@ impl Session {
     async fn read_line_into(&mut self, raw: &mut Vec<u8>) -> Result<usize> {
         let mut total = 0;
         loop {
-            let (until, by_deadline) = self.step_deadline();
+            let (until, by_deadline) = self.read_deadline();
             let mut limited = (&mut self.io).take((MAX_LINE + 2) as u64);
             let n = match tokio::time::timeout_at(until, limited.read_until(b'\n', raw)).await {
                 Ok(Ok(n)) => n,
@@ -645,6 +677,9 @@ impl Session {
                 Err(_) => return Err(self.elapsed(by_deadline)),
             };
             total += n;
+            if n > 0 {
+                self.unanswered = 0;
+            }
             self.spend(n as u64)?;
             if n == 0 || raw.ends_with(b"\n") {
                 return Ok(total);
