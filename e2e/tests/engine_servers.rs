@@ -262,7 +262,33 @@ async fn seed(server: &Server) -> Result<(u64, Vec<String>)> {
     Ok((stored, refused))
 }
 
-async fn migrate(source: &Server, target: &Server, db: &std::path::Path) -> Result<Run> {
+/// The UID map: SQLite in a scratch directory, or the suite's private PostgreSQL when the
+/// suite runs on it (`MAILFERRY_TEST_DATABASE=postgres`).
+struct MapDb {
+    dir: tempfile::TempDir,
+    postgres: Option<mailferry_e2e::postgres::SuitePostgres>,
+}
+
+impl MapDb {
+    fn new() -> Result<MapDb> {
+        Ok(MapDb {
+            dir: tempfile::tempdir()?,
+            postgres: mailferry_e2e::postgres::SuitePostgres::for_suite()?,
+        })
+    }
+
+    fn url(&self) -> String {
+        match &self.postgres {
+            Some(pg) => pg.url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.dir.path().join("map.db").display()
+            ),
+        }
+    }
+}
+
+async fn migrate(source: &Server, target: &Server, db: &MapDb) -> Result<Run> {
     let out = tokio::process::Command::new(mailferry_bin())
         .arg("migrate")
         .arg("--from")
@@ -271,7 +297,7 @@ async fn migrate(source: &Server, target: &Server, db: &std::path::Path) -> Resu
         .arg(format!("imap://{USER}@127.0.0.1:{}", target.port()))
         .arg("--allow-plaintext")
         .arg("--db")
-        .arg(format!("sqlite://{}?mode=rwc", db.display()))
+        .arg(db.url())
         .arg("--timeout")
         .arg("15")
         .arg("--json")
@@ -300,8 +326,7 @@ async fn migrate(source: &Server, target: &Server, db: &std::path::Path) -> Resu
 async fn copy_and_rerun(from: Family, to: Family) {
     let source = Server::start(from).unwrap();
     let target = Server::start(to).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("map.db");
+    let db = MapDb::new().unwrap();
     let (seeded, refused) = seed(&source).await.unwrap();
     let expect_source = from.expect();
     let expect_target = to.expect();
@@ -419,4 +444,46 @@ async fn courier_to_dovecot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dovecot_to_courier() {
     copy_and_rerun(Family::Dovecot, Family::Courier).await;
+}
+
+/// Courier-IMAP stores messages in Maildir with bare LF line ends and gives them back with
+/// CRLF: a message that is not plain CRLF text comes back changed. The engine's run still
+/// counts it as copied (issue 15: "a target that alters a message is not a silent
+/// success"); this test pins down what Courier does, so the engine's answer can be
+/// checked against it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn courier_changes_lone_cr_and_a_missing_final_newline() {
+    let source = Server::start(Family::Dovecot).unwrap();
+    let target = Server::start(Family::Courier).unwrap();
+    let db = MapDb::new().unwrap();
+    let plain = b"From: a@example.org\r\nSubject: plain\r\n\r\nplain CRLF text\r\n".to_vec();
+    let lone_cr = b"From: b@example.org\r\nSubject: lone CR\r\n\r\none\rtwo\r\n".to_vec();
+    let no_newline = b"From: c@example.org\r\nSubject: no final newline\r\n\r\nend".to_vec();
+    for body in [&plain, &lone_cr, &no_newline] {
+        engine_common::append_one(&source.account(), "INBOX", body, &[])
+            .await
+            .unwrap();
+    }
+    let run = migrate(&source, &target, &db).await.unwrap();
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.copied_skipped_failed(), (3, 0, 0), "{}", run.json);
+    let held: Vec<String> = user_view(&target).await.unwrap()["INBOX"]
+        .iter()
+        .map(|m| m.hash.clone())
+        .collect();
+    assert_eq!(held.len(), 3);
+    assert!(
+        held.contains(&sha(&plain)),
+        "plain CRLF text is kept exactly"
+    );
+    for (what, body) in [("lone CR", &lone_cr), ("no final newline", &no_newline)] {
+        assert!(
+            !held.contains(&sha(body)),
+            "Courier now keeps a message with {what} exactly: update the expectations"
+        );
+    }
+    eprintln!(
+        "Dovecot -> Courier: lone CR and no final newline altered; the engine's altered list: {}",
+        run.json["altered"]
+    );
 }
