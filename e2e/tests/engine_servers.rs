@@ -4,6 +4,19 @@
 //! family and checked, never hidden: a difference not listed fails the test, and so does a
 //! listed one that no longer happens.
 //!
+//! What the families did in these runs (Cyrus 3.6.1, Courier-IMAP 5.0.13, Dovecot 2.3.19):
+//! - Dovecot: NAMESPACE `(("" "."))`; LITERAL+, MULTIAPPEND; serves a bare-LF message with
+//!   CRLF (so a Dovecot source never hands a bare LF on); `01-Mar-2010` dates.
+//! - Cyrus: NAMESPACE `(("" "/")) (("Other Users/" "/")) (("Shared Folders/" "/"))`;
+//!   LITERAL+, MULTIAPPEND, APPENDLIMIT; refuses a bare-LF APPEND ("NO Message contains bare
+//!   newlines", synchronising or not); replaces raw 8-bit header bytes with `X` (munge8bit;
+//!   the body's 8-bit bytes stay); makes the parent of `Projekte/Entwürfe` a real, empty
+//!   mailbox; writes a one-digit day with a leading space (` 1-Mar-2010`). Keywords kept.
+//! - Courier: NAMESPACE `(("INBOX." ".")) NIL (("#shared." ".")("shared." "."))`; no
+//!   LITERAL+, no MULTIAPPEND; keywords kept (IMAP_KEYWORDS=1, PERMANENTFLAGS `\*`); the
+//!   seed (bare LF included) comes back exact, but a lone CR or a missing final newline
+//!   does not. The engine counts every altered message as copied (`altered: []`).
+//!
 //! No skipping: when Cyrus or Courier is not unpacked, these tests fail (run
 //! scripts/install-test-deps.sh).
 
