@@ -274,74 +274,98 @@ pub async fn snapshot(account: &Account) -> Result<BTreeMap<String, Vec<Seen>>> 
 /// dates, a folder tree with a non-ASCII name, no Message-ID, bare LF, 8-bit headers, an
 /// exact duplicate, and a message larger than most batches.
 pub async fn seed_small(account: &Account, separator: char) -> Result<usize> {
-    let mut conn = connect(account).await?;
+    seed_small_in(account, separator, "").await
+}
+
+/// The folders (with `prefix`) and messages (body, flags, INTERNALDATE) of [`seed_small`].
+pub type SeedFolders = Vec<(String, Vec<(Vec<u8>, Vec<String>, String)>)>;
+
+/// What [`seed_small`] appends, for seeding a server by other means (e.g. without LITERAL+).
+pub fn small_seed(separator: char, prefix: &str) -> SeedFolders {
     let folders = [
         "INBOX".to_string(),
-        "Sent".to_string(),
-        format!("Projekte{separator}Entw&APw-rfe"),
-        "Archive".to_string(),
+        format!("{prefix}Sent"),
+        format!("{prefix}Projekte{separator}Entw&APw-rfe"),
+        format!("{prefix}Archive"),
     ];
-    for f in &folders[1..] {
+    folders
+        .iter()
+        .enumerate()
+        .map(|(fi, folder)| (folder.clone(), seed_folder(fi, folder)))
+        .collect()
+}
+
+fn seed_folder(fi: usize, folder: &str) -> Vec<(Vec<u8>, Vec<String>, String)> {
+    let mut bodies: Vec<(Vec<u8>, Vec<String>, String)> = Vec::new();
+    for i in 0..12u32 {
+        let mut body = format!(
+            "From: Sender {i} <s{i}@example.org>\r\nTo: alice@example.org\r\nSubject: message {i} in {folder}\r\nMessage-ID: <{fi}.{i}@example.org>\r\nDate: Mon, 1 Jan 2018 10:00:{:02} +0000\r\n\r\nBody {i} of {folder}.\r\n",
+            i % 60
+        )
+        .into_bytes();
+        if i == 3 {
+            body = format!(
+                "From: x@example.org\r\nSubject: [no-message-id] {folder}\r\n\r\nno id\r\n"
+            )
+            .into_bytes();
+        }
+        if i == 4 {
+            body = b"From: y@example.org\nSubject: [bare-lf]\n\nline one\nline two\n".to_vec();
+        }
+        if i == 5 {
+            body = b"From: z@example.org\r\nSubject: [8bit] Gr\xfc\xdfe\r\n\r\n\xe4\xf6\xfc\r\n"
+                .to_vec();
+        }
+        if i == 6 {
+            body = bodies[0].0.clone(); // exact duplicate
+        }
+        if i == 7 {
+            let mut big =
+                b"From: big@example.org\r\nSubject: [big]\r\nContent-Type: text/plain\r\n\r\n"
+                    .to_vec();
+            for n in 0..40_000 {
+                big.extend_from_slice(
+                    format!("line {n} of a long message, padded to be larger\r\n").as_bytes(),
+                );
+            }
+            body = big;
+        }
+        let flags: Vec<String> = match i % 6 {
+            0 => vec![],
+            1 => vec!["\\Seen".into()],
+            2 => vec!["\\Seen".into(), "\\Flagged".into(), "$Forwarded".into()],
+            3 => vec!["\\Answered".into(), "Work".into()],
+            4 => vec!["\\Draft".into()],
+            _ => vec!["\\Seen".into(), "\\Deleted".into()],
+        };
+        let date = format!(
+            "{:02}-Mar-20{:02} 0{}:1{}:00 +0{}00",
+            1 + i,
+            10 + fi,
+            i % 10,
+            i % 10,
+            i % 5
+        );
+        bodies.push((body, flags, date));
+    }
+    bodies
+}
+
+/// [`seed_small`] on a server whose personal folders live under `prefix` (e.g. `INBOX.`
+/// on Cyrus and Courier); INBOX itself has no prefix.
+pub async fn seed_small_in(account: &Account, separator: char, prefix: &str) -> Result<usize> {
+    let mut conn = connect(account).await?;
+    let seed = small_seed(separator, prefix);
+    for (f, _) in &seed[1..] {
         let _ = conn.create(f).await;
     }
     let _ = conn
-        .command(&format!("SUBSCRIBE \"Projekte{separator}Entw&APw-rfe\""))
+        .command(&format!(
+            "SUBSCRIBE \"{prefix}Projekte{separator}Entw&APw-rfe\""
+        ))
         .await;
     let mut count = 0;
-    for (fi, folder) in folders.iter().enumerate() {
-        let mut bodies: Vec<(Vec<u8>, Vec<String>, String)> = Vec::new();
-        for i in 0..12u32 {
-            let mut body = format!(
-                "From: Sender {i} <s{i}@example.org>\r\nTo: alice@example.org\r\nSubject: message {i} in {folder}\r\nMessage-ID: <{fi}.{i}@example.org>\r\nDate: Mon, 1 Jan 2018 10:00:{:02} +0000\r\n\r\nBody {i} of {folder}.\r\n",
-                i % 60
-            )
-            .into_bytes();
-            if i == 3 {
-                body = format!(
-                    "From: x@example.org\r\nSubject: [no-message-id] {folder}\r\n\r\nno id\r\n"
-                )
-                .into_bytes();
-            }
-            if i == 4 {
-                body = b"From: y@example.org\nSubject: [bare-lf]\n\nline one\nline two\n".to_vec();
-            }
-            if i == 5 {
-                body =
-                    b"From: z@example.org\r\nSubject: [8bit] Gr\xfc\xdfe\r\n\r\n\xe4\xf6\xfc\r\n"
-                        .to_vec();
-            }
-            if i == 6 {
-                body = bodies[0].0.clone(); // exact duplicate
-            }
-            if i == 7 {
-                let mut big =
-                    b"From: big@example.org\r\nSubject: [big]\r\nContent-Type: text/plain\r\n\r\n"
-                        .to_vec();
-                for n in 0..40_000 {
-                    big.extend_from_slice(
-                        format!("line {n} of a long message, padded to be larger\r\n").as_bytes(),
-                    );
-                }
-                body = big;
-            }
-            let flags: Vec<String> = match i % 6 {
-                0 => vec![],
-                1 => vec!["\\Seen".into()],
-                2 => vec!["\\Seen".into(), "\\Flagged".into(), "$Forwarded".into()],
-                3 => vec!["\\Answered".into(), "Work".into()],
-                4 => vec!["\\Draft".into()],
-                _ => vec!["\\Seen".into(), "\\Deleted".into()],
-            };
-            let date = format!(
-                "{:02}-Mar-20{:02} 0{}:1{}:00 +0{}00",
-                1 + i,
-                10 + fi,
-                i % 10,
-                i % 10,
-                i % 5
-            );
-            bodies.push((body, flags, date));
-        }
+    for (folder, bodies) in &seed {
         let items: Vec<AppendItem<'_>> = bodies
             .iter()
             .map(|(b, f, d)| AppendItem {

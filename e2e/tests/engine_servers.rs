@@ -1,0 +1,502 @@
+//! `mailferry migrate` between server families: Dovecot ↔ Cyrus and Dovecot ↔ Courier, each
+//! a private instance on loopback (e2e/src/cyrus.rs, courier.rs). An exact copy, then a
+//! re-run that copies nothing. What a server cannot store as sent is written down here per
+//! family and checked, never hidden: a difference not listed fails the test, and so does a
+//! listed one that no longer happens.
+//!
+//! What the families did in these runs (Cyrus 3.6.1, Courier-IMAP 5.0.13, Dovecot 2.3.19):
+//! - Dovecot: NAMESPACE `(("" "."))`; LITERAL+, MULTIAPPEND; serves a bare-LF message with
+//!   CRLF (so a Dovecot source never hands a bare LF on); `01-Mar-2010` dates.
+//! - Cyrus: NAMESPACE `(("" "/")) (("Other Users/" "/")) (("Shared Folders/" "/"))`;
+//!   LITERAL+, MULTIAPPEND, APPENDLIMIT; refuses a bare-LF APPEND ("NO Message contains bare
+//!   newlines", synchronising or not); replaces raw 8-bit header bytes with `X` (munge8bit;
+//!   the body's 8-bit bytes stay); makes the parent of `Projekte/Entwürfe` a real, empty
+//!   mailbox; writes a one-digit day with a leading space (` 1-Mar-2010`). Keywords kept.
+//! - Courier: NAMESPACE `(("INBOX." ".")) NIL (("#shared." ".")("shared." "."))`; no
+//!   LITERAL+, no MULTIAPPEND; keywords kept (IMAP_KEYWORDS=1, PERMANENTFLAGS `\*`); the
+//!   seed (bare LF included) comes back exact, but a lone CR or a missing final newline
+//!   does not. The engine counts every altered message as copied (`altered: []`).
+//!
+//! No skipping: when Cyrus or Courier is not unpacked, these tests fail (run
+//! scripts/install-test-deps.sh).
+
+mod engine_common;
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+
+use anyhow::{Context, Result};
+use engine_common::{small_seed, snapshot, Run, Seen};
+use mailferry_e2e::compare::parse_internal_date;
+use mailferry_e2e::courier::Courier;
+use mailferry_e2e::cyrus::Cyrus;
+use mailferry_e2e::dovecot::{Dovecot, DovecotOptions};
+use mailferry_e2e::imap_client::Account;
+use mailferry_e2e::portal::mailferry_bin;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+const USER: &str = "carol";
+const PASSWORD: &str = "carol-secret";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Dovecot,
+    Cyrus,
+    Courier,
+}
+
+enum Server {
+    Dovecot(Box<Dovecot>),
+    Cyrus(Cyrus),
+    Courier(Courier),
+}
+
+impl Server {
+    fn start(family: Family) -> Result<Server> {
+        Ok(match family {
+            Family::Dovecot => {
+                let d = Dovecot::start(DovecotOptions::default())?;
+                d.add_user(USER, PASSWORD)?;
+                Server::Dovecot(Box::new(d))
+            }
+            Family::Cyrus => {
+                let c = Cyrus::start()?;
+                c.add_user(USER, PASSWORD)?;
+                Server::Cyrus(c)
+            }
+            Family::Courier => Server::Courier(Courier::start(&[(USER, PASSWORD)])?),
+        })
+    }
+
+    fn account(&self) -> Account {
+        match self {
+            Server::Dovecot(s) => s.account(USER, PASSWORD),
+            Server::Cyrus(s) => s.account(USER, PASSWORD),
+            Server::Courier(s) => s.account(USER, PASSWORD),
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.account().port
+    }
+
+    /// Where personal folders live (NAMESPACE's personal prefix).
+    fn prefix(&self) -> &'static str {
+        match self {
+            Server::Dovecot(_) | Server::Cyrus(_) => "",
+            Server::Courier(_) => "INBOX.",
+        }
+    }
+
+    /// The personal namespace's hierarchy separator (Cyrus 3.6 defaults to
+    /// `unixhierarchysep: on` and `altnamespace: on`: `/`, folders beside INBOX).
+    fn separator(&self) -> char {
+        match self {
+            Server::Cyrus(_) => '/',
+            Server::Dovecot(_) | Server::Courier(_) => '.',
+        }
+    }
+
+    fn family(&self) -> Family {
+        match self {
+            Server::Dovecot(_) => Family::Dovecot,
+            Server::Cyrus(_) => Family::Cyrus,
+            Server::Courier(_) => Family::Courier,
+        }
+    }
+}
+
+/// What a server family does to the seeded mailbox, found by running it (see the module
+/// comment): written down so that it is checked, not hidden.
+struct Expect {
+    /// Subjects (prefix) of seed messages the server refuses at APPEND as a source.
+    refused_at_seed: &'static [&'static str],
+    /// Seed message bodies the server stores changed as a target (same date and flags).
+    altered_on_target: Vec<Vec<u8>>,
+    /// Folders the server shows as a target beyond the copied ones (empty).
+    extra_target_folders: &'static [&'static str],
+}
+
+impl Family {
+    fn expect(self) -> Expect {
+        match self {
+            Family::Dovecot | Family::Courier => Expect {
+                refused_at_seed: &[],
+                altered_on_target: Vec::new(),
+                extra_target_folders: &[],
+            },
+            Family::Cyrus => Expect {
+                // "NO Message contains bare newlines".
+                refused_at_seed: &["[bare-lf]"],
+                // Raw 8-bit header bytes are rewritten (Cyrus' default munge8bit).
+                altered_on_target: vec![seed_body_with_subject("[8bit]")],
+                // The parent of Projekte/Entwürfe becomes a real, empty mailbox.
+                extra_target_folders: &["Projekte"],
+            },
+        }
+    }
+}
+
+fn seed_body_with_subject(subject: &str) -> Vec<u8> {
+    small_seed('.', "")
+        .into_iter()
+        .flat_map(|(_, msgs)| msgs)
+        .map(|(body, _, _)| body)
+        .find(|b| {
+            String::from_utf8_lossy(b)
+                .lines()
+                .any(|l| l.starts_with(&format!("Subject: {subject}")))
+        })
+        .expect("a seed message with that subject")
+}
+
+fn sha(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// What the server says about itself: capabilities after login, NAMESPACE, LIST.
+async fn describe(server: &Server) -> Result<String> {
+    let mut conn = mailferry_e2e::imap_client::connect(&server.account()).await?;
+    let caps = conn.capabilities().join(" ");
+    let ns = conn.command("NAMESPACE").await?;
+    let list = conn.command("LIST \"\" \"*\"").await?;
+    let lines = |r: &mailferry_e2e::imap_client::Reply| {
+        r.untagged
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).trim_end().to_string())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    let out = format!(
+        "{:?}: CAPABILITY {caps}\n  {}\n  {}",
+        server.family(),
+        lines(&ns),
+        lines(&list)
+    );
+    conn.logout().await;
+    Ok(out)
+}
+
+/// A snapshot with the personal prefix taken off (`INBOX/Sent` → `Sent`), so that
+/// folders of the two sides compare by the name the user sees.
+async fn user_view(server: &Server) -> Result<BTreeMap<String, Vec<Seen>>> {
+    let strip = server.prefix().replace('.', "/");
+    Ok(snapshot(&server.account())
+        .await?
+        .into_iter()
+        .map(|(name, mut msgs)| {
+            // Cyrus writes a one-digit day with a leading space, Dovecot with a 0: the
+            // same instant, compared as seconds.
+            for m in &mut msgs {
+                m.date = parse_internal_date(m.date.trim())
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|_| m.date.clone());
+            }
+            msgs.sort();
+            let name = match name.strip_prefix(&strip) {
+                Some(rest) if !strip.is_empty() && !rest.is_empty() => rest.to_string(),
+                _ => name,
+            };
+            (name, msgs)
+        })
+        .collect())
+}
+
+/// Seeds [`small_seed`] with plain synchronising literals (Courier has no LITERAL+), one
+/// APPEND at a time. Returns how many were stored and the subjects the server refused.
+async fn seed(server: &Server) -> Result<(u64, Vec<String>)> {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port())).await?;
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
+    let mut tag = 0u32;
+    let mut line = String::new();
+    read.read_line(&mut line).await?;
+    async fn tagged(
+        read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+        tag: &str,
+        continuation: bool,
+    ) -> Result<String> {
+        loop {
+            let mut line = String::new();
+            if read.read_line(&mut line).await? == 0 {
+                anyhow::bail!("connection closed waiting for {tag}");
+            }
+            if (continuation && line.starts_with('+')) || line.starts_with(&format!("{tag} ")) {
+                return Ok(line.trim_end().to_string());
+            }
+        }
+    }
+    let mut send = |cmd: String| {
+        tag += 1;
+        (format!("s{tag}"), format!("s{tag} {cmd}"))
+    };
+    let (t, c) = send(format!("LOGIN {USER} {PASSWORD}"));
+    write.write_all(format!("{c}\r\n").as_bytes()).await?;
+    let reply = tagged(&mut read, &t, false).await?;
+    anyhow::ensure!(reply.contains(" OK"), "login: {reply}");
+    let folders = small_seed(server.separator(), server.prefix());
+    for (folder, _) in &folders[1..] {
+        let (t, c) = send(format!("CREATE \"{folder}\""));
+        write.write_all(format!("{c}\r\n").as_bytes()).await?;
+        tagged(&mut read, &t, false).await?;
+    }
+    let mut stored = 0;
+    let mut refused = Vec::new();
+    for (folder, messages) in &folders {
+        for (body, flags, date) in messages {
+            let (t, c) = send(format!(
+                "APPEND \"{folder}\" ({}) \"{date}\" {{{}}}",
+                flags.join(" "),
+                body.len()
+            ));
+            write.write_all(format!("{c}\r\n").as_bytes()).await?;
+            let reply = tagged(&mut read, &t, true).await?;
+            let reply = if reply.starts_with('+') {
+                write.write_all(body).await?;
+                write.write_all(b"\r\n").await?;
+                tagged(&mut read, &t, false).await?
+            } else {
+                reply
+            };
+            if reply.contains(" OK") {
+                stored += 1;
+            } else {
+                let subject = String::from_utf8_lossy(body)
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Subject: ").map(str::to_string))
+                    .unwrap_or_default();
+                refused.push(format!("{subject}: {reply}"));
+            }
+        }
+    }
+    let (_, c) = send("LOGOUT".into());
+    write.write_all(format!("{c}\r\n").as_bytes()).await?;
+    Ok((stored, refused))
+}
+
+/// The UID map: SQLite in a scratch directory, or the suite's private PostgreSQL when the
+/// suite runs on it (`MAILFERRY_TEST_DATABASE=postgres`).
+struct MapDb {
+    dir: tempfile::TempDir,
+    postgres: Option<mailferry_e2e::postgres::SuitePostgres>,
+}
+
+impl MapDb {
+    fn new() -> Result<MapDb> {
+        Ok(MapDb {
+            dir: tempfile::tempdir()?,
+            postgres: mailferry_e2e::postgres::SuitePostgres::for_suite()?,
+        })
+    }
+
+    fn url(&self) -> String {
+        match &self.postgres {
+            Some(pg) => pg.url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.dir.path().join("map.db").display()
+            ),
+        }
+    }
+}
+
+async fn migrate(source: &Server, target: &Server, db: &MapDb) -> Result<Run> {
+    let out = tokio::process::Command::new(mailferry_bin())
+        .arg("migrate")
+        .arg("--from")
+        .arg(format!("imap://{USER}@127.0.0.1:{}", source.port()))
+        .arg("--to")
+        .arg(format!("imap://{USER}@127.0.0.1:{}", target.port()))
+        .arg("--allow-plaintext")
+        .arg("--db")
+        .arg(db.url())
+        .arg("--timeout")
+        .arg("15")
+        .arg("--json")
+        .env("MAILFERRY_FROM_PASSWORD", PASSWORD)
+        .env("MAILFERRY_TO_PASSWORD", PASSWORD)
+        .env("MAILFERRY_LOG", "warn")
+        .env_remove("MAILFERRY_DATABASE_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let last = stdout.lines().last().unwrap_or("").to_owned();
+    let json: serde_json::Value = serde_json::from_str(&last)
+        .with_context(|| format!("last stdout line is not JSON: {last:?}\nstderr:\n{stderr}"))?;
+    Ok(Run {
+        code: out.status.code(),
+        json,
+        stderr,
+    })
+}
+
+async fn copy_and_rerun(from: Family, to: Family) {
+    let source = Server::start(from).unwrap();
+    let target = Server::start(to).unwrap();
+    let db = MapDb::new().unwrap();
+    let (seeded, refused) = seed(&source).await.unwrap();
+    let expect_source = from.expect();
+    let expect_target = to.expect();
+    let folders = small_seed(source.separator(), source.prefix()).len();
+    // Every listed refusal happens, once per folder, and nothing else is refused.
+    assert_eq!(
+        refused.len(),
+        expect_source.refused_at_seed.len() * folders,
+        "{from:?} refused at APPEND: {refused:?}"
+    );
+    for r in &refused {
+        assert!(
+            expect_source
+                .refused_at_seed
+                .iter()
+                .any(|s| r.starts_with(s)),
+            "{from:?} refused an unexpected message: {r}"
+        );
+    }
+    let before = user_view(&source).await.unwrap();
+    eprintln!("{}", describe(&source).await.unwrap());
+
+    let started = std::time::Instant::now();
+    let run = migrate(&source, &target, &db).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.copied_skipped_failed(), (seeded, 0, 0), "{}", run.json);
+    eprintln!("{}", describe(&target).await.unwrap());
+    eprintln!(
+        "{from:?} -> {to:?}: {seeded} messages copied in {took:?}; the engine's altered list: {}",
+        run.json["altered"]
+    );
+    let source_now = user_view(&source).await.unwrap();
+    assert_eq!(source_now, before, "the source is untouched");
+    let mut target_now = user_view(&target).await.unwrap();
+
+    // Folders: the source's, plus the target's listed extras (empty).
+    for extra in expect_target.extra_target_folders {
+        let msgs = target_now
+            .remove(*extra)
+            .unwrap_or_else(|| panic!("{to:?} no longer shows the extra folder {extra}"));
+        assert!(msgs.is_empty(), "extra folder {extra} holds {msgs:?}");
+    }
+    assert_eq!(
+        target_now.keys().collect::<Vec<_>>(),
+        source_now.keys().collect::<Vec<_>>(),
+        "folders on the target"
+    );
+    // Messages: equal (bytes, flags, date) except the listed alterations, each of which
+    // happens: the source's message is not on the target byte for byte, and one message
+    // with its date and flags stands in for it.
+    let altered: Vec<String> = expect_target
+        .altered_on_target
+        .iter()
+        .map(|b| sha(b))
+        .collect();
+    let mut alterations = 0;
+    for (folder, msgs) in &source_now {
+        let mut theirs = target_now[folder].clone();
+        let mut ours = Vec::new();
+        for m in msgs {
+            if altered.contains(&m.hash) {
+                assert!(
+                    !theirs.iter().any(|t| t.hash == m.hash),
+                    "{to:?} now stores {folder}'s listed alteration unchanged: {m:?}"
+                );
+                let at = theirs
+                    .iter()
+                    .position(|t| t.date == m.date && t.flags == m.flags && !msgs.contains(t))
+                    .unwrap_or_else(|| panic!("no stand-in for {m:?} in {folder}"));
+                let stand_in = theirs.remove(at);
+                eprintln!("{folder}: {to:?} altered {} into {}", m.hash, stand_in.hash);
+                alterations += 1;
+            } else {
+                ours.push(m.clone());
+            }
+        }
+        assert_eq!(theirs, ours, "messages (bytes, flags, dates) in {folder}");
+    }
+    assert_eq!(
+        alterations,
+        expect_target.altered_on_target.len() * source_now.len()
+    );
+
+    // A re-run finds everything in the map and copies nothing.
+    let run = migrate(&source, &target, &db).await.unwrap();
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        (run.count("copied"), run.count("already_present")),
+        (0, seeded),
+        "{}",
+        run.json
+    );
+    assert_eq!(
+        user_view(&target).await.unwrap().len(),
+        target_now.len() + expect_target.extra_target_folders.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dovecot_to_cyrus() {
+    copy_and_rerun(Family::Dovecot, Family::Cyrus).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cyrus_to_dovecot() {
+    copy_and_rerun(Family::Cyrus, Family::Dovecot).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn courier_to_dovecot() {
+    copy_and_rerun(Family::Courier, Family::Dovecot).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dovecot_to_courier() {
+    copy_and_rerun(Family::Dovecot, Family::Courier).await;
+}
+
+/// Courier-IMAP stores messages in Maildir with bare LF line ends and gives them back with
+/// CRLF: a message that is not plain CRLF text comes back changed. The engine's run still
+/// counts it as copied (issue 15: "a target that alters a message is not a silent
+/// success"); this test pins down what Courier does, so the engine's answer can be
+/// checked against it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn courier_changes_lone_cr_and_a_missing_final_newline() {
+    let source = Server::start(Family::Dovecot).unwrap();
+    let target = Server::start(Family::Courier).unwrap();
+    let db = MapDb::new().unwrap();
+    let plain = b"From: a@example.org\r\nSubject: plain\r\n\r\nplain CRLF text\r\n".to_vec();
+    let lone_cr = b"From: b@example.org\r\nSubject: lone CR\r\n\r\none\rtwo\r\n".to_vec();
+    let no_newline = b"From: c@example.org\r\nSubject: no final newline\r\n\r\nend".to_vec();
+    for body in [&plain, &lone_cr, &no_newline] {
+        engine_common::append_one(&source.account(), "INBOX", body, &[])
+            .await
+            .unwrap();
+    }
+    let run = migrate(&source, &target, &db).await.unwrap();
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.copied_skipped_failed(), (3, 0, 0), "{}", run.json);
+    let held: Vec<String> = user_view(&target).await.unwrap()["INBOX"]
+        .iter()
+        .map(|m| m.hash.clone())
+        .collect();
+    assert_eq!(held.len(), 3);
+    assert!(
+        held.contains(&sha(&plain)),
+        "plain CRLF text is kept exactly"
+    );
+    for (what, body) in [("lone CR", &lone_cr), ("no final newline", &no_newline)] {
+        assert!(
+            !held.contains(&sha(body)),
+            "Courier now keeps a message with {what} exactly: update the expectations"
+        );
+    }
+    eprintln!(
+        "Dovecot -> Courier: lone CR and no final newline altered; the engine's altered list: {}",
+        run.json["altered"]
+    );
+}
