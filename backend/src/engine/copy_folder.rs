@@ -10,6 +10,7 @@ use super::fetch::{self, FetchOutcome, Fetched, ServerProfile, SourceMessage};
 use super::flags;
 use super::folders::{self, FolderPlan, FolderTree};
 use super::gmail::LabelPlan;
+use super::listing::{self, Incomplete};
 use super::retry::{classify, CommandKind, Refusal};
 use super::uidmap::{MapRow, SkipRecord, UidMap, DONE, PENDING};
 use super::wire::{uid_set, Status};
@@ -69,7 +70,8 @@ pub async fn copy_folder(
 ) -> Result<()> {
     let folder = plan.source.display();
     let sinfo = src.select(&plan.source.wire, true).await?;
-    let mut messages = fetch::list_messages(src).await?;
+    let listing = listing::list_messages(src).await?;
+    let mut messages = listing.messages;
     tally.messages = messages.len() as u64;
     let tinfo = dst.select(&plan.target_wire, false).await?;
     let mut target = TargetState {
@@ -166,6 +168,20 @@ pub async fn copy_folder(
             to_copy.push(m.clone());
         }
     }
+    // Messages the source would not describe fully: reported, unless copied before.
+    for lacking in &listing.incomplete {
+        tally.messages += 1;
+        if mapped.contains_key(&lacking.uid) {
+            if !tally.handled.contains(&lacking.uid) {
+                tally.already_present += 1;
+            }
+            continue;
+        }
+        if tally.handled.insert(lacking.uid) {
+            skip_incomplete(ctx, &folder, sinfo.uidvalidity, lacking, tally).await?;
+        }
+    }
+
     tally.to_copy = to_copy.len() as u64;
     ctx.events.emit(Event::FolderPlanned {
         source: folder.clone(),
@@ -322,6 +338,47 @@ async fn skip(
         size: Some(meta.size),
         date,
         subject,
+    });
+    Ok(())
+}
+
+/// Records a message whose listing stayed incomplete as skipped, and tells the listeners.
+async fn skip_incomplete(
+    ctx: &FolderContext<'_>,
+    folder: &str,
+    uidvalidity: u32,
+    lacking: &Incomplete,
+    tally: &mut FolderTally,
+) -> Result<()> {
+    let date = lacking
+        .internal_date
+        .as_deref()
+        .and_then(flags::parse_internal_date);
+    tracing::warn!(folder, uid = lacking.uid, reason = %lacking.reason, "message skipped");
+    ctx.map
+        .record_skip(&SkipRecord {
+            folder: folder.to_owned(),
+            uidvalidity,
+            uid: lacking.uid,
+            size: lacking.size,
+            internal_date: date,
+            subject: None,
+            reason: lacking.reason.clone(),
+            attempts: 1,
+        })
+        .await?;
+    ctx.events.emit(Event::MessageSkipped {
+        folder: folder.to_owned(),
+        uid: lacking.uid,
+        reason: lacking.reason.clone(),
+    });
+    tally.skipped.push(SkippedMessage {
+        folder: folder.to_owned(),
+        uid: lacking.uid,
+        reason: lacking.reason.clone(),
+        size: lacking.size,
+        date,
+        subject: None,
     });
     Ok(())
 }
