@@ -343,7 +343,9 @@ mod tests {
                 dir.path().join("my data/sub/m.db"),
             ),
         ] {
-            let db = Database::open(&url).await.unwrap_or_else(|e| panic!("{url}: {e}"));
+            let db = Database::open(&url)
+                .await
+                .unwrap_or_else(|e| panic!("{url}: {e}"));
             db.ping().await.unwrap();
             assert!(file.is_file(), "{} created", file.display());
             drop(db);

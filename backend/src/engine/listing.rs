@@ -109,7 +109,9 @@ fn split(pieces: &BTreeMap<u32, Pieces>) -> (Vec<SourceMessage>, Vec<u32>) {
 async fn fetch_into(src: &mut Conn, set: &str, pieces: &mut BTreeMap<u32, Pieces>) -> Result<()> {
     let session = src.session().await?;
     let mut items = Vec::new();
-    let done = session.uid_fetch(set, ITEMS, |item| items.push(item)).await?;
+    let done = session
+        .uid_fetch(set, ITEMS, |item| items.push(item))
+        .await?;
     if done.status != Status::Ok {
         return Err(session.refused("UID FETCH (listing)", &done));
     }
@@ -186,7 +188,10 @@ mod tests {
         no_date.flags = Some(vec![]);
         no_date.size = Some(8);
         let mut pieces = BTreeMap::new();
-        merge(vec![flags, rest, second_flags, second, no_date], &mut pieces);
+        merge(
+            vec![flags, rest, second_flags, second, no_date],
+            &mut pieces,
+        );
         let (done, lacking) = split(&pieces);
         assert_eq!(
             done,

@@ -449,7 +449,9 @@ async fn run_job(
         report.failed += failed.messages;
         report.failed_folders.push(failed);
     }
-    report.failed_folders.sort_by(|a, b| a.folder.cmp(&b.folder));
+    report
+        .failed_folders
+        .sort_by(|a, b| a.folder.cmp(&b.folder));
     if let Some(reason) = &stopped {
         events.emit(Event::Stopped {
             reason: reason.clone(),
