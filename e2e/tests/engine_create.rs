@@ -50,3 +50,41 @@ async fn a_folder_the_target_will_not_create_fails_alone() {
     let rest: BTreeMap<_, _> = before.into_iter().filter(|(f, _)| f != "Archive").collect();
     assert_same(&rest, &target);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_folder_recreated_between_runs_is_filled_again() {
+    let (pair, seeded, before) = seeded_pair().await;
+    let run = pair.migrate_direct(&[]).await.unwrap();
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.count("copied"), seeded);
+    // On the target: Sent deleted and made again (a new UIDVALIDITY, empty); Archive
+    // renumbered with its messages kept (deleted, recreated and refilled by hand).
+    let target = pair.target_account();
+    let mut conn = mailferry_e2e::imap_client::connect(&target).await.unwrap();
+    conn.command_ok("DELETE \"Sent\"").await.unwrap();
+    conn.create("Sent").await.unwrap();
+    conn.command_ok("RENAME \"Archive\" \"Old\"").await.unwrap();
+    conn.create("Archive").await.unwrap();
+    conn.select("Old").await.unwrap();
+    conn.command_ok("UID COPY 1:* \"Archive\"").await.unwrap();
+    conn.command_ok("CLOSE").await.unwrap();
+    conn.command_ok("DELETE \"Old\"").await.unwrap();
+    conn.logout().await;
+    let archive = snapshot(&target).await.unwrap()["Archive"].len() as u64;
+    assert_eq!(archive, before["Archive"].len() as u64);
+    let run = pair.migrate_direct(&[]).await.unwrap();
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let in_sent = before["Sent"].len() as u64;
+    assert_eq!(
+        (run.count("copied"), run.count("already_present")),
+        (in_sent, seeded - in_sent),
+        "{run:?}"
+    );
+    pair.assert_exact_copy(&before).await;
+    // A third run finds everything in place.
+    let run = pair.migrate_direct(&[]).await.unwrap();
+    assert_eq!(
+        (run.count("copied"), run.count("already_present")),
+        (0, seeded)
+    );
+}

@@ -87,6 +87,10 @@ pub async fn copy_folder(
         settle_pending(dst, ctx, &folder, &mut target, &rows, tally).await?;
         rows = ctx.map.folder_rows(&folder).await?;
     }
+    if rows.iter().any(|r| stale_copy(r, &target)) {
+        refill_recreated_target(dst, ctx, &folder, &mut target, tinfo.exists, &rows, tally).await?;
+        rows = ctx.map.folder_rows(&folder).await?;
+    }
     if rows
         .iter()
         .any(|r| r.state == DONE && r.source_uidvalidity != sinfo.uidvalidity)
@@ -380,6 +384,69 @@ async fn skip_incomplete(
         date,
         subject: None,
     });
+    Ok(())
+}
+
+/// A copy recorded in this target folder under an earlier UIDVALIDITY: the folder was
+/// made again (or renumbered) since, and the copy may be gone.
+fn stale_copy(row: &MapRow, target: &TargetState) -> bool {
+    row.state == DONE
+        && row.target_folder == target.wire
+        && row
+            .target_uidvalidity
+            .is_some_and(|v| v != target.uidvalidity)
+}
+
+/// The target folder has a new UIDVALIDITY: copies recorded under the old one are looked
+/// for in it (by size and content, like unsettled APPENDs) and re-mapped where found;
+/// the others are forgotten, so this run copies them again.
+async fn refill_recreated_target(
+    dst: &mut Conn,
+    ctx: &FolderContext<'_>,
+    folder: &str,
+    target: &mut TargetState,
+    exists: u32,
+    rows: &[MapRow],
+    tally: &mut FolderTally,
+) -> Result<()> {
+    let stale = rows.iter().filter(|r| stale_copy(r, target)).count();
+    tracing::warn!(
+        folder,
+        target = %target.wire,
+        stale,
+        "the target folder has a new UIDVALIDITY (made again?); checking what it still holds"
+    );
+    if exists > 0 {
+        // As if each were an APPEND whose reply was lost, anywhere in the folder.
+        let as_pending: Vec<MapRow> = rows
+            .iter()
+            .filter(|r| r.state != PENDING)
+            .map(|r| {
+                let mut r = r.clone();
+                if stale_copy(&r, target) {
+                    r.state = PENDING.to_owned();
+                    r.target_uidnext_before = Some(1);
+                }
+                r
+            })
+            .collect();
+        settle_pending(dst, ctx, folder, target, &as_pending, tally).await?;
+    }
+    let rows = ctx.map.folder_rows(folder).await?;
+    let mut gone: HashMap<u32, Vec<u32>> = HashMap::new();
+    for r in rows.iter().filter(|r| stale_copy(r, target)) {
+        gone.entry(r.source_uidvalidity)
+            .or_default()
+            .push(r.source_uid);
+    }
+    for (validity, uids) in gone {
+        tracing::info!(
+            folder,
+            messages = uids.len(),
+            "copies gone from the recreated target folder; copying them again"
+        );
+        ctx.map.forget_done(folder, validity, &uids).await?;
+    }
     Ok(())
 }
 
