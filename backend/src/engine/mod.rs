@@ -11,7 +11,8 @@
 //! token refresh on refusal, `sasl` for the pure SASL encoders and failure reading,
 //! `token` for the token-source interface), `conn` (reconnect and re-select, and a new
 //! login before an access token expires), `capabilities`, `folders` (listing and the folder plan), `utf7`, `fetch` (body forms and
-//! fallbacks), `append` (APPEND/MULTIAPPEND, APPENDUID, finding messages without it),
+//! fallbacks, exact bytes only), `listing` (a folder's UIDs, flags, dates and sizes: split
+//! responses merged, incomplete ones asked again or reported), `append` (APPEND/MULTIAPPEND, APPENDUID, finding messages without it),
 //! `flags`, `uidmap` (the map and journal), `copy_folder` (one folder), `events`,
 //! `gmail/` (label-style sources and targets: identity, label policy, label COPYs),
 //! `pacing/` (caps per account shared by all nodes: connection slots, bytes per day,
