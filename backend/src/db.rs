@@ -77,7 +77,7 @@ impl Database {
             DatabaseKind::Sqlite => sqlite_file(url),
             DatabaseKind::Postgres => None,
         };
-        if let Some(file) = sqlite_file {
+        if let Some(file) = sqlite_file.as_deref() {
             if let Some(dir) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
                 create_private_dir(dir).map_err(|source| DbError::DataDir {
                     path: dir.display().to_string(),
@@ -121,7 +121,7 @@ impl Database {
                 source,
             })?;
         sqlx::migrate!("../migrations").run(&pool).await?;
-        if let Some(file) = sqlite_file {
+        if let Some(file) = sqlite_file.as_deref() {
             // Files made by an older version (or another umask) are tightened too.
             for path in sqlite_files(file) {
                 restrict_to_owner(&path).map_err(|source| DbError::FileMode {
@@ -148,8 +148,10 @@ impl Database {
     }
 }
 
-/// The file a `sqlite://` URL names, if any (not `:memory:`).
-fn sqlite_file(url: &str) -> Option<&Path> {
+/// The file a `sqlite://` URL names, if any (not `:memory:`), with its percent-escapes
+/// decoded as SQLite's driver decodes them (`my%20data` is the directory `my data`): the
+/// directory and file made before opening must be the ones it then opens.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;
@@ -157,15 +159,47 @@ fn sqlite_file(url: &str) -> Option<&Path> {
     if path.is_empty() || path == ":memory:" {
         return None;
     }
-    Some(Path::new(path))
+    Some(PathBuf::from(percent_decoded(path)))
+}
+
+/// `%XX` escapes decoded to bytes; anything else (a lone `%`) kept as it is.
+fn percent_decoded(s: &str) -> std::ffi::OsString {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    #[cfg(unix)]
+    {
+        std::os::unix::ffi::OsStringExt::from_vec(out)
+    }
+    #[cfg(not(unix))]
+    {
+        String::from_utf8_lossy(&out).into_owned().into()
+    }
 }
 
 /// The directory a `sqlite://` URL's file lives in, if it names one.
 #[cfg(test)]
-fn sqlite_parent_dir(url: &str) -> Option<&Path> {
+fn sqlite_parent_dir(url: &str) -> Option<PathBuf> {
     sqlite_file(url)?
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
 }
 
 /// The database file and the journal files SQLite keeps beside it.
@@ -253,7 +287,11 @@ mod tests {
     fn sqlite_parent_dir_is_found() {
         assert_eq!(
             sqlite_parent_dir("sqlite://data/mailferry.db?mode=rwc"),
-            Some(Path::new("data"))
+            Some(PathBuf::from("data"))
+        );
+        assert_eq!(
+            sqlite_parent_dir("sqlite:///srv/my%20data/m.db"),
+            Some(PathBuf::from("/srv/my data"))
         );
         assert_eq!(sqlite_parent_dir("sqlite://x.db"), None);
         assert_eq!(sqlite_parent_dir("sqlite::memory:"), None);
@@ -288,6 +326,31 @@ mod tests {
         Database::open(&crate::config::sqlite_url(&path))
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_plain_url_in_new_directories_creates_the_database() {
+        // `mailferry migrate --db sqlite:///new/dir/file.db`: no `?mode=rwc`, missing
+        // parents, and a directory name with a percent-escaped space.
+        let dir = tempfile::tempdir().unwrap();
+        for (url, file) in [
+            (
+                format!("sqlite://{}/new/dir/file.db", dir.path().display()),
+                dir.path().join("new/dir/file.db"),
+            ),
+            (
+                format!("sqlite://{}/my%20data/sub/m.db", dir.path().display()),
+                dir.path().join("my data/sub/m.db"),
+            ),
+        ] {
+            let db = Database::open(&url)
+                .await
+                .unwrap_or_else(|e| panic!("{url}: {e}"));
+            db.ping().await.unwrap();
+            assert!(file.is_file(), "{} created", file.display());
+            drop(db);
+            Database::open(&url).await.unwrap();
+        }
     }
 
     #[tokio::test]

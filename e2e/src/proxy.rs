@@ -60,6 +60,15 @@ pub struct Faults {
     /// way (but stays open): its link is dead. New connections work until they too have
     /// sent that much.
     pub stall_after_bytes: Option<u64>,
+    /// Listing responses (FETCH responses that carry RFC822.SIZE) each sent as two: the
+    /// flags alone, without the UID, then the UID with the date and the size.
+    pub split_listing: bool,
+    /// (UID, n): the first n listing responses for this UID (in any folder) come without
+    /// their INTERNALDATE; `u64::MAX`: every one.
+    pub strip_listing_date: Vec<(u32, u64)>,
+    /// (mailbox name as the client sends it, reply after the tag, e.g. `NO [CANNOT] Not
+    /// allowed`): a CREATE of that mailbox is answered so and not passed on.
+    pub refuse_create: Vec<(String, String)>,
 }
 
 impl Faults {
@@ -202,6 +211,8 @@ impl ProxyStats {
 struct Shared {
     /// Occurrences counted per [`Refuse`] rule.
     counts: Vec<AtomicU64>,
+    /// Listing responses stripped so far, per UID.
+    stripped: std::sync::Mutex<std::collections::HashMap<u32, u64>>,
 }
 
 /// One connection's link: bytes from its client so far, and whether it died.
@@ -273,6 +284,7 @@ impl FaultProxy {
         }
         let shared = Arc::new(Shared {
             counts: faults.refuse.iter().map(|_| AtomicU64::new(0)).collect(),
+            stripped: Default::default(),
         });
         let faults = Arc::new(faults);
         let accept_stats = stats.clone();
@@ -357,6 +369,7 @@ async fn relay(
     let s2c_stats = stats.clone();
     let link = Arc::new(Link::default());
     let s2c_link = link.clone();
+    let s2c_shared = shared.clone();
     let s2c = tokio::spawn(async move {
         let mut reader = BufReader::new(server_read);
         let mut pacer = Pacer::new(s2c_faults.bandwidth);
@@ -370,7 +383,10 @@ async fn relay(
             if rewritten != line {
                 s2c_stats.rewritten_lines.fetch_add(1, Ordering::SeqCst);
             }
-            let line = rewritten;
+            let line = match &literal {
+                None => rewrite_listing(&rewritten, &s2c_faults, &s2c_shared),
+                Some(_) => rewritten,
+            };
             if s2c_link.dead.load(Ordering::SeqCst) {
                 // Dead link: hold the connection open, pass nothing.
                 tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -474,6 +490,18 @@ async fn relay(
                     refusal = Some(rule.reply.clone());
                     break;
                 }
+            }
+            if refusal.is_none() && verb0 == "CREATE" {
+                let name = text
+                    .split_whitespace()
+                    .nth(2)
+                    .unwrap_or("")
+                    .trim_matches('"');
+                refusal = faults
+                    .refuse_create
+                    .iter()
+                    .find(|(mailbox, _)| mailbox == name)
+                    .map(|(_, reply)| reply.clone());
             }
             if let Some(reply) = refusal {
                 // Take the rest of the command off the wire (non-synchronising literals
@@ -763,6 +791,86 @@ fn rewrite_server_line(line: &[u8], faults: &Faults) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// A listing response split in two or without its INTERNALDATE, as the faults say.
+fn rewrite_listing(line: &[u8], faults: &Faults, shared: &Shared) -> Vec<u8> {
+    if !faults.split_listing && faults.strip_listing_date.is_empty() {
+        return line.to_vec();
+    }
+    let Some((seq, items)) = listing_items(line) else {
+        return line.to_vec();
+    };
+    let value = |name: &str| {
+        items
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let Some(uid) = value("UID").and_then(|u| u.parse::<u32>().ok()) else {
+        return line.to_vec();
+    };
+    let mut items = items;
+    if let Some((_, times)) = faults.strip_listing_date.iter().find(|(u, _)| *u == uid) {
+        let mut stripped = shared.stripped.lock().unwrap_or_else(|e| e.into_inner());
+        let done = stripped.entry(uid).or_insert(0);
+        if *done < *times {
+            *done += 1;
+            items.retain(|(n, _)| !n.eq_ignore_ascii_case("INTERNALDATE"));
+        }
+    }
+    let join = |keep: &dyn Fn(&str) -> bool| {
+        items
+            .iter()
+            .filter(|(n, _)| keep(n))
+            .map(|(n, v)| format!("{n} {v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    if faults.split_listing {
+        let flags = join(&|n| n.eq_ignore_ascii_case("FLAGS"));
+        let rest = join(&|n| !n.eq_ignore_ascii_case("FLAGS"));
+        format!("* {seq} FETCH ({flags})\r\n* {seq} FETCH ({rest})\r\n").into_bytes()
+    } else {
+        format!("* {seq} FETCH ({})\r\n", join(&|_| true)).into_bytes()
+    }
+}
+
+/// `* seq FETCH (name value ...)` with RFC822.SIZE among the items: the sequence number
+/// and the items (a value is an atom, a quoted string or a list without nesting).
+fn listing_items(line: &[u8]) -> Option<(u32, Vec<(String, String)>)> {
+    let text = std::str::from_utf8(line).ok()?.trim_end();
+    let rest = text.strip_prefix("* ")?;
+    let (seq, rest) = rest.split_once(' ')?;
+    let seq: u32 = seq.parse().ok()?;
+    let inner = rest
+        .strip_prefix("FETCH (")
+        .or_else(|| rest.strip_prefix("fetch ("))?
+        .strip_suffix(')')?;
+    if !inner.to_ascii_uppercase().contains("RFC822.SIZE") {
+        return None;
+    }
+    let mut items = Vec::new();
+    let mut chars = inner.char_indices().peekable();
+    let bytes = inner.as_bytes();
+    while let Some(&(start, _)) = chars.peek() {
+        let name_end = inner[start..].find(' ').map(|i| start + i)?;
+        let name = inner[start..name_end].to_owned();
+        let vstart = name_end + 1;
+        let close = match bytes.get(vstart)? {
+            b'(' => inner[vstart..].find(')').map(|i| vstart + i + 1)?,
+            b'"' => inner[vstart + 1..].find('"').map(|i| vstart + 1 + i + 1)?,
+            _ => inner[vstart..]
+                .find(' ')
+                .map_or(inner.len(), |i| vstart + i),
+        };
+        items.push((name, inner[vstart..close].to_owned()));
+        let next = (close + 1).min(inner.len());
+        while chars.peek().is_some_and(|&(i, _)| i < next) {
+            chars.next();
+        }
+    }
+    Some((seq, items))
+}
+
 fn fetches_body(upper: &str) -> bool {
     let without_size = upper.replace("RFC822.SIZE", "");
     without_size.contains("BODY[]")
@@ -830,6 +938,31 @@ mod tests {
             &faults,
         );
         assert_eq!(out, b"a1 OK [CAPABILITY IMAP4rev1] Logged in\r\n");
+    }
+
+    #[test]
+    fn listing_responses_are_split_and_stripped() {
+        let line = b"* 4 FETCH (UID 9 FLAGS (\\Seen Work) INTERNALDATE \"01-Mar-2010 00:10:00 +0200\" RFC822.SIZE 123)\r\n";
+        let split = Faults {
+            split_listing: true,
+            ..Faults::default()
+        };
+        let shared = Shared::default();
+        assert_eq!(
+            String::from_utf8(rewrite_listing(line, &split, &shared)).unwrap(),
+            "* 4 FETCH (FLAGS (\\Seen Work))\r\n* 4 FETCH (UID 9 INTERNALDATE \"01-Mar-2010 00:10:00 +0200\" RFC822.SIZE 123)\r\n"
+        );
+        let strip = Faults {
+            strip_listing_date: vec![(9, 1)],
+            ..Faults::default()
+        };
+        assert_eq!(
+            String::from_utf8(rewrite_listing(line, &strip, &shared)).unwrap(),
+            "* 4 FETCH (UID 9 FLAGS (\\Seen Work) RFC822.SIZE 123)\r\n"
+        );
+        assert_eq!(rewrite_listing(line, &strip, &shared), line.to_vec());
+        let other = b"* 4 FETCH (UID 9 FLAGS (\\Seen))\r\n";
+        assert_eq!(rewrite_listing(other, &split, &shared), other.to_vec());
     }
 
     #[test]

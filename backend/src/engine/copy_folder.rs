@@ -10,6 +10,7 @@ use super::fetch::{self, FetchOutcome, Fetched, ServerProfile, SourceMessage};
 use super::flags;
 use super::folders::{self, FolderPlan, FolderTree};
 use super::gmail::LabelPlan;
+use super::listing::{self, Incomplete};
 use super::retry::{classify, CommandKind, Refusal};
 use super::uidmap::{MapRow, SkipRecord, UidMap, DONE, PENDING};
 use super::wire::{uid_set, Status};
@@ -69,7 +70,8 @@ pub async fn copy_folder(
 ) -> Result<()> {
     let folder = plan.source.display();
     let sinfo = src.select(&plan.source.wire, true).await?;
-    let mut messages = fetch::list_messages(src).await?;
+    let listing = listing::list_messages(src).await?;
+    let mut messages = listing.messages;
     tally.messages = messages.len() as u64;
     let tinfo = dst.select(&plan.target_wire, false).await?;
     let mut target = TargetState {
@@ -83,6 +85,10 @@ pub async fn copy_folder(
     let mut rows = ctx.map.folder_rows(&folder).await?;
     if rows.iter().any(|r| r.state == PENDING) {
         settle_pending(dst, ctx, &folder, &mut target, &rows, tally).await?;
+        rows = ctx.map.folder_rows(&folder).await?;
+    }
+    if rows.iter().any(|r| stale_copy(r, &target)) {
+        refill_recreated_target(dst, ctx, &folder, &mut target, tinfo.exists, &rows, tally).await?;
         rows = ctx.map.folder_rows(&folder).await?;
     }
     if rows
@@ -166,6 +172,20 @@ pub async fn copy_folder(
             to_copy.push(m.clone());
         }
     }
+    // Messages the source would not describe fully: reported, unless copied before.
+    for lacking in &listing.incomplete {
+        tally.messages += 1;
+        if mapped.contains_key(&lacking.uid) {
+            if !tally.handled.contains(&lacking.uid) {
+                tally.already_present += 1;
+            }
+            continue;
+        }
+        if tally.handled.insert(lacking.uid) {
+            skip_incomplete(ctx, &folder, sinfo.uidvalidity, lacking, tally).await?;
+        }
+    }
+
     tally.to_copy = to_copy.len() as u64;
     ctx.events.emit(Event::FolderPlanned {
         source: folder.clone(),
@@ -323,6 +343,110 @@ async fn skip(
         date,
         subject,
     });
+    Ok(())
+}
+
+/// Records a message whose listing stayed incomplete as skipped, and tells the listeners.
+async fn skip_incomplete(
+    ctx: &FolderContext<'_>,
+    folder: &str,
+    uidvalidity: u32,
+    lacking: &Incomplete,
+    tally: &mut FolderTally,
+) -> Result<()> {
+    let date = lacking
+        .internal_date
+        .as_deref()
+        .and_then(flags::parse_internal_date);
+    tracing::warn!(folder, uid = lacking.uid, reason = %lacking.reason, "message skipped");
+    ctx.map
+        .record_skip(&SkipRecord {
+            folder: folder.to_owned(),
+            uidvalidity,
+            uid: lacking.uid,
+            size: lacking.size,
+            internal_date: date,
+            subject: None,
+            reason: lacking.reason.clone(),
+            attempts: 1,
+        })
+        .await?;
+    ctx.events.emit(Event::MessageSkipped {
+        folder: folder.to_owned(),
+        uid: lacking.uid,
+        reason: lacking.reason.clone(),
+    });
+    tally.skipped.push(SkippedMessage {
+        folder: folder.to_owned(),
+        uid: lacking.uid,
+        reason: lacking.reason.clone(),
+        size: lacking.size,
+        date,
+        subject: None,
+    });
+    Ok(())
+}
+
+/// A copy recorded in this target folder under an earlier UIDVALIDITY: the folder was
+/// made again (or renumbered) since, and the copy may be gone.
+fn stale_copy(row: &MapRow, target: &TargetState) -> bool {
+    row.state == DONE
+        && row.target_folder == target.wire
+        && row
+            .target_uidvalidity
+            .is_some_and(|v| v != target.uidvalidity)
+}
+
+/// The target folder has a new UIDVALIDITY: copies recorded under the old one are looked
+/// for in it (by size and content, like unsettled APPENDs) and re-mapped where found;
+/// the others are forgotten, so this run copies them again.
+async fn refill_recreated_target(
+    dst: &mut Conn,
+    ctx: &FolderContext<'_>,
+    folder: &str,
+    target: &mut TargetState,
+    exists: u32,
+    rows: &[MapRow],
+    tally: &mut FolderTally,
+) -> Result<()> {
+    let stale = rows.iter().filter(|r| stale_copy(r, target)).count();
+    tracing::warn!(
+        folder,
+        target = %target.wire,
+        stale,
+        "the target folder has a new UIDVALIDITY (made again?); checking what it still holds"
+    );
+    if exists > 0 {
+        // As if each were an APPEND whose reply was lost, anywhere in the folder.
+        let as_pending: Vec<MapRow> = rows
+            .iter()
+            .filter(|r| r.state != PENDING)
+            .map(|r| {
+                let mut r = r.clone();
+                if stale_copy(&r, target) {
+                    r.state = PENDING.to_owned();
+                    r.target_uidnext_before = Some(1);
+                }
+                r
+            })
+            .collect();
+        settle_pending(dst, ctx, folder, target, &as_pending, tally).await?;
+    }
+    let rows = ctx.map.folder_rows(folder).await?;
+    let mut gone: HashMap<u32, Vec<u32>> = HashMap::new();
+    for r in rows.iter().filter(|r| stale_copy(r, target)) {
+        gone.entry(r.source_uidvalidity)
+            .or_default()
+            .push(r.source_uid);
+    }
+    for (validity, uids) in gone {
+        tracing::info!(
+            folder,
+            messages = uids.len(),
+            "copies gone from the recreated target folder; copying them again"
+        );
+        ctx.map.forget_done(folder, validity, &uids).await?;
+    }
     Ok(())
 }
 

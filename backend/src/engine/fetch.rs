@@ -1,6 +1,11 @@
 //! Getting the exact bytes of messages from the source: `BODY.PEEK[]` first, then the
 //! fallback forms when a server refuses one (remembered per server), then isolation of a
 //! message that kills the connection or fails every form.
+//!
+//! `BINARY.PEEK[]` is the last resort and is only believed when it returns exactly the
+//! listed `RFC822.SIZE`: servers answer it with the parts' content-transfer-encoding
+//! undone (a base64 attachment comes back a quarter smaller), bytes that must never be
+//! stored as the message.
 
 use super::conn::Conn;
 use super::error::{EngineError, Result};
@@ -16,20 +21,22 @@ use std::sync::{Arc, Mutex};
 pub enum FetchForm {
     BodyPeek,
     Rfc822Peek,
-    BinaryPeek,
     /// Sets \Seen unless the folder is open read-only: the source is always EXAMINEd, and
     /// \Seen is checked and restored afterwards for servers that set it anyway.
     Body,
     Rfc822,
+    /// Decodes the parts' content-transfer-encoding: tried last, and its answer kept only
+    /// when it is exactly as long as the listed size (nothing was decoded).
+    BinaryPeek,
 }
 
 impl FetchForm {
     pub const ALL: [FetchForm; 5] = [
         FetchForm::BodyPeek,
         FetchForm::Rfc822Peek,
-        FetchForm::BinaryPeek,
         FetchForm::Body,
         FetchForm::Rfc822,
+        FetchForm::BinaryPeek,
     ];
 
     pub fn item(self) -> &'static str {
@@ -44,6 +51,18 @@ impl FetchForm {
 
     pub fn may_set_seen(self) -> bool {
         matches!(self, FetchForm::Body | FetchForm::Rfc822)
+    }
+
+    /// Why `bytes`, this form's answer for a message listed as `listed` bytes, are not
+    /// the message itself (`None`: they are to be kept).
+    pub fn not_exact(self, bytes: &[u8], listed: u64) -> Option<String> {
+        let got = bytes.len() as u64;
+        (self == FetchForm::BinaryPeek && got != listed).then(|| {
+            format!(
+                "{} returned {got} bytes for a message of {listed} bytes (its parts decoded, not the message as stored); not used",
+                self.item()
+            )
+        })
     }
 }
 
@@ -111,33 +130,6 @@ pub struct FetchFailure {
 pub struct FetchOutcome {
     pub fetched: Vec<Fetched>,
     pub failed: Vec<FetchFailure>,
-}
-
-/// Lists a folder's messages (UID, flags, date, size), checking the tagged reply.
-pub async fn list_messages(src: &mut Conn) -> Result<Vec<SourceMessage>> {
-    if src.mailbox.exists == 0 {
-        return Ok(Vec::new());
-    }
-    let session = src.session().await?;
-    let mut out = Vec::new();
-    let done = session
-        .uid_fetch("1:*", "UID FLAGS INTERNALDATE RFC822.SIZE", |item| {
-            if let (Some(uid), Some(date), Some(size)) = (item.uid, item.internal_date, item.size) {
-                out.push(SourceMessage {
-                    uid,
-                    flags: item.flags.unwrap_or_default(),
-                    internal_date: date,
-                    size,
-                });
-            }
-        })
-        .await?;
-    if done.status != Status::Ok {
-        return Err(session.refused("UID FETCH (listing)", &done));
-    }
-    out.sort_by_key(|m| m.uid);
-    out.dedup_by_key(|m| m.uid);
-    Ok(out)
 }
 
 /// Fetches a batch: the whole batch per form, falling back form by form for what is
@@ -263,6 +255,11 @@ async fn fetch_with_forms(
         let mut new_uids = HashSet::new();
         for (uid, body) in got {
             if let Some(meta) = by_uid.get(&uid) {
+                if let Some(why) = form.not_exact(&body, meta.size) {
+                    tracing::warn!(uid, reason = %why, "fetch answer refused");
+                    last_words.insert(uid, why);
+                    continue;
+                }
                 if new_uids.insert(uid) && missing.contains(&uid) {
                     fetched.push(Fetched {
                         meta: (*meta).clone(),
@@ -406,4 +403,32 @@ pub async fn subject_of(src: &mut Conn, uid: u32) -> Option<String> {
                 .then(|| value.trim().to_owned())
         })
         .map(|s| s.chars().take(200).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_is_the_last_resort_and_only_believed_at_the_listed_size() {
+        assert_eq!(FetchForm::ALL.last(), Some(&FetchForm::BinaryPeek));
+        let decoded = b"shorter than listed";
+        assert!(FetchForm::BinaryPeek
+            .not_exact(decoded, decoded.len() as u64 + 40)
+            .is_some_and(|why| why.contains("decoded")));
+        assert_eq!(
+            FetchForm::BinaryPeek.not_exact(decoded, decoded.len() as u64),
+            None
+        );
+        // The BODY and RFC822 forms are the message as stored whatever the listing says
+        // (some servers' RFC822.SIZE is an estimate).
+        assert_eq!(FetchForm::BodyPeek.not_exact(decoded, 1), None);
+        let profile = ServerProfile::default();
+        profile.mark_bad(FetchForm::BodyPeek);
+        profile.mark_bad(FetchForm::Rfc822Peek);
+        assert_eq!(
+            profile.usable(true),
+            vec![FetchForm::Body, FetchForm::Rfc822, FetchForm::BinaryPeek]
+        );
+    }
 }

@@ -11,7 +11,8 @@
 //! token refresh on refusal, `sasl` for the pure SASL encoders and failure reading,
 //! `token` for the token-source interface), `conn` (reconnect and re-select, and a new
 //! login before an access token expires), `capabilities`, `folders` (listing and the folder plan), `utf7`, `fetch` (body forms and
-//! fallbacks), `append` (APPEND/MULTIAPPEND, APPENDUID, finding messages without it),
+//! fallbacks, exact bytes only), `listing` (a folder's UIDs, flags, dates and sizes: split
+//! responses merged, incomplete ones asked again or reported), `append` (APPEND/MULTIAPPEND, APPENDUID, finding messages without it),
 //! `flags`, `uidmap` (the map and journal), `copy_folder` (one folder), `events`,
 //! `gmail/` (label-style sources and targets: identity, label policy, label COPYs),
 //! `pacing/` (caps per account shared by all nodes: connection slots, bytes per day,
@@ -31,6 +32,7 @@ pub mod flags;
 pub mod folders;
 pub mod gmail;
 pub mod limits;
+pub mod listing;
 pub mod pacing;
 pub mod retry;
 pub mod session;
@@ -290,16 +292,26 @@ async fn run_job(
         return Ok(outcome);
     }
 
-    // Create target folders first, parents before children (the plan is sorted).
-    for plan in &mut plans {
+    // Create target folders first, parents before children (the plan is sorted). A folder
+    // the target refuses to create fails alone: the others are still copied.
+    let mut not_created: Vec<FailedFolder> = Vec::new();
+    let mut creatable = Vec::with_capacity(plans.len());
+    for mut plan in plans {
         if !plan.target_exists {
             let path = plan.target_path.clone();
             let tree = target_tree.clone();
-            with_retries(settings, &mut dst, |s| {
+            let created = with_retries(settings, &mut dst, |s| {
                 Box::pin(folders::create_folder_owned(s, tree.clone(), path.clone()))
             })
-            .await?;
-            plan.target_exists = true;
+            .await;
+            match created {
+                Ok(()) => plan.target_exists = true,
+                Err(e @ EngineError::Refused { .. }) => {
+                    not_created.push(creation_failed(settings, &mut src, &plan, &e).await);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
         }
         if plan.subscribe {
             let wire = plan.target_wire.clone();
@@ -308,7 +320,9 @@ async fn run_job(
             })
             .await?;
         }
+        creatable.push(plan);
     }
+    let plans = creatable;
 
     let all_plans = plans.clone();
     let profile = ServerProfile::default();
@@ -428,6 +442,17 @@ async fn run_job(
             });
         }
     }
+    for failed in not_created {
+        events.emit(Event::FolderFailed {
+            folder: failed.folder.clone(),
+            error: failed.error.clone(),
+        });
+        report.failed += failed.messages;
+        report.failed_folders.push(failed);
+    }
+    report
+        .failed_folders
+        .sort_by(|a, b| a.folder.cmp(&b.folder));
     if let Some(reason) = &stopped {
         events.emit(Event::Stopped {
             reason: reason.clone(),
@@ -442,6 +467,30 @@ async fn run_job(
         report: report.clone(),
     });
     Ok(outcome)
+}
+
+/// A folder the target refused to create, for the report: the server's words and how many
+/// messages the source folder holds (best effort: 0 when even STATUS fails).
+async fn creation_failed(
+    settings: &Settings,
+    src: &mut Conn,
+    plan: &FolderPlan,
+    error: &EngineError,
+) -> FailedFolder {
+    tracing::warn!(folder = %plan.target_display(), error = %error, "target folder not created; its messages are not copied");
+    let wire = plan.source.wire.clone();
+    let messages = with_retries(settings, src, |s| Box::pin(s.status_owned(wire.clone())))
+        .await
+        .map(|status| u64::from(status.exists))
+        .unwrap_or(0);
+    FailedFolder {
+        folder: plan.source.display(),
+        error: format!(
+            "the target folder {} could not be created: {error}",
+            plan.target_display()
+        ),
+        messages,
+    }
 }
 
 /// After the folders: labels added by UID COPY on a Gmail target, and new labels as

@@ -285,6 +285,26 @@ impl UidMap {
         .await
     }
 
+    /// Forgets copies that are gone: their target folder was made again (a new
+    /// UIDVALIDITY) and they are not in it, so the messages are copied again.
+    pub async fn forget_done(
+        &self,
+        source_folder: &str,
+        source_uidvalidity: u32,
+        uids: &[u32],
+    ) -> Result<()> {
+        self.per_message(
+            "DELETE FROM uid_map WHERE job_id = $1 AND source_folder = $2 AND source_uidvalidity = $3 \
+             AND source_uid = $4 AND state = $5",
+            source_folder,
+            source_uidvalidity,
+            uids,
+            |uid| *uid,
+            |q, _| q.bind(DONE),
+        )
+        .await
+    }
+
     pub async fn set_flags(
         &self,
         source_folder: &str,
