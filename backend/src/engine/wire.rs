@@ -258,7 +258,13 @@ pub fn parse_response(raw: &[u8]) -> Result<Response, ParseError> {
 /// Whether an atom so far (`BODY`, `BODY.PEEK`, `BINARY.SIZE`...) is a fetch item whose
 /// `[` opens a section.
 fn opens_section(so_far: &[u8]) -> bool {
-    const ITEMS: [&[u8]; 5] = [b"BODY", b"BODY.PEEK", b"BINARY", b"BINARY.PEEK", b"BINARY.SIZE"];
+    const ITEMS: [&[u8]; 5] = [
+        b"BODY",
+        b"BODY.PEEK",
+        b"BINARY",
+        b"BINARY.PEEK",
+        b"BINARY.SIZE",
+    ];
     ITEMS.iter().any(|item| so_far.eq_ignore_ascii_case(item))
 }
 
@@ -841,7 +847,10 @@ mod tests {
         // Fetch item sections keep their brackets, in any case.
         let v = untagged(b"* 1 FETCH (body.peek[HEADER.FIELDS (FROM)] {2}\r\nF: UID 1)\r\n");
         let items = v[2].as_list().unwrap();
-        assert_eq!(items[0], Value::Atom("body.peek[HEADER.FIELDS (FROM)]".into()));
+        assert_eq!(
+            items[0],
+            Value::Atom("body.peek[HEADER.FIELDS (FROM)]".into())
+        );
         assert_eq!(items[1], Value::Bytes(b"F:".to_vec()));
     }
 
