@@ -640,6 +640,13 @@ impl Session {
                 Ok(response) => return Ok(self.seen(response)),
                 Err(e) => e,
             };
+            if error.is_hostile() {
+                return Err(EngineError::Protocol {
+                    side: self.side,
+                    host: self.host.clone(),
+                    source: error,
+                });
+            }
             if let Some(response) = wire::salvage_status(&raw) {
                 tracing::warn!(side = %self.side, host = %self.host, reason = error.reason, excerpt = %error.excerpt, "status response not fully parsed; kept its status and words");
                 return Ok(self.seen(response));
@@ -1431,6 +1438,16 @@ mod tests {
             s.read_response().await.unwrap(),
             Response::UntaggedStatus(_)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_nesting_bomb_is_still_an_error_not_skipped() {
+        let mut raw = b"* OK [X ".to_vec();
+        raw.extend(std::iter::repeat_n(b'(', 10_000));
+        raw.extend_from_slice(b"]\r\n");
+        let mut s = scripted(&raw, false, Limits::default());
+        let err = s.read_response().await.unwrap_err();
+        assert!(err.to_string().contains("nested too deeply"), "{err}");
     }
 
     #[tokio::test]

@@ -123,6 +123,16 @@ pub struct ParseError {
     pub excerpt: String,
 }
 
+impl ParseError {
+    /// Whether the response is an attack on the parser (lists nested past
+    /// [`MAX_NESTING`]), not merely a shape it does not know: never skipped or salvaged.
+    pub fn is_hostile(&self) -> bool {
+        self.reason == NESTED_TOO_DEEPLY
+    }
+}
+
+const NESTED_TOO_DEEPLY: &str = "lists nested too deeply";
+
 /// Lists nested deeper than this are refused: parsing recurses once per level, and no
 /// response the engine reads nests more than a few levels.
 pub const MAX_NESTING: usize = 100;
@@ -401,7 +411,7 @@ impl Parser<'_> {
         match self.peek() {
             Some(b'(') => {
                 if self.depth >= MAX_NESTING {
-                    return Err("lists nested too deeply");
+                    return Err(NESTED_TOO_DEEPLY);
                 }
                 self.depth += 1;
                 self.pos += 1;
