@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 /// What a scripted server does wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hostility {
-    /// The greeting announces a literal of 1 TiB (`* OK {1099511627776}`), then nothing.
+    /// The first response announces a literal of 1 TiB (`* ID ("name" {1099511627776}`),
+    /// then nothing. (A `{n}` ending `* OK ...` is the greeting's words, not a literal.)
     HugeGreetingLiteral,
     /// The greeting's response code holds 100,000 `(` (a code's arguments are parsed).
     DeepNesting,
@@ -101,7 +102,7 @@ fn serve(mut stream: TcpStream, hostility: Hostility, stop: &AtomicBool) -> std:
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;
     match hostility {
         Hostility::HugeGreetingLiteral => {
-            stream.write_all(b"* OK {1099511627776}\r\n")?;
+            stream.write_all(b"* ID (\"name\" {1099511627776}\r\n")?;
             return hold(&mut stream, stop);
         }
         Hostility::DeepNesting => {

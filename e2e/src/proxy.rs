@@ -69,6 +69,22 @@ pub struct Faults {
     /// (mailbox name as the client sends it, reply after the tag, e.g. `NO [CANNOT] Not
     /// allowed`): a CREATE of that mailbox is answered so and not passed on.
     pub refuse_create: Vec<(String, String)>,
+    /// A line (e.g. `* 1 EXISTS`) sent to the client right before every `+` the server
+    /// sends: an untagged reply that arrives while the client waits to send a literal.
+    pub untagged_before_continue: Option<String>,
+    /// APPENDs that announce a non-synchronising literal (`{n+}`) of more than this many
+    /// bytes are refused whole with `NO [TOOBIG]` (as Cyrus 3.6 with `literalminus`,
+    /// which advertises LITERAL+); synchronising literals of any size pass.
+    pub refuse_nonsync_literals_over: Option<usize>,
+    /// With `refuse_nonsync_literals_over`: refuse with `* BYE [TOOBIG]` and close the
+    /// connection instead of a tagged NO.
+    pub refuse_nonsync_with_bye: bool,
+    /// Where every line of every APPEND (the text between its literals, each literal's
+    /// announcement at its end) is recorded, as the proxy got it.
+    pub append_lines: Option<Arc<std::sync::Mutex<Vec<String>>>>,
+    /// INTERNALDATEs the server sends with a one-digit day (`"05-Mar-2024 ..."`) reach
+    /// the client space-padded (`" 5-Mar-2024 ..."`), as other servers write them.
+    pub space_padded_days: bool,
 }
 
 impl Faults {
@@ -379,7 +395,10 @@ async fn relay(
             let Ok(Some((line, literal))) = read_unit_server(&mut reader).await else {
                 break;
             };
-            let rewritten = rewrite_server_line(&line, &s2c_faults);
+            let mut rewritten = rewrite_server_line(&line, &s2c_faults);
+            if s2c_faults.space_padded_days {
+                rewritten = pad_days(&rewritten);
+            }
             if rewritten != line {
                 s2c_stats.rewritten_lines.fetch_add(1, Ordering::SeqCst);
             }
@@ -393,6 +412,14 @@ async fn relay(
                 break;
             }
             let mut w = s2c_writer.lock().await;
+            if let Some(injected) = &s2c_faults.untagged_before_continue {
+                if line.starts_with(b"+") {
+                    let injected = format!("{}\r\n", injected.trim_end());
+                    if pacer.write(&mut *w, injected.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+            }
             if pacer.write(&mut *w, &line).await.is_err() {
                 break;
             }
@@ -453,7 +480,17 @@ async fn relay(
                 refused: None,
             };
             let verb0 = verb.first().cloned().unwrap_or_default();
-            let whole = verb0 == "APPEND" && faults.refuse.iter().any(Refuse::needs_whole);
+            let is_append = verb0 == "APPEND";
+            let record_line = |line: &[u8]| {
+                if let (true, Some(lines)) = (is_append, &faults.append_lines) {
+                    if let Ok(mut l) = lines.lock() {
+                        l.push(String::from_utf8_lossy(line).trim_end().to_owned());
+                    }
+                }
+            };
+            let whole = verb0 == "APPEND"
+                && (faults.refuse.iter().any(Refuse::needs_whole)
+                    || faults.refuse_nonsync_literals_over.is_some());
             // The whole command (lines and literals) when a rule must look inside it.
             let mut buffered = if whole {
                 match WholeCommand::read(&mut reader, first.clone(), &client_write).await? {
@@ -463,6 +500,10 @@ async fn relay(
             } else {
                 None
             };
+            match &buffered {
+                Some(w) => w.lines.iter().for_each(|l| record_line(l)),
+                None => record_line(&first),
+            }
             let all_text = match &buffered {
                 Some(w) => w
                     .lines
@@ -476,6 +517,27 @@ async fn relay(
             let literals = buffered.as_ref().map_or(&no_literals, |w| &w.literals);
             entry.messages = literals.len();
             let mut refusal = None;
+            if let (Some(limit), Some(w)) = (faults.refuse_nonsync_literals_over, &buffered) {
+                let large_nonsync = w
+                    .lines
+                    .iter()
+                    .any(|l| !is_sync_literal(l) && literal_len(l).is_some_and(|n| n > limit));
+                if large_nonsync {
+                    stats.refusals.fetch_add(1, Ordering::SeqCst);
+                    stats.commands.fetch_add(1, Ordering::SeqCst);
+                    let words = "[TOOBIG] Literal too large for a non-synchronizing literal";
+                    entry.refused = Some(format!("NO {words}"));
+                    stats.record(entry);
+                    let mut w = client_write.lock().await;
+                    if faults.refuse_nonsync_with_bye {
+                        w.write_all(format!("* BYE {words}\r\n").as_bytes()).await?;
+                        return Ok(());
+                    }
+                    w.write_all(format!("{tag} NO {words}\r\n").as_bytes())
+                        .await?;
+                    continue;
+                }
+            }
             for (i, rule) in faults.refuse.iter().enumerate() {
                 if rule.needs_whole() && buffered.is_none() {
                     continue;
@@ -613,6 +675,7 @@ async fn relay(
                 if reader.read_until(b'\n', &mut line).await? == 0 {
                     return Ok(());
                 }
+                record_line(&line);
             }
             server_write.flush().await?;
             if let Some(delay) = faults.command_delay {
@@ -871,6 +934,19 @@ fn listing_items(line: &[u8]) -> Option<(u32, Vec<(String, String)>)> {
     Some((seq, items))
 }
 
+/// `INTERNALDATE "05-...` becomes `INTERNALDATE " 5-...` (the date-day-fixed form).
+fn pad_days(line: &[u8]) -> Vec<u8> {
+    const FROM: &[u8] = b"INTERNALDATE \"0";
+    let mut out = line.to_vec();
+    let mut at = 0;
+    while let Some(pos) = out[at..].windows(FROM.len()).position(|w| w == FROM) {
+        let zero = at + pos + FROM.len() - 1;
+        out[zero] = b' ';
+        at = zero;
+    }
+    out
+}
+
 fn fetches_body(upper: &str) -> bool {
     let without_size = upper.replace("RFC822.SIZE", "");
     without_size.contains("BODY[]")
@@ -963,6 +1039,18 @@ mod tests {
         assert_eq!(rewrite_listing(line, &strip, &shared), line.to_vec());
         let other = b"* 4 FETCH (UID 9 FLAGS (\\Seen))\r\n";
         assert_eq!(rewrite_listing(other, &split, &shared), other.to_vec());
+    }
+
+    #[test]
+    fn one_digit_days_are_space_padded() {
+        assert_eq!(
+            pad_days(
+                b"* 1 FETCH (UID 4 INTERNALDATE \"05-Mar-2010 00:14:00 +0000\" RFC822.SIZE 63)\r\n"
+            ),
+            b"* 1 FETCH (UID 4 INTERNALDATE \" 5-Mar-2010 00:14:00 +0000\" RFC822.SIZE 63)\r\n"
+        );
+        let two = b"* 1 FETCH (INTERNALDATE \"15-Mar-2010 00:14:00 +0000\")\r\n";
+        assert_eq!(pad_days(two), two.to_vec());
     }
 
     #[test]

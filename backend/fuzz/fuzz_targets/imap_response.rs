@@ -13,7 +13,9 @@ fuzz_target!(|data: &[u8]| {
     }
     for line in data.split_inclusive(|&b| b == b'\n') {
         let _ = wire::literal_announced(line);
+        let _ = wire::is_text_only(line);
     }
+    let _ = wire::salvage_status(data);
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = wire::parse_uid_set(text, wire::MAX_UID_SET);
     }

@@ -48,6 +48,16 @@ pub async fn append(
     mailbox: &str,
     messages: &[Outgoing<'_>],
 ) -> Result<AppendReply> {
+    let mut reply = session.run(append_command(mailbox, messages)).await?;
+    if session.refused_nonsync_literal(&reply.done) {
+        // LITERAL+ advertised but a large `{n+}` refused (Cyrus with `literalminus`): the
+        // same command again, each large literal now waiting for the server's `+`.
+        reply = session.run(append_command(mailbox, messages)).await?;
+    }
+    interpret(session, &reply.done, messages.len())
+}
+
+fn append_command(mailbox: &str, messages: &[Outgoing<'_>]) -> Vec<super::wire::Part> {
     let mut cmd = CommandBuilder::new("APPEND").string(mailbox.as_bytes());
     for m in messages {
         cmd = cmd.raw(" (").raw(&m.flags.join(" ")).raw(")");
@@ -57,8 +67,7 @@ pub async fn append(
         }
         cmd = cmd.raw(" ").literal_bytes(m.bytes.to_vec());
     }
-    let reply = session.run(cmd.build()).await?;
-    interpret(session, &reply.done, messages.len())
+    cmd.build()
 }
 
 /// INTERNALDATE as APPEND's `date-time` wants it (RFC 3501): a one-digit day keeps its
@@ -248,6 +257,76 @@ mod tests {
             String::from_utf8_lossy(&wire).contains("\" 3-Mar-2021 01:02:03 +0000\""),
             "{}",
             String::from_utf8_lossy(&wire)
+        );
+    }
+
+    /// Everything the client writes, for a test to read afterwards.
+    #[derive(Clone, Default)]
+    struct Written(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl tokio::io::AsyncWrite for Written {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_large_non_synchronising_literal_is_sent_again_synchronising() {
+        // The greeting advertises LITERAL+; the server refuses the `{5000+}` (as Cyrus 3.6
+        // with literalminus), then takes the same message announced as `{5000}`.
+        let script = b"* OK [CAPABILITY IMAP4rev1 LITERAL+ UIDPLUS] ready\r\n\
+m1 NO [TOOBIG] Literal too large\r\n\
++ go ahead\r\n\
+m2 OK [APPENDUID 7 9] Append completed\r\n\
++ go ahead\r\n\
+m3 OK [APPENDUID 7 10] Append completed\r\n";
+        let written = Written::default();
+        let stream = tokio::io::join(std::io::Cursor::new(script.to_vec()), written.clone());
+        let mut s = Session::over_stream(stream, true, crate::engine::Limits::default());
+        s.greet_for_test("toobig-unit-test:143").await.unwrap();
+        assert!(s.large_literals_nonsync());
+        let body = vec![b'x'; 5000];
+        let m = Outgoing {
+            source_uid: 1,
+            flags: vec!["\\Seen".into()],
+            internal_date: " 5-Mar-2024 10:00:00 +0100",
+            bytes: &body,
+            hash: content_hash(&body),
+        };
+        let reply = append(&mut s, "INBOX", std::slice::from_ref(&m))
+            .await
+            .unwrap();
+        assert_eq!(reply, AppendReply::Stored(Some((7, vec![9]))));
+        // Remembered: the next APPEND waits for `+` at once.
+        assert!(!s.large_literals_nonsync());
+        let reply = append(&mut s, "INBOX", &[m]).await.unwrap();
+        assert_eq!(reply, AppendReply::Stored(Some((7, vec![10]))));
+        let sent = String::from_utf8_lossy(&written.0.lock().unwrap()).into_owned();
+        let heads: Vec<&str> = sent.split("\r\n").filter(|l| l.starts_with('m')).collect();
+        assert_eq!(
+            heads,
+            vec![
+                "m1 APPEND \"INBOX\" (\\Seen) \" 5-Mar-2024 10:00:00 +0100\" {5000+}",
+                "m2 APPEND \"INBOX\" (\\Seen) \" 5-Mar-2024 10:00:00 +0100\" {5000}",
+                "m3 APPEND \"INBOX\" (\\Seen) \" 5-Mar-2024 10:00:00 +0100\" {5000}",
+            ]
         );
     }
 

@@ -148,6 +148,34 @@ pub struct Session {
     /// Bytes written since the server last sent anything: they may still sit in the
     /// buffers between here and a slow server, which must receive them before it answers.
     unanswered: u64,
+    /// The current command sent a literal over [`LITERAL_MINUS_MAX`] without waiting
+    /// for `+` (LITERAL+).
+    sent_large_nonsync: bool,
+    /// Responses that could not be parsed and were skipped, since the session began.
+    unreadable: u64,
+}
+
+/// The largest literal LITERAL- allows without waiting for `+` (RFC 7888).
+const LITERAL_MINUS_MAX: usize = 4096;
+
+/// Servers (`host:port`) that advertise LITERAL+ but refused a large non-synchronising
+/// literal (`NO`/`BYE [TOOBIG]`, as Cyrus 3.6 with `literalminus`): from then on they get
+/// synchronising literals above [`LITERAL_MINUS_MAX`], on every connection of the process.
+static NONSYNC_REFUSED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn nonsync_refused_by(host: &str) -> bool {
+    NONSYNC_REFUSED
+        .lock()
+        .map(|l| l.iter().any(|h| h == host))
+        .unwrap_or(false)
+}
+
+fn remember_nonsync_refused(host: &str) {
+    if let Ok(mut l) = NONSYNC_REFUSED.lock() {
+        if !l.iter().any(|h| h == host) {
+            l.push(host.to_owned());
+        }
+    }
 }
 
 impl std::fmt::Debug for Session {
@@ -268,6 +296,8 @@ impl Session {
             },
             renewal: None,
             user: String::new(),
+            sent_large_nonsync: false,
+            unreadable: 0,
         };
         session.begin("greeting".to_owned(), None, false);
         session
@@ -289,6 +319,14 @@ impl Session {
         );
         session.authenticated = authenticated;
         session
+    }
+
+    /// Reads the greeting (and the capabilities it names) as `host`, for tests of
+    /// commands over a scripted stream.
+    #[doc(hidden)]
+    pub async fn greet_for_test(&mut self, host: &str) -> Result<()> {
+        self.host = host.to_owned();
+        self.greeting().await
     }
 
     /// Starts the caps and the deadline of a new command; `body` is what its message
@@ -407,6 +445,28 @@ impl Session {
             )));
         }
         Ok(())
+    }
+
+    /// Whether literals over 4 KiB go without waiting for `+`: LITERAL+, unless this
+    /// server refused one before.
+    pub fn large_literals_nonsync(&self) -> bool {
+        self.caps.literal_plus() && !nonsync_refused_by(&self.host)
+    }
+
+    /// Whether `done`, the end of the last command, refused a large non-synchronising
+    /// literal (`[TOOBIG]` after one was sent): then the server is remembered, later
+    /// commands wait for `+`, and the caller may send the same command again.
+    pub fn refused_nonsync_literal(&mut self, done: &StatusLine) -> bool {
+        if done.status == Status::Ok
+            || done.code.as_deref() != Some("TOOBIG")
+            || !self.sent_large_nonsync
+        {
+            return false;
+        }
+        tracing::warn!(side = %self.side, host = %self.host, words = %done.words(), "the server refused a large non-synchronising literal; sending synchronising literals from now on");
+        remember_nonsync_refused(&self.host);
+        self.sent_large_nonsync = false;
+        true
     }
 
     pub fn capabilities(&self) -> &Capabilities {
@@ -588,10 +648,71 @@ impl Session {
     /// Reads one whole response, literals included. Literals are read as their bytes
     /// arrive (never allocated from the announced length) and capped by the state of the
     /// connection; every response and byte counts against the command's caps.
+    ///
+    /// A response that cannot be parsed does not end the command: an untagged one is
+    /// skipped (and logged), a status response keeps its status and words.
     pub async fn read_response(&mut self) -> Result<Response> {
         if let Some(r) = self.pending.pop_front() {
             return Ok(r);
         }
+        self.read_from_server().await
+    }
+
+    /// How many responses this session skipped because they could not be parsed.
+    pub fn unreadable_responses(&self) -> u64 {
+        self.unreadable
+    }
+
+    /// The next response from the server itself, never one parked in `pending`.
+    async fn read_from_server(&mut self) -> Result<Response> {
+        loop {
+            let raw = self.read_raw_response().await?;
+            let error = match wire::parse_response(&raw) {
+                Ok(response) => return Ok(self.seen(response)),
+                Err(e) => e,
+            };
+            if error.is_hostile() {
+                return Err(EngineError::Protocol {
+                    side: self.side,
+                    host: self.host.clone(),
+                    source: error,
+                });
+            }
+            if let Some(response) = wire::salvage_status(&raw) {
+                tracing::warn!(side = %self.side, host = %self.host, reason = error.reason, excerpt = %error.excerpt, "status response not fully parsed; kept its status and words");
+                return Ok(self.seen(response));
+            }
+            if raw.starts_with(b"* ") {
+                self.unreadable += 1;
+                tracing::warn!(side = %self.side, host = %self.host, reason = error.reason, excerpt = %error.excerpt, command = %self.budget.what, "skipped an unparseable untagged response");
+                continue;
+            }
+            return Err(EngineError::Protocol {
+                side: self.side,
+                host: self.host.clone(),
+                source: error,
+            });
+        }
+    }
+
+    fn seen(&mut self, response: Response) -> Response {
+        if let Response::UntaggedStatus(line) = &response {
+            if line.status == Status::Bye {
+                self.bye = Some(match &line.code {
+                    Some(code) => format!("[{code}] {}", line.text),
+                    None => line.text.clone(),
+                });
+                if line.code.as_deref() == Some("TOOBIG") && self.sent_large_nonsync {
+                    tracing::warn!(side = %self.side, host = %self.host, "the server closed on a large non-synchronising literal; sending synchronising literals from now on");
+                    remember_nonsync_refused(&self.host);
+                }
+            }
+        }
+        response
+    }
+
+    /// One response's bytes, lines and literals, counted against the command's caps.
+    async fn read_raw_response(&mut self) -> Result<Vec<u8>> {
         let mut raw = Vec::new();
         loop {
             let start = raw.len();
@@ -601,6 +722,9 @@ impl Session {
             }
             if !raw.ends_with(b"\n") {
                 return Err(self.lost("closed in the middle of a response"));
+            }
+            if start == 0 && wire::is_text_only(&raw) {
+                break;
             }
             let Some(announced) = wire::literal_announced(&raw[start..]) else {
                 break;
@@ -629,17 +753,7 @@ impl Session {
                 self.budget.what
             )));
         }
-        let response = wire::parse_response(&raw).map_err(|source| EngineError::Protocol {
-            side: self.side,
-            host: self.host.clone(),
-            source,
-        })?;
-        if let Response::UntaggedStatus(line) = &response {
-            if line.status == Status::Bye {
-                self.bye = Some(line.text.clone());
-            }
-        }
-        Ok(response)
+        Ok(raw)
     }
 
     /// Appends a literal of `len` bytes to `raw`, growing it only by what has arrived.
@@ -720,6 +834,8 @@ impl Session {
             })
             .sum();
         self.allow_sending(literals);
+        self.sent_large_nonsync = false;
+        let large_nonsync = self.large_literals_nonsync();
         let tag = self.new_tag();
         let mut out: Vec<u8> = Vec::new();
         out.extend_from_slice(tag.as_bytes());
@@ -728,9 +844,11 @@ impl Session {
             match part {
                 Part::Text(t) => out.extend_from_slice(&t),
                 Part::Literal(bytes) => {
-                    let non_sync = self.caps.literal_plus()
-                        || (self.caps.literal_minus() && bytes.len() <= 4096);
+                    let small = bytes.len() <= LITERAL_MINUS_MAX;
+                    let non_sync = large_nonsync
+                        || (small && (self.caps.literal_minus() || self.caps.literal_plus()));
                     if non_sync {
+                        self.sent_large_nonsync |= !small;
                         out.extend_from_slice(format!("{{{}+}}\r\n", bytes.len()).as_bytes());
                         out.extend_from_slice(&bytes);
                         if out.len() > 256 * 1024 {
@@ -742,8 +860,11 @@ impl Session {
                         self.write_raw(&out).await?;
                         out.clear();
                         self.flush().await?;
+                        // Untagged responses that come first are parked for the caller;
+                        // the wait reads the server only (a parked one read back here
+                        // would be parked again, forever).
                         loop {
-                            match self.read_response().await? {
+                            match self.read_from_server().await? {
                                 Response::Continue(_) => break,
                                 Response::Tagged { tag: t, line } if t == tag => {
                                     return Ok(Err(line))
@@ -1094,7 +1215,12 @@ mod tests {
 
     #[tokio::test]
     async fn terabyte_literal_in_the_greeting_is_refused_before_reading_it() {
-        let mut s = scripted(b"* OK {1099511627776}\r\n", false, Limits::default());
+        // (`* OK {n}` is a greeting's words, not a literal: see below.)
+        let mut s = scripted(
+            b"* CAPABILITY {1099511627776}\r\n",
+            false,
+            Limits::default(),
+        );
         match s.read_response().await {
             Err(EngineError::LiteralTooLarge {
                 announced, limit, ..
@@ -1102,13 +1228,17 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // Twelve digits, which the old reader did reserve (and abort on).
-        let mut s = scripted(b"* OK {999999999999}\r\n", false, Limits::default());
+        let mut s = scripted(b"* X {999999999999}\r\n", false, Limits::default());
         assert!(matches!(
             s.read_response().await,
             Err(EngineError::LiteralTooLarge { .. })
         ));
         // After login, far more is allowed, but never a terabyte.
-        let mut s = scripted(b"* OK {1099511627776}\r\n", true, Limits::default());
+        let mut s = scripted(
+            b"* 1 FETCH (BODY[] {1099511627776}\r\n",
+            true,
+            Limits::default(),
+        );
         let err = s.read_response().await.unwrap_err();
         assert!(err.to_string().contains("1099511627776 bytes"), "{err}");
     }
@@ -1283,6 +1413,95 @@ mod tests {
                 && text.contains("the link is dead"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn an_untagged_reply_before_the_continuation_is_kept_not_looped_on() {
+        // No LITERAL+: a 5000-byte literal waits for `+`, and the server says EXISTS first.
+        // Before the fix the parked EXISTS was read back and parked again, at full CPU.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let outcome = rt.block_on(async {
+                let mut s = scripted(
+                    b"* 1 EXISTS\r\n* 1 RECENT\r\n+ OK\r\nm1 OK [APPENDUID 3 1] Append completed\r\n",
+                    true,
+                    Limits::default(),
+                );
+                let parts = CommandBuilder::new("APPEND \"INBOX\" () ")
+                    .literal_bytes(vec![b'x'; 5000])
+                    .build();
+                s.run(parts).await.map(|r| (r.untagged, r.done))
+            });
+            let _ = tx.send(outcome);
+        });
+        let started = std::time::Instant::now();
+        let (untagged, done) = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("APPEND did not finish within 5 s")
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(done.status, Status::Ok);
+        assert_eq!(done.code.as_deref(), Some("APPENDUID"));
+        let words: Vec<String> = untagged
+            .iter()
+            .map(|r| match r {
+                Response::Untagged(v) => v.iter().filter_map(Value::as_text).collect(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(words, vec!["1EXISTS", "1RECENT"]);
+    }
+
+    #[tokio::test]
+    async fn status_text_ending_in_braces_is_not_read_as_a_literal() {
+        let script = b"* OK [ALERT] Mailbox is at 95% of {90}\r\nm1 OK NOOP completed {3}\r\n";
+        let mut s = scripted(script, true, Limits::default());
+        let reply = s.run(CommandBuilder::new("NOOP").build()).await.unwrap();
+        assert_eq!(reply.done.status, Status::Ok);
+        assert_eq!(reply.done.text, "NOOP completed {3}");
+        let [Response::UntaggedStatus(alert)] = reply.untagged.as_slice() else {
+            panic!("{:?}", reply.untagged)
+        };
+        assert_eq!(alert.text, "Mailbox is at 95% of {90}");
+        // Before login too (the greeting).
+        let mut s = scripted(b"* OK Dovecot ready {12}\r\n", false, Limits::default());
+        assert!(matches!(
+            s.read_response().await.unwrap(),
+            Response::UntaggedStatus(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_nesting_bomb_is_still_an_error_not_skipped() {
+        let mut raw = b"* OK [X ".to_vec();
+        raw.extend(std::iter::repeat_n(b'(', 10_000));
+        raw.extend_from_slice(b"]\r\n");
+        let mut s = scripted(&raw, false, Limits::default());
+        let err = s.read_response().await.unwrap_err();
+        assert!(err.to_string().contains("nested too deeply"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_unparseable_response_is_skipped_and_the_command_goes_on() {
+        let script = b"* 1 FETCH (UID 3 RFC822.SIZE 10 BODY[] \"cut\r\n\
+* 2 FETCH (UID 4 RFC822.SIZE 11 BODY[] {2}\r\nhi)\r\n\
+m1 OK [X-BAD \"code] Fetch completed\r\n";
+        let mut s = scripted(script, true, Limits::default());
+        let mut got = Vec::new();
+        let done = s
+            .uid_fetch("3:4", "UID RFC822.SIZE BODY.PEEK[]", |item| {
+                got.push((item.uid, item.body))
+            })
+            .await
+            .unwrap();
+        assert_eq!(done.status, Status::Ok);
+        assert_eq!(done.text, "[X-BAD \"code] Fetch completed");
+        assert_eq!(got, vec![(Some(4), Some(b"hi".to_vec()))]);
+        assert_eq!(s.unreadable_responses(), 1);
     }
 
     #[test]

@@ -123,6 +123,16 @@ pub struct ParseError {
     pub excerpt: String,
 }
 
+impl ParseError {
+    /// Whether the response is an attack on the parser (lists nested past
+    /// [`MAX_NESTING`]), not merely a shape it does not know: never skipped or salvaged.
+    pub fn is_hostile(&self) -> bool {
+        self.reason == NESTED_TOO_DEEPLY
+    }
+}
+
+const NESTED_TOO_DEEPLY: &str = "lists nested too deeply";
+
 /// Lists nested deeper than this are refused: parsing recurses once per level, and no
 /// response the engine reads nests more than a few levels.
 pub const MAX_NESTING: usize = 100;
@@ -152,6 +162,61 @@ pub fn literal_announced(line: &[u8]) -> Option<u64> {
     Some(digits.iter().fold(0u64, |n, d| {
         n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
     }))
+}
+
+/// Whether a response that begins with `line` is one line of text: a continuation
+/// (`+ ...`) or a status response (`* OK ...`, `a1 NO ...`). A `{5}` at the end of such a
+/// line is the server's words, never a literal (`resp-text` holds no literal).
+pub fn is_text_only(line: &[u8]) -> bool {
+    if line.starts_with(b"+") {
+        return true;
+    }
+    let rest = match line.strip_prefix(b"* ") {
+        Some(rest) => rest,
+        None => match line.iter().position(|&b| b == b' ') {
+            Some(space) if space > 0 => &line[space + 1..],
+            _ => return false,
+        },
+    };
+    let end = rest
+        .iter()
+        .position(|&b| matches!(b, b' ' | b'\r' | b'\n'))
+        .unwrap_or(rest.len());
+    std::str::from_utf8(&rest[..end])
+        .ok()
+        .and_then(Status::parse)
+        .is_some()
+}
+
+/// For a status response that does not parse (a response code the grammar does not
+/// allow), the status and its whole text, without the code: the end of a command must
+/// still be seen. `None` for anything else.
+pub fn salvage_status(raw: &[u8]) -> Option<Response> {
+    let line_end = raw
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(raw.len());
+    let line = &raw[..line_end];
+    if !is_text_only(line) || line.starts_with(b"+") {
+        return None;
+    }
+    let text = String::from_utf8_lossy(line);
+    let (tag, rest) = text.split_once(' ')?;
+    let (word, words) = rest.split_once(' ').unwrap_or((rest, ""));
+    let line = StatusLine {
+        status: Status::parse(word)?,
+        code: None,
+        code_args: Vec::new(),
+        text: words.to_owned(),
+    };
+    Some(if tag == "*" {
+        Response::UntaggedStatus(line)
+    } else {
+        Response::Tagged {
+            tag: tag.to_owned(),
+            line,
+        }
+    })
 }
 
 /// Parses one whole response: its wire bytes, literals inline, CRLF at the end.
@@ -200,6 +265,19 @@ pub fn parse_response(raw: &[u8]) -> Result<Response, ParseError> {
     Ok(Response::Tagged { tag, line })
 }
 
+/// Whether an atom so far (`BODY`, `BODY.PEEK`, `BINARY.SIZE`...) is a fetch item whose
+/// `[` opens a section.
+fn opens_section(so_far: &[u8]) -> bool {
+    const ITEMS: [&[u8]; 5] = [
+        b"BODY",
+        b"BODY.PEEK",
+        b"BINARY",
+        b"BINARY.PEEK",
+        b"BINARY.SIZE",
+    ];
+    ITEMS.iter().any(|item| so_far.eq_ignore_ascii_case(item))
+}
+
 struct Parser<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -221,6 +299,23 @@ impl Parser<'_> {
         }
     }
 
+    /// Whether a literal (`{n}`, `{n+}`, `{n-}`, `~{n}`) is announced here: only then are
+    /// `{` and `~` not ordinary characters.
+    fn literal_starts_here(&self) -> bool {
+        let rest = &self.buf[self.pos..];
+        let rest = rest.strip_prefix(b"~").unwrap_or(rest);
+        let Some(rest) = rest.strip_prefix(b"{") else {
+            return false;
+        };
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        let rest = &rest[digits..];
+        let rest = rest
+            .strip_prefix(b"+")
+            .or_else(|| rest.strip_prefix(b"-"))
+            .unwrap_or(rest);
+        digits > 0 && rest.starts_with(b"}\r\n")
+    }
+
     fn skip_spaces(&mut self) {
         while self.peek() == Some(b' ') {
             self.pos += 1;
@@ -239,17 +334,21 @@ impl Parser<'_> {
         String::from_utf8_lossy(&self.buf[start..self.pos]).into_owned()
     }
 
-    /// An atom, with `[...]` sections (which may hold spaces and parentheses) kept whole.
-    fn atom_text(&mut self) -> String {
+    /// An atom, with a fetch item's `[...]` section (which may hold spaces and
+    /// parentheses) kept whole: `BODY[HEADER.FIELDS (SUBJECT)]`. A `[` anywhere else is an
+    /// ordinary character (keywords and mailbox names may hold one). Inside a response
+    /// code (`in_code`) a `]` ends the atom; elsewhere it is part of it (`astring` allows it).
+    fn atom_text_in(&mut self, in_code: bool) -> String {
         let start = self.pos;
         let mut depth = 0usize;
         while let Some(b) = self.peek() {
             match b {
-                b'[' => depth += 1,
+                b'[' if depth > 0 || opens_section(&self.buf[start..self.pos]) => depth += 1,
                 b']' if depth > 0 => depth -= 1,
-                b']' => break,
+                b']' if in_code => break,
                 b' ' | b'(' | b')' if depth == 0 => break,
-                b'\r' | b'\n' | b'{' | b'"' if depth == 0 => break,
+                b'{' if depth == 0 && !in_code && self.literal_starts_here() => break,
+                b'\r' | b'\n' | b'"' if depth == 0 => break,
                 b'\r' | b'\n' => break,
                 _ => {}
             }
@@ -258,12 +357,17 @@ impl Parser<'_> {
         String::from_utf8_lossy(&self.buf[start..self.pos]).into_owned()
     }
 
+    /// An atom outside a response code (tags, status words, data).
+    fn atom_text(&mut self) -> String {
+        self.atom_text_in(false)
+    }
+
     fn status_tail(&mut self, status: Status) -> Result<StatusLine, &'static str> {
         self.skip_spaces();
         let mut code = None;
         let mut code_args = Vec::new();
         if self.eat(b'[') {
-            let name = self.atom_text().to_ascii_uppercase();
+            let name = self.atom_text_in(true).to_ascii_uppercase();
             loop {
                 self.skip_spaces();
                 match self.peek() {
@@ -272,7 +376,7 @@ impl Parser<'_> {
                         break;
                     }
                     None | Some(b'\r') | Some(b'\n') => return Err("unterminated response code"),
-                    _ => code_args.push(self.value()?),
+                    _ => code_args.push(self.value_in(true)?),
                 }
             }
             code = Some(name);
@@ -298,10 +402,16 @@ impl Parser<'_> {
     }
 
     fn value(&mut self) -> Result<Value, &'static str> {
+        self.value_in(false)
+    }
+
+    /// One value; `in_code`: inside a response code, where `]` ends it and no literal
+    /// can come (a status response is one line of text).
+    fn value_in(&mut self, in_code: bool) -> Result<Value, &'static str> {
         match self.peek() {
             Some(b'(') => {
                 if self.depth >= MAX_NESTING {
-                    return Err("lists nested too deeply");
+                    return Err(NESTED_TOO_DEEPLY);
                 }
                 self.depth += 1;
                 self.pos += 1;
@@ -317,7 +427,7 @@ impl Parser<'_> {
                         None => return Err("unterminated list"),
                         // A list may span literals but never a bare line end.
                         Some(b'\r') | Some(b'\n') => return Err("unterminated list"),
-                        _ => items.push(self.value()?),
+                        _ => items.push(self.value_in(in_code)?),
                     }
                 }
             }
@@ -348,12 +458,9 @@ impl Parser<'_> {
                     }
                 }
             }
-            Some(b'{') | Some(b'~') => {
+            Some(b'{') | Some(b'~') if !in_code && self.literal_starts_here() => {
                 if self.peek() == Some(b'~') {
                     self.pos += 1;
-                    if self.peek() != Some(b'{') {
-                        return Err("stray ~");
-                    }
                 }
                 self.pos += 1;
                 let start = self.pos;
@@ -377,7 +484,7 @@ impl Parser<'_> {
                 Ok(Value::Bytes(bytes.to_vec()))
             }
             Some(_) => {
-                let atom = self.atom_text();
+                let atom = self.atom_text_in(in_code);
                 if atom.is_empty() {
                     return Err("unexpected character");
                 }
@@ -685,6 +792,115 @@ mod tests {
         raw.extend(std::iter::repeat_n(b')', MAX_NESTING));
         raw.extend_from_slice(b"\r\n");
         assert!(parse_response(&raw).is_ok());
+    }
+
+    fn untagged(raw: &[u8]) -> Vec<Value> {
+        match parse_response(raw) {
+            Ok(Response::Untagged(v)) => v,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn fetch_flags(raw: &[u8]) -> Vec<Value> {
+        let v = untagged(raw);
+        let items = v[2].as_list().unwrap();
+        let at = items
+            .iter()
+            .position(|i| i.as_atom() == Some("FLAGS"))
+            .unwrap();
+        items[at + 1].as_list().unwrap().to_vec()
+    }
+
+    #[test]
+    fn an_atom_may_end_in_a_bracket() {
+        let v = untagged(b"* LIST (\\HasNoChildren) \".\" INBOX.Projects]\r\n");
+        assert_eq!(v[3], Value::Atom("INBOX.Projects]".into()));
+        let flags = fetch_flags(b"* 4 FETCH (UID 9 FLAGS (\\Seen todo]) RFC822.SIZE 12)\r\n");
+        assert_eq!(
+            flags,
+            vec![Value::Atom("\\Seen".into()), Value::Atom("todo]".into())]
+        );
+        // In a response code the bracket still ends it.
+        let Response::UntaggedStatus(line) =
+            parse_response(b"* OK [UIDNEXT 4392] Predicted next UID\r\n").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(line.code_args, vec![Value::Atom("4392".into())]);
+        assert_eq!(line.text, "Predicted next UID");
+    }
+
+    #[test]
+    fn a_tilde_starts_a_literal8_or_is_an_ordinary_character() {
+        let v = untagged(b"* LIST () \"/\" ~alice/Mail\r\n");
+        assert_eq!(v[3], Value::Atom("~alice/Mail".into()));
+        let flags = fetch_flags(b"* 2 FETCH (FLAGS (~draft \\Seen) UID 5)\r\n");
+        assert_eq!(flags[0], Value::Atom("~draft".into()));
+        let v = untagged(b"* 1 FETCH (UID 3 BINARY[] ~{3}\r\na\x00c)\r\n");
+        let items = v[2].as_list().unwrap();
+        assert_eq!(items[3], Value::Bytes(b"a\x00c".to_vec()));
+        let v = untagged(b"* 1 FETCH (UID 3 X-NOTE ~{x})\r\n");
+        assert_eq!(v[2].as_list().unwrap()[3], Value::Atom("~{x}".into()));
+    }
+
+    #[test]
+    fn a_keyword_may_hold_an_opening_bracket() {
+        let flags = fetch_flags(b"* 7 FETCH (UID 12 FLAGS (\\Seen foo[bar) RFC822.SIZE 44)\r\n");
+        assert_eq!(
+            flags,
+            vec![Value::Atom("\\Seen".into()), Value::Atom("foo[bar".into())]
+        );
+        let v = untagged(b"* 7 FETCH (FLAGS ([Work]) UID 12)\r\n");
+        let items = v[2].as_list().unwrap();
+        assert_eq!(items[1], Value::List(vec![Value::Atom("[Work]".into())]));
+        assert_eq!(items[3].as_u64(), Some(12));
+        // Fetch item sections keep their brackets, in any case.
+        let v = untagged(b"* 1 FETCH (body.peek[HEADER.FIELDS (FROM)] {2}\r\nF: UID 1)\r\n");
+        let items = v[2].as_list().unwrap();
+        assert_eq!(
+            items[0],
+            Value::Atom("body.peek[HEADER.FIELDS (FROM)]".into())
+        );
+        assert_eq!(items[1], Value::Bytes(b"F:".to_vec()));
+    }
+
+    #[test]
+    fn status_text_ending_in_braces_is_words_not_a_literal() {
+        for line in [
+            &b"* OK [ALERT] Your quota is {90}\r\n"[..],
+            b"* BYE Too many connections {5}\r\n",
+            b"m12 NO [TOOBIG] Literal too large {4096}\r\n",
+            b"m3 OK Completed {0}\r\n",
+            b"+ Ready for literal {310}\r\n",
+        ] {
+            assert!(is_text_only(line), "{}", String::from_utf8_lossy(line));
+        }
+        for line in [
+            &b"* 1 FETCH (BODY[] {5}\r\n"[..],
+            b"* LIST () \"/\" {3}\r\n",
+            b"* OKAY {3}\r\n",
+            b"m1OK {3}\r\n",
+        ] {
+            assert!(!is_text_only(line), "{}", String::from_utf8_lossy(line));
+        }
+        let r = parse_response(b"* OK [ALERT] Your quota is {90}\r\n").unwrap();
+        let Response::UntaggedStatus(line) = r else {
+            panic!()
+        };
+        assert_eq!(line.text, "Your quota is {90}");
+    }
+
+    #[test]
+    fn an_unparseable_status_response_is_salvaged_with_its_words() {
+        let raw = b"m9 OK [APPENDUID 5 \"unterminated] Append done\r\n";
+        assert!(parse_response(raw).is_err());
+        let Some(Response::Tagged { tag, line }) = salvage_status(raw) else {
+            panic!()
+        };
+        assert_eq!((tag.as_str(), line.status), ("m9", Status::Ok));
+        assert_eq!(line.code, None);
+        assert_eq!(line.text, "[APPENDUID 5 \"unterminated] Append done");
+        assert_eq!(salvage_status(b"* 1 FETCH (UID\r\n"), None);
     }
 
     #[test]
