@@ -273,16 +273,8 @@ impl UidMap {
         source_uidvalidity: u32,
         uids: &[u32],
     ) -> Result<()> {
-        self.per_message(
-            "DELETE FROM uid_map WHERE job_id = $1 AND source_folder = $2 AND source_uidvalidity = $3 \
-             AND source_uid = $4 AND state = $5",
-            source_folder,
-            source_uidvalidity,
-            uids,
-            |uid| *uid,
-            |q, _| q.bind(PENDING),
-        )
-        .await
+        self.forget_in_state(source_folder, source_uidvalidity, uids, PENDING)
+            .await
     }
 
     /// Forgets copies that are gone: their target folder was made again (a new
@@ -293,6 +285,17 @@ impl UidMap {
         source_uidvalidity: u32,
         uids: &[u32],
     ) -> Result<()> {
+        self.forget_in_state(source_folder, source_uidvalidity, uids, DONE)
+            .await
+    }
+
+    async fn forget_in_state(
+        &self,
+        source_folder: &str,
+        source_uidvalidity: u32,
+        uids: &[u32],
+        state: &'static str,
+    ) -> Result<()> {
         self.per_message(
             "DELETE FROM uid_map WHERE job_id = $1 AND source_folder = $2 AND source_uidvalidity = $3 \
              AND source_uid = $4 AND state = $5",
@@ -300,7 +303,7 @@ impl UidMap {
             source_uidvalidity,
             uids,
             |uid| *uid,
-            |q, _| q.bind(DONE),
+            move |q, _| q.bind(state),
         )
         .await
     }
