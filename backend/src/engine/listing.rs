@@ -54,13 +54,25 @@ impl Pieces {
         }
     }
 
-    fn complete(&self, uid: u32) -> Option<SourceMessage> {
-        Some(SourceMessage {
-            uid,
-            flags: self.flags.clone()?,
-            internal_date: self.internal_date.clone()?,
-            size: self.size?,
-        })
+    fn is_complete(&self) -> bool {
+        self.flags.is_some() && self.internal_date.is_some() && self.size.is_some()
+    }
+
+    /// The message, once nothing is lacking; otherwise the pieces as they are.
+    fn into_message(self, uid: u32) -> std::result::Result<SourceMessage, Pieces> {
+        match self {
+            Pieces {
+                flags: Some(flags),
+                internal_date: Some(internal_date),
+                size: Some(size),
+            } => Ok(SourceMessage {
+                uid,
+                flags,
+                internal_date,
+                size,
+            }),
+            lacking => Err(lacking),
+        }
     }
 
     fn lacking(&self) -> Vec<&'static str> {
@@ -93,14 +105,23 @@ fn merge(items: Vec<FetchItem>, into: &mut BTreeMap<u32, Pieces>) {
     }
 }
 
-/// Complete messages (sorted by UID) and the UIDs still lacking something.
-fn split(pieces: &BTreeMap<u32, Pieces>) -> (Vec<SourceMessage>, Vec<u32>) {
+/// The UIDs still lacking something (sorted).
+fn incomplete_uids(pieces: &BTreeMap<u32, Pieces>) -> Vec<u32> {
+    pieces
+        .iter()
+        .filter(|(_, p)| !p.is_complete())
+        .map(|(uid, _)| *uid)
+        .collect()
+}
+
+/// Complete messages (sorted by UID) and the pieces of those still lacking something.
+fn split(pieces: BTreeMap<u32, Pieces>) -> (Vec<SourceMessage>, Vec<(u32, Pieces)>) {
     let mut done = Vec::new();
     let mut lacking = Vec::new();
     for (uid, p) in pieces {
-        match p.complete(*uid) {
-            Some(m) => done.push(m),
-            None => lacking.push(*uid),
+        match p.into_message(uid) {
+            Ok(m) => done.push(m),
+            Err(p) => lacking.push((uid, p)),
         }
     }
     (done, lacking)
@@ -127,7 +148,7 @@ pub async fn list_messages(src: &mut Conn) -> Result<Listing> {
     let mut pieces = BTreeMap::new();
     fetch_into(src, "1:*", &mut pieces).await?;
     for _ in 0..REFETCHES {
-        let (_, lacking) = split(&pieces);
+        let lacking = incomplete_uids(&pieces);
         if lacking.is_empty() {
             break;
         }
@@ -137,21 +158,18 @@ pub async fn list_messages(src: &mut Conn) -> Result<Listing> {
         );
         fetch_into(src, &uid_set(&lacking), &mut pieces).await?;
     }
-    let (messages, lacking) = split(&pieces);
+    let (messages, lacking) = split(pieces);
     let incomplete = lacking
         .into_iter()
-        .map(|uid| {
-            let p = &pieces[&uid];
-            Incomplete {
-                uid,
-                size: p.size,
-                internal_date: p.internal_date.clone(),
-                reason: format!(
-                    "the source server did not give its {} (asked {} times)",
-                    p.lacking().join(" and "),
-                    REFETCHES + 1
-                ),
-            }
+        .map(|(uid, p)| Incomplete {
+            reason: format!(
+                "the source server did not give its {} (asked {} times)",
+                p.lacking().join(" and "),
+                REFETCHES + 1
+            ),
+            uid,
+            size: p.size,
+            internal_date: p.internal_date,
         })
         .collect();
     Ok(Listing {
@@ -192,7 +210,7 @@ mod tests {
             vec![flags, rest, second_flags, second, no_date],
             &mut pieces,
         );
-        let (done, lacking) = split(&pieces);
+        let (done, lacking) = split(pieces);
         assert_eq!(
             done,
             vec![
@@ -210,7 +228,10 @@ mod tests {
                 }
             ]
         );
-        assert_eq!(lacking, vec![11]);
-        assert_eq!(pieces[&11].lacking(), vec!["INTERNALDATE"]);
+        let [(uid, pieces)] = lacking.as_slice() else {
+            panic!("{lacking:?}")
+        };
+        assert_eq!(*uid, 11);
+        assert_eq!(pieces.lacking(), vec!["INTERNALDATE"]);
     }
 }
