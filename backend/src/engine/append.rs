@@ -3,7 +3,7 @@
 //! messages by UIDNEXT, size and content hash (never by Message-ID).
 
 use super::error::{EngineError, Result};
-use super::limits::BodyBudget;
+use super::fetch::body_budget;
 use super::retry::{classify, CommandKind, Refusal};
 use super::session::Session;
 use super::wire::{parse_uid_set, uid_set, CommandBuilder, Status, StatusLine, Value};
@@ -181,16 +181,14 @@ pub async fn find_appended(
     let mut hashes: Vec<(u32, String)> = Vec::new();
     if !candidates.is_empty() {
         // Bodies as large as the messages looked for (a 35 MB message is no hostile reply).
-        let limits = *session.limits();
         let chosen: HashSet<u32> = candidates.iter().copied().collect();
-        let allowances = present
-            .iter()
-            .filter(|(uid, _)| chosen.contains(uid))
-            .map(|(_, size)| limits.body_allowance(*size));
-        let budget = allowances.fold(BodyBudget::default(), |b, a| BodyBudget {
-            largest: b.largest.max(a),
-            total: b.total.saturating_add(a),
-        });
+        let budget = body_budget(
+            session.limits(),
+            present
+                .iter()
+                .filter(|(uid, _)| chosen.contains(uid))
+                .map(|(_, size)| *size),
+        );
         let done = session
             .uid_fetch_bodies(
                 &uid_set(&candidates),

@@ -10,7 +10,7 @@
 use super::conn::Conn;
 use super::error::{EngineError, Result};
 use super::flags;
-use super::limits::BodyBudget;
+use super::limits::{BodyBudget, Limits};
 use super::retry::{classify, CommandKind, Refusal};
 use super::wire::{uid_set, Status};
 use std::collections::{HashMap, HashSet};
@@ -205,6 +205,18 @@ pub async fn fetch_batch(
     }
 }
 
+/// What a body fetch of messages listed at `sizes` may bring: the largest allowance and
+/// all of them together.
+pub(super) fn body_budget(limits: &Limits, sizes: impl IntoIterator<Item = u64>) -> BodyBudget {
+    sizes
+        .into_iter()
+        .map(|size| limits.body_allowance(size))
+        .fold(BodyBudget::default(), |b, a| BodyBudget {
+            largest: b.largest.max(a),
+            total: b.total.saturating_add(a),
+        })
+}
+
 async fn fetch_with_forms(
     src: &mut Conn,
     profile: &ServerProfile,
@@ -212,18 +224,7 @@ async fn fetch_with_forms(
     fetched: &mut Vec<Fetched>,
 ) -> Result<Vec<FetchFailure>> {
     let binary = src.session().await?.capabilities().binary();
-    let limits = *src.limits();
-    let body = BodyBudget {
-        largest: batch
-            .iter()
-            .map(|m| limits.body_allowance(m.size))
-            .max()
-            .unwrap_or(0),
-        total: batch
-            .iter()
-            .map(|m| limits.body_allowance(m.size))
-            .fold(0u64, u64::saturating_add),
-    };
+    let body = body_budget(src.limits(), batch.iter().map(|m| m.size));
     let by_uid: HashMap<u32, &SourceMessage> = batch.iter().map(|m| (m.uid, m)).collect();
     let mut missing: Vec<u32> = batch.iter().map(|m| m.uid).collect();
     let mut last_words: HashMap<u32, String> = HashMap::new();
