@@ -230,13 +230,7 @@ pub async fn copy_folder(
     }
     let mut batches = batches.into_iter();
     let mut in_hand: Option<FetchOutcome> = match batches.next() {
-        Some(b) => {
-            ctx.settings
-                .pacing
-                .before_fetch(b.iter().map(|m| m.size))
-                .await?;
-            Some(fetch::fetch_batch(src, ctx.profile, &b, ctx.settings.max_attempts).await?)
-        }
+        Some(b) => Some(paced_fetch(src, ctx, &b).await?),
         None => None,
     };
     while let Some(outcome) = in_hand.take() {
@@ -259,20 +253,7 @@ pub async fn copy_folder(
         let (fetched_next, stored) = tokio::join!(
             async {
                 match &next {
-                    Some(b) => Some(
-                        match ctx
-                            .settings
-                            .pacing
-                            .before_fetch(b.iter().map(|m| m.size))
-                            .await
-                        {
-                            Ok(()) => {
-                                fetch::fetch_batch(src, ctx.profile, b, ctx.settings.max_attempts)
-                                    .await
-                            }
-                            Err(e) => Err(e),
-                        },
-                    ),
+                    Some(b) => Some(paced_fetch(src, ctx, b).await),
                     None => None,
                 }
             },
@@ -344,6 +325,19 @@ async fn skip(
         subject,
     });
     Ok(())
+}
+
+/// Fetches a batch once the source account's pacing lets its bytes through.
+async fn paced_fetch(
+    src: &mut Conn,
+    ctx: &FolderContext<'_>,
+    batch: &[SourceMessage],
+) -> Result<FetchOutcome> {
+    ctx.settings
+        .pacing
+        .before_fetch(batch.iter().map(|m| m.size))
+        .await?;
+    fetch::fetch_batch(src, ctx.profile, batch, ctx.settings.max_attempts).await
 }
 
 /// Records a message whose listing stayed incomplete as skipped, and tells the listeners.
