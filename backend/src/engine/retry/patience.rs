@@ -2,13 +2,14 @@
 //! waiting in-process and pauses (the job resumes by itself later).
 
 use super::backoff::RetryPolicy;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// The state of one command's retries: when the refusals began, and how many.
 #[derive(Debug, Clone)]
 pub struct Patience {
     limit: Duration,
-    began: Option<(Instant, SystemTime)>,
+    /// When the refusals began: for measuring, and as Unix seconds for telling.
+    began: Option<(Instant, i64)>,
     attempts: u32,
 }
 
@@ -30,8 +31,8 @@ impl Patience {
         }
     }
 
-    /// When the refusals began (wall clock), once they have.
-    pub fn since(&self) -> Option<SystemTime> {
+    /// When the refusals began (Unix seconds), once they have.
+    pub fn since(&self) -> Option<i64> {
         self.began.map(|b| b.1)
     }
 
@@ -43,7 +44,7 @@ impl Patience {
     pub fn next(&mut self, policy: &RetryPolicy, suggested: Option<Duration>) -> Next {
         let (began, _) = *self
             .began
-            .get_or_insert_with(|| (Instant::now(), SystemTime::now()));
+            .get_or_insert_with(|| (Instant::now(), crate::clock::unix_seconds()));
         self.attempts += 1;
         let wait = policy.wait(self.attempts, suggested);
         let waited = began.elapsed();

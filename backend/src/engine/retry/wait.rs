@@ -4,9 +4,10 @@
 
 use super::backoff::RetryPolicy;
 use super::patience::{Next, Patience};
+use crate::clock;
 use crate::engine::error::{EngineError, Result, Side};
 use crate::engine::events::{Event, Events};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// What a connection needs to wait out refusals: where to tell, how to wait, how long.
 #[derive(Debug, Clone)]
@@ -68,12 +69,12 @@ impl Waiter {
         what: &str,
     ) -> Result<()> {
         let next = patience.next(&self.policy, suggested);
-        let since = unix(patience.since().unwrap_or_else(SystemTime::now));
+        let since = patience.since().unwrap_or_else(clock::unix_seconds);
         let (wait, pause) = match next {
             Next::Wait(w) => (w, false),
             Next::Pause(w) => (w, true),
         };
-        let until = unix(SystemTime::now() + wait);
+        let until = (clock::unix_millis() + wait.as_millis() as i64) / 1000;
         if pause {
             tracing::warn!(%side, host, words, since, until, "the server keeps refusing; pausing the run");
             return Err(EngineError::Paused {
@@ -106,12 +107,6 @@ impl Waiter {
         tokio::time::sleep(wait).await;
         Ok(())
     }
-}
-
-fn unix(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// `HH:MM` (UTC) of a Unix time.
