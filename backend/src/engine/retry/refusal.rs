@@ -137,34 +137,15 @@ fn mentions_size(words: &str) -> bool {
 
 /// Microsoft's `Suggested Backoff Time: 299961 milliseconds`, or `try again in N seconds`.
 fn suggested_wait(words: &str) -> Option<Duration> {
-    if let Some(at) = words.find("backoff time") {
-        let (n, unit) = number_and_unit(&words[at + "backoff time".len()..])?;
-        return Some(match unit {
-            Unit::Seconds => Duration::from_secs(n),
-            Unit::Minutes => Duration::from_secs(n.saturating_mul(60)),
-            Unit::Millis => Duration::from_millis(n),
-        });
-    }
-    if let Some(at) = words.find("try again in") {
-        let (n, unit) = number_and_unit(&words[at + "try again in".len()..])?;
-        return Some(match unit {
-            Unit::Millis => Duration::from_millis(n),
-            Unit::Minutes => Duration::from_secs(n.saturating_mul(60)),
-            Unit::Seconds => Duration::from_secs(n),
-        });
-    }
-    None
-}
-
-enum Unit {
-    Millis,
-    Seconds,
-    Minutes,
+    ["backoff time", "try again in"].iter().find_map(|lead| {
+        let at = words.find(lead)?;
+        Some(duration_named(&words[at + lead.len()..]))
+    })?
 }
 
 /// The first number in `rest` (after `:` or spaces) and the unit word after it
 /// (milliseconds when unnamed, as Microsoft's wording is).
-fn number_and_unit(rest: &str) -> Option<(u64, Unit)> {
+fn duration_named(rest: &str) -> Option<Duration> {
     let rest = rest.trim_start_matches(|c: char| c == ':' || c.is_whitespace());
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     if digits.is_empty() || digits.len() > 12 {
@@ -172,16 +153,15 @@ fn number_and_unit(rest: &str) -> Option<(u64, Unit)> {
     }
     let n: u64 = digits.parse().ok()?;
     let unit = rest[digits.len()..].trim_start();
-    let unit = if unit.starts_with("ms") || unit.starts_with("milli") {
-        Unit::Millis
+    Some(if unit.starts_with("ms") || unit.starts_with("milli") {
+        Duration::from_millis(n)
     } else if unit.starts_with("min") {
-        Unit::Minutes
+        Duration::from_secs(n.saturating_mul(60))
     } else if unit.starts_with('s') {
-        Unit::Seconds
+        Duration::from_secs(n)
     } else {
-        Unit::Millis
-    };
-    Some((n, unit))
+        Duration::from_millis(n)
+    })
 }
 
 #[cfg(test)]
