@@ -323,8 +323,8 @@ impl Session {
 
     /// Reads the greeting (and the capabilities it names) as `host`, for tests of
     /// commands over a scripted stream.
-    #[doc(hidden)]
-    pub async fn greet_for_test(&mut self, host: &str) -> Result<()> {
+    #[cfg(test)]
+    pub(crate) async fn greet_for_test(&mut self, host: &str) -> Result<()> {
         self.host = host.to_owned();
         self.greeting().await
     }
