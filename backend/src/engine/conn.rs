@@ -114,6 +114,18 @@ impl Conn {
         result
     }
 
+    /// Waits out `e`, an error [`EngineError::transient`] calls a refusal for now, with
+    /// the server's words and suggested wait (or returns `Paused`, patience spent).
+    pub async fn wait_out_refusal(
+        &mut self,
+        patience: &mut Patience,
+        e: &EngineError,
+    ) -> Result<()> {
+        let words = e.server_words().unwrap_or_default();
+        self.wait_out(patience, &words, e.transient().flatten())
+            .await
+    }
+
     /// Whether this connection waited out a refusal in the last two minutes.
     pub fn recently_throttled(&self) -> bool {
         self.last_wait
@@ -133,13 +145,10 @@ impl Conn {
                     self.session = Some(s);
                     self.selected = None;
                 }
-                Err(e) => match e.transient() {
-                    Some(suggested) => {
-                        let words = e.server_words().unwrap_or_default();
-                        self.wait_out(&mut patience, &words, suggested).await?;
-                    }
-                    None => return Err(e),
-                },
+                Err(e) if e.transient().is_some() => {
+                    self.wait_out_refusal(&mut patience, &e).await?;
+                }
+                Err(e) => return Err(e),
             }
         }
         self.ready().await
@@ -186,9 +195,7 @@ impl Conn {
                     Err(e) if e.transient().is_some() => {
                         // Refused for now (a busy or throttling server): not a password
                         // problem and not a lost server; wait as long as patience allows.
-                        let words = e.server_words().unwrap_or_default();
-                        self.wait_out(&mut patience, &words, e.transient().flatten())
-                            .await?;
+                        self.wait_out_refusal(&mut patience, &e).await?;
                     }
                     Err(e) if e.is_hostile() && attempt < 2 => {
                         tracing::warn!(side = %self.endpoint.side, error = %e, "reconnect failed, trying once more");

@@ -571,16 +571,12 @@ async fn copy_with_retries(
                     patience = src.patience();
                 }
                 attempt = 0;
-                let words = e.server_words().unwrap_or_default();
                 let conn = if e.side() == Some(Side::Target) {
                     &mut *dst
                 } else {
                     &mut *src
                 };
-                if let Err(paused) = conn
-                    .wait_out(&mut patience, &words, e.transient().flatten())
-                    .await
-                {
+                if let Err(paused) = conn.wait_out_refusal(&mut patience, &e).await {
                     return (tally, Some(paused));
                 }
             }
@@ -631,11 +627,7 @@ async fn with_retries<T>(
         };
         match result {
             Ok(v) => return Ok(v),
-            Err(e) if e.transient().is_some() => {
-                let words = e.server_words().unwrap_or_default();
-                conn.wait_out(&mut patience, &words, e.transient().flatten())
-                    .await?;
-            }
+            Err(e) if e.transient().is_some() => conn.wait_out_refusal(&mut patience, &e).await?,
             Err(e)
                 if e.is_connection_failure()
                     && attempt
