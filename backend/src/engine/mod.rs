@@ -119,7 +119,7 @@ impl Settings {
             limits: Limits::default(),
             labels: gmail::LabelOptions::default(),
             pacing: pacing::Pacers::default(),
-            patience: std::time::Duration::from_secs(6 * 3600),
+            patience: retry::wait::DEFAULT_PATIENCE,
             retry: retry::RetryPolicy::default(),
         }
     }

@@ -9,6 +9,10 @@ use crate::engine::error::{EngineError, Result, Side};
 use crate::engine::events::{Event, Events};
 use std::time::Duration;
 
+/// How long one command may be refused as transient before the run pauses, unless the
+/// settings say otherwise.
+pub const DEFAULT_PATIENCE: Duration = Duration::from_secs(6 * 3600);
+
 /// What a connection needs to wait out refusals: where to tell, how to wait, how long.
 #[derive(Debug, Clone)]
 pub struct Waiter {
@@ -23,7 +27,7 @@ impl Default for Waiter {
         Waiter {
             events: Events::default(),
             policy: RetryPolicy::default(),
-            patience: Duration::from_secs(6 * 3600),
+            patience: DEFAULT_PATIENCE,
         }
     }
 }
