@@ -503,12 +503,7 @@ impl Session {
 
     pub(crate) fn refused(&self, command: &str, line: &StatusLine) -> EngineError {
         // Exchange logs in, then refuses every command: a wrong password or no licence.
-        if self.authenticated
-            && line
-                .text
-                .to_ascii_lowercase()
-                .contains("authenticated but not connected")
-        {
+        if self.authenticated && login::says_not_connected(&line.text) {
             return EngineError::Login {
                 side: self.side,
                 host: self.host.clone(),

@@ -95,12 +95,17 @@ fn password_refused(session: &Session, endpoint: &Endpoint, done: &StatusLine) -
     }
 }
 
-/// Microsoft's `BAD User is authenticated but not connected` in plain words.
-pub(crate) fn not_connected_explained(words: String) -> String {
-    if words
+/// Whether the server said Microsoft's `BAD User is authenticated but not connected`:
+/// logged in, yet every command refused (a wrong password or no Exchange licence).
+pub(crate) fn says_not_connected(words: &str) -> bool {
+    words
         .to_ascii_lowercase()
         .contains("authenticated but not connected")
-    {
+}
+
+/// Microsoft's `BAD User is authenticated but not connected` in plain words.
+pub(crate) fn not_connected_explained(words: String) -> String {
+    if says_not_connected(&words) {
         format!("wrong password or the mailbox has no Exchange licence (the server said {words})")
     } else {
         words

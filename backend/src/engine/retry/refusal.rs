@@ -3,6 +3,7 @@
 //! is a passing condition worth waiting out, or stops the whole job. The providers'
 //! real wordings are in the tests (see shared PROVIDERS.md and QUIRKS.md).
 
+use super::super::auth::login::says_not_connected;
 use super::super::wire::Status;
 use std::time::Duration;
 
@@ -66,7 +67,7 @@ pub fn classify(status: Status, code: Option<&str>, text: &str, kind: CommandKin
     if matches!(
         code,
         Some("AUTHENTICATIONFAILED" | "AUTHORIZATIONFAILED" | "EXPIRED" | "PRIVACYREQUIRED")
-    ) || words.contains("authenticated but not connected")
+    ) || says_not_connected(&words)
     {
         return Refusal::PerJob;
     }
