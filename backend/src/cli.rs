@@ -226,7 +226,7 @@ pub struct MigrateArgs {
 
     /// How long one command may keep being refused for now (throttled, server busy)
     /// before the run pauses, in seconds; each refusal is waited out meanwhile.
-    #[arg(long, default_value_t = 6 * 3600, value_name = "SECONDS")]
+    #[arg(long, default_value_t = crate::engine::retry::wait::DEFAULT_PATIENCE.as_secs(), value_name = "SECONDS")]
     pub patience: u64,
 
     /// Largest message copied, in MiB; larger ones are skipped and reported.

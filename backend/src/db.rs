@@ -162,34 +162,17 @@ fn sqlite_file(url: &str) -> Option<PathBuf> {
     Some(PathBuf::from(percent_decoded(path)))
 }
 
-/// `%XX` escapes decoded to bytes; anything else (a lone `%`) kept as it is.
+/// `%XX` escapes decoded to bytes (as SQLite's driver reads the path); a `%` without two
+/// hex digits is kept as it is.
 fn percent_decoded(s: &str) -> std::ffi::OsString {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
+    let bytes: Vec<u8> = percent_encoding::percent_decode_str(s).collect();
     #[cfg(unix)]
     {
-        std::os::unix::ffi::OsStringExt::from_vec(out)
+        std::os::unix::ffi::OsStringExt::from_vec(bytes)
     }
     #[cfg(not(unix))]
     {
-        String::from_utf8_lossy(&out).into_owned().into()
+        String::from_utf8_lossy(&bytes).into_owned().into()
     }
 }
 

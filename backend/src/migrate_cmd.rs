@@ -88,26 +88,13 @@ pub fn parse_account_url(url: &str) -> Result<AccountUrl, String> {
     })
 }
 
+/// `%XX` escapes decoded; a `%` without two hex digits is kept as it is: user names like
+/// `usuario1%ncc%migracion` exist and must work unescaped.
 fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        // A `%` without two hex digits is kept as is: user names like
-        // `usuario1%ncc%migracion` exist and must work unescaped.
-        let escaped = s
-            .get(i + 1..i + 3)
-            .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        if let (b'%', Some(byte)) = (bytes[i], escaped) {
-            out.push(byte);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(|d| d.into_owned())
 }
 
 fn password(side: Side, file: Option<&Path>) -> Result<Password, String> {
