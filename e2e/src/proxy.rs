@@ -579,10 +579,14 @@ async fn relay(
                 continue;
             }
             stats.record(entry);
+            let logout = verb0 == "LOGOUT";
             if let Some(whole) = buffered.take() {
-                server_write.write_all(&whole.into_bytes()).await?;
+                let bytes = whole.into_bytes();
+                forward(&mut server_write, &mut c2s_pacer, &bytes, &link, &faults).await?;
                 server_write.flush().await?;
-                stats.commands.fetch_add(1, Ordering::SeqCst);
+                if passed_on(&faults, &stats, &s2c, logout).await {
+                    return Ok(());
+                }
                 continue;
             }
             let is_fetch = upper.contains(" FETCH ");
@@ -662,19 +666,8 @@ async fn relay(
                 record_line(&line);
             }
             server_write.flush().await?;
-            if let Some(delay) = faults.command_delay {
-                tokio::time::sleep(delay).await;
-            }
-            let n = stats.commands.fetch_add(1, Ordering::SeqCst) + 1;
-            if let Some(every) = faults.drop_every {
-                let harmless = verb.first().is_some_and(|v| v == "LOGOUT");
-                if every > 0 && n.is_multiple_of(every) && !harmless {
-                    // The server got the command; the client never sees the reply.
-                    s2c.abort();
-                    stats.drops.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(150)).await;
-                    return Ok(());
-                }
+            if passed_on(&faults, &stats, &s2c, logout).await {
+                return Ok(());
             }
         }
     }
@@ -684,6 +677,31 @@ async fn relay(
     let _ = w.shutdown().await;
     let _ = server_write.shutdown().await;
     result
+}
+
+/// After a command went on to the server: the slow server's pause, then, every Nth
+/// command (LOGOUT aside), the lost reply: the server-to-client relay is stopped before
+/// the reply reaches the client. Whether the connection is to be closed now.
+async fn passed_on(
+    faults: &Faults,
+    stats: &ProxyStats,
+    s2c: &tokio::task::JoinHandle<()>,
+    logout: bool,
+) -> bool {
+    if let Some(delay) = faults.command_delay {
+        tokio::time::sleep(delay).await;
+    }
+    let n = stats.commands.fetch_add(1, Ordering::SeqCst) + 1;
+    let drop_now = faults
+        .drop_every
+        .is_some_and(|every| every > 0 && n.is_multiple_of(every) && !logout);
+    if drop_now {
+        // The server got the command; the client never sees the reply.
+        s2c.abort();
+        stats.drops.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    drop_now
 }
 
 /// The words of a refused `{n+}` literal (Cyrus 3.6 with `literalminus`).
