@@ -134,6 +134,17 @@ pub async fn connect(account: &Account) -> Result<ImapConnection> {
 const BEARER: &str = "\u{1}bearer:";
 
 impl Account {
+    /// `user` on a server's plain (no TLS) port on 127.0.0.1.
+    pub fn plain_local(port: u16, user: &str, password: &str) -> Account {
+        Account {
+            host: "127.0.0.1".into(),
+            port,
+            security: Security::Plain,
+            user: user.into(),
+            password: password.into(),
+        }
+    }
+
     /// This account, logged in to with an OAuth bearer token instead of a password.
     pub fn with_bearer(mut self, token: &str) -> Account {
         self.password = format!("{BEARER}{token}");
