@@ -23,16 +23,14 @@
 mod engine_common;
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 
-use anyhow::{Context, Result};
-use engine_common::{small_seed, snapshot, Run, Seen};
+use anyhow::Result;
+use engine_common::{migrate_command, run_to_end, small_seed, snapshot, Run, Seen};
 use mailferry_e2e::compare::parse_internal_date;
 use mailferry_e2e::courier::Courier;
 use mailferry_e2e::cyrus::Cyrus;
 use mailferry_e2e::dovecot::{Dovecot, DovecotOptions};
 use mailferry_e2e::imap_client::Account;
-use mailferry_e2e::portal::mailferry_bin;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const USER: &str = "carol";
@@ -291,49 +289,18 @@ impl MapDb {
     }
 
     fn url(&self) -> String {
-        match &self.postgres {
-            Some(pg) => pg.url.clone(),
-            None => format!(
-                "sqlite://{}?mode=rwc",
-                self.dir.path().join("map.db").display()
-            ),
-        }
+        mailferry_e2e::postgres::map_url(self.postgres.as_ref(), self.dir.path())
     }
 }
 
 async fn migrate(source: &Server, target: &Server, db: &MapDb) -> Result<Run> {
-    let out = tokio::process::Command::new(mailferry_bin())
-        .arg("migrate")
-        .arg("--from")
-        .arg(format!("imap://{USER}@127.0.0.1:{}", source.port()))
-        .arg("--to")
-        .arg(format!("imap://{USER}@127.0.0.1:{}", target.port()))
-        .arg("--allow-plaintext")
-        .arg("--db")
-        .arg(db.url())
-        .arg("--timeout")
-        .arg("15")
-        .arg("--json")
-        .env("MAILFERRY_FROM_PASSWORD", PASSWORD)
-        .env("MAILFERRY_TO_PASSWORD", PASSWORD)
-        .env("MAILFERRY_LOG", "warn")
-        .env_remove("MAILFERRY_DATABASE_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output()
-        .await?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let last = stdout.lines().last().unwrap_or("").to_owned();
-    let json: serde_json::Value = serde_json::from_str(&last)
-        .with_context(|| format!("last stdout line is not JSON: {last:?}\nstderr:\n{stderr}"))?;
-    Ok(Run {
-        code: out.status.code(),
-        json,
-        stderr,
-    })
+    run_to_end(migrate_command(
+        (USER, PASSWORD, source.port()),
+        (USER, PASSWORD, target.port()),
+        &db.url(),
+        &[],
+    ))
+    .await
 }
 
 async fn copy_and_rerun(from: Family, to: Family) {
