@@ -192,11 +192,6 @@ impl Courier {
         self.port
     }
 
-    /// The Maildir of `user` on disk.
-    pub fn maildir_of(&self, user: &str) -> PathBuf {
-        self.dir.path().join("home").join(user).join("Maildir")
-    }
-
     /// What `authdaemond`, `couriertcpd` and `imaplogin` wrote (logins, disconnects).
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("courier.log")).unwrap_or_default()

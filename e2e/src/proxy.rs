@@ -206,8 +206,8 @@ pub struct ProxyStats {
     pub rewritten_lines: AtomicU64,
     /// Commands answered by a [`Refuse`] rule.
     pub refusals: AtomicU64,
-    /// Every command, in order, with when it came.
-    pub log: std::sync::Mutex<Vec<LoggedCommand>>,
+    /// Every command, in order, with when it came (see [`ProxyStats::commands_logged`]).
+    log: std::sync::Mutex<Vec<LoggedCommand>>,
 }
 
 impl ProxyStats {
