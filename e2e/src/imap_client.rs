@@ -592,6 +592,46 @@ impl ImapConnection {
         r
     }
 
+    /// One APPEND with a synchronising literal: the message goes only after the server's
+    /// `+` (for servers without LITERAL+). The reply may be NO or BAD, given before or
+    /// after the message: check [`Reply::status`].
+    pub async fn append_sync(&mut self, item: &AppendItem<'_>) -> Result<Reply> {
+        let tag = self.tag();
+        let date = item
+            .internal_date
+            .map(|d| format!(" \"{d}\""))
+            .unwrap_or_default();
+        self.write_all(
+            format!(
+                "{tag} APPEND {} ({}){date} {{{}}}\r\n",
+                quote(item.mailbox),
+                item.flags.join(" "),
+                item.bytes.len()
+            )
+            .as_bytes(),
+        )
+        .await?;
+        loop {
+            let line = self.read_response().await?;
+            if let Some((status, text)) = tagged_status(&line, &tag) {
+                return Ok(Reply {
+                    untagged: Vec::new(),
+                    status,
+                    text,
+                });
+            }
+            if line.starts_with(b"+") {
+                break;
+            }
+            if line.starts_with(b"* BYE") {
+                bail!("server closed: {}", String::from_utf8_lossy(&line));
+            }
+        }
+        self.write_all(item.bytes).await?;
+        self.write_all(b"\r\n").await?;
+        self.read_until_tagged(&tag).await
+    }
+
     /// LOGOUT (errors ignored: the connection is going away anyway).
     pub async fn logout(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.command("LOGOUT")).await;
