@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on Debian 12, idempotently: Dovecot (private
 # instances are started by the tests themselves), Chromium + ChromeDriver, PostgreSQL,
-# Cyrus and Courier unpacked beside it (see below), mbsync (the benchmark's peer), openssl (test certificates) and the npm packages of
-# the OpenID provider in e2e/oidc (Node.js and npm must already be there).
+# Cyrus and Courier unpacked beside it (see below), mbsync (the benchmark's peer),
+# openssl (test certificates) and the npm packages of the OpenID provider in e2e/oidc
+# (Node.js and npm must already be there).
 set -euo pipefail
 log() { printf '[install-test-deps] %s\n' "$*" >&2; }
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 
 need=()
 # dovecot-core has the daemon (in /usr/sbin, not on every user's PATH); dovecot-imapd
@@ -19,7 +21,6 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]} from Debian"
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   # Debian does not start services here (policy-rc.d); the tests run private instances.
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -37,7 +38,6 @@ kit_libs=(libxapian30 libpcre3 libical3 libidn12 libltdl7 libgamin0 gamin libcou
 kit_marker="$kit_dir/.unpacked-v1 ${kit_unpack[*]}"
 if [ "$(cat "$kit_dir/.marker" 2>/dev/null)" != "$kit_marker" ]; then
   log "unpacking ${kit_unpack[*]} into $kit_dir (and installing their libraries)"
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${kit_libs[@]}" >/dev/null
   $SUDO mkdir -p "$kit_dir"
@@ -49,13 +49,13 @@ if [ "$(cat "$kit_dir/.marker" 2>/dev/null)" != "$kit_marker" ]; then
   for deb in "$kit_dir"/debs/*.deb; do dpkg -x "$deb" "$kit_dir/root"; done
   # Every binary the tests run must find its libraries (system ones or unpacked ones).
   missing=""
+  kit_ld="$kit_dir/root/usr/lib:$kit_dir/root/usr/lib/x86_64-linux-gnu"
   for bin in usr/lib/cyrus/bin/master usr/lib/cyrus/bin/imapd usr/lib/cyrus/bin/ctl_cyrusdb \
              usr/sbin/couriertcpd usr/lib/courier/courier/imaplogin usr/bin/imapd \
              usr/lib/courier/courier-authlib/authdaemond usr/lib/courier/courier-authlib/makedatprog; do
     [ -x "$kit_dir/root/$bin" ] || { missing+=" $bin(absent)"; continue; }
-    if LD_LIBRARY_PATH="$kit_dir/root/usr/lib:$kit_dir/root/usr/lib/x86_64-linux-gnu" ldd "$kit_dir/root/$bin" | grep -q 'not found'; then
-      missing+=" $bin($(LD_LIBRARY_PATH="$kit_dir/root/usr/lib:$kit_dir/root/usr/lib/x86_64-linux-gnu" ldd "$kit_dir/root/$bin" | awk '/not found/{print $1}' | tr '\n' ' '))"
-    fi
+    absent=$(LD_LIBRARY_PATH="$kit_ld" ldd "$kit_dir/root/$bin" | awk '/not found/{print $1}' | tr '\n' ' ' || true)
+    [ -z "$absent" ] || missing+=" $bin($absent)"
   done
   [ -z "$missing" ] || { log "unpacked servers lack:$missing"; exit 1; }
   printf '%s\n' "$kit_marker" > "$kit_dir/.marker"

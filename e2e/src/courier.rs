@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::imap_client::{Account, Security};
+use crate::imap_client::Account;
 use crate::ports::free_port;
 use crate::unpacked::{give_to_nobody, library_path, stop_group, tool, wait_for_greeting};
 
@@ -192,11 +192,6 @@ impl Courier {
         self.port
     }
 
-    /// The Maildir of `user` on disk.
-    pub fn maildir_of(&self, user: &str) -> PathBuf {
-        self.dir.path().join("home").join(user).join("Maildir")
-    }
-
     /// What `authdaemond`, `couriertcpd` and `imaplogin` wrote (logins, disconnects).
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("courier.log")).unwrap_or_default()
@@ -204,13 +199,7 @@ impl Courier {
 
     /// Connection details for `user` on the plain port.
     pub fn account(&self, user: &str, password: &str) -> Account {
-        Account {
-            host: "127.0.0.1".into(),
-            port: self.port,
-            security: Security::Plain,
-            user: user.into(),
-            password: password.into(),
-        }
+        Account::plain_local(self.port, user, password)
     }
 
     /// Stops Courier now (also done on drop): its process group, then whatever else runs

@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::imap_client::{Account, Security};
+use crate::imap_client::Account;
 use crate::ports::free_port;
 use crate::unpacked::{give_to_nobody, library_path, stop_group, tool, wait_for_greeting};
 
@@ -156,13 +156,7 @@ impl Cyrus {
 
     /// Connection details for `user` on the plain port.
     pub fn account(&self, user: &str, password: &str) -> Account {
-        Account {
-            host: "127.0.0.1".into(),
-            port: self.port,
-            security: Security::Plain,
-            user: user.into(),
-            password: password.into(),
-        }
+        Account::plain_local(self.port, user, password)
     }
 
     /// Stops Cyrus now (also done on drop). Idempotent.

@@ -390,13 +390,7 @@ impl Dovecot {
 
     /// Connection details for `user` on the plain port (no TLS).
     pub fn account(&self, user: &str, password: &str) -> Account {
-        Account {
-            host: "127.0.0.1".into(),
-            port: self.imap_port,
-            security: Security::Plain,
-            user: user.into(),
-            password: password.into(),
-        }
+        Account::plain_local(self.imap_port, user, password)
     }
 
     /// Connection details for `user` on the IMAPS port, trusting this server's CA.

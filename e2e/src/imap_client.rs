@@ -134,6 +134,17 @@ pub async fn connect(account: &Account) -> Result<ImapConnection> {
 const BEARER: &str = "\u{1}bearer:";
 
 impl Account {
+    /// `user` on a server's plain (no TLS) port on 127.0.0.1.
+    pub fn plain_local(port: u16, user: &str, password: &str) -> Account {
+        Account {
+            host: "127.0.0.1".into(),
+            port,
+            security: Security::Plain,
+            user: user.into(),
+            password: password.into(),
+        }
+    }
+
     /// This account, logged in to with an OAuth bearer token instead of a password.
     pub fn with_bearer(mut self, token: &str) -> Account {
         self.password = format!("{BEARER}{token}");
@@ -579,6 +590,46 @@ impl ImapConnection {
         let (w, r) = tokio::join!(write, read);
         w.context("writing APPENDs")?;
         r
+    }
+
+    /// One APPEND with a synchronising literal: the message goes only after the server's
+    /// `+` (for servers without LITERAL+). The reply may be NO or BAD, given before or
+    /// after the message: check [`Reply::status`].
+    pub async fn append_sync(&mut self, item: &AppendItem<'_>) -> Result<Reply> {
+        let tag = self.tag();
+        let date = item
+            .internal_date
+            .map(|d| format!(" \"{d}\""))
+            .unwrap_or_default();
+        self.write_all(
+            format!(
+                "{tag} APPEND {} ({}){date} {{{}}}\r\n",
+                quote(item.mailbox),
+                item.flags.join(" "),
+                item.bytes.len()
+            )
+            .as_bytes(),
+        )
+        .await?;
+        loop {
+            let line = self.read_response().await?;
+            if let Some((status, text)) = tagged_status(&line, &tag) {
+                return Ok(Reply {
+                    untagged: Vec::new(),
+                    status,
+                    text,
+                });
+            }
+            if line.starts_with(b"+") {
+                break;
+            }
+            if line.starts_with(b"* BYE") {
+                bail!("server closed: {}", String::from_utf8_lossy(&line));
+            }
+        }
+        self.write_all(item.bytes).await?;
+        self.write_all(b"\r\n").await?;
+        self.read_until_tagged(&tag).await
     }
 
     /// LOGOUT (errors ignored: the connection is going away anyway).

@@ -106,6 +106,25 @@ impl Portal {
         Self::start_with_env(env).await
     }
 
+    /// One node of a cluster: a portal with `config` on the shared database `db_url`,
+    /// named `name`, its secret key in `key_dir` (the nodes share it).
+    pub async fn start_node(
+        config: &str,
+        db_url: &str,
+        key_dir: &Path,
+        name: &str,
+    ) -> anyhow::Result<Portal> {
+        let env = vec![
+            ("MAILFERRY_DATABASE_URL".into(), db_url.to_owned()),
+            ("MAILFERRY_NODE_NAME".into(), name.into()),
+            (
+                "MAILFERRY_SECRET_KEY_FILE".into(),
+                key_dir.join("secret.key").display().to_string(),
+            ),
+        ];
+        Self::start_with_config_and_env(config, env).await
+    }
+
     /// Runs `mailferry ARGS` against this portal's database (e.g. `staff add`), with
     /// `stdin` as standard input.
     pub fn command(&self, args: &[&str], stdin: &str) -> anyhow::Result<std::process::Output> {

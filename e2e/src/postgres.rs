@@ -313,3 +313,12 @@ impl SuitePostgres {
         Ok(Some(SuitePostgres { server, url }))
     }
 }
+
+/// The URL of a migrate command's UID map: `postgres`'s database when the suite runs on
+/// PostgreSQL, else the SQLite file `map.db` in `dir`.
+pub fn map_url(postgres: Option<&SuitePostgres>, dir: &Path) -> String {
+    match postgres {
+        Some(pg) => pg.url.clone(),
+        None => format!("sqlite://{}?mode=rwc", dir.join("map.db").display()),
+    }
+}

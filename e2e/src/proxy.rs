@@ -66,9 +66,6 @@ pub struct Faults {
     /// (UID, n): the first n listing responses for this UID (in any folder) come without
     /// their INTERNALDATE; `u64::MAX`: every one.
     pub strip_listing_date: Vec<(u32, u64)>,
-    /// (mailbox name as the client sends it, reply after the tag, e.g. `NO [CANNOT] Not
-    /// allowed`): a CREATE of that mailbox is answered so and not passed on.
-    pub refuse_create: Vec<(String, String)>,
     /// A line (e.g. `* 1 EXISTS`) sent to the client right before every `+` the server
     /// sends: an untagged reply that arrives while the client waits to send a literal.
     pub untagged_before_continue: Option<String>,
@@ -110,6 +107,8 @@ pub enum Refused {
     AppendWithFlag(String),
     /// LOGIN or AUTHENTICATE.
     Login,
+    /// A CREATE of this mailbox (the name as the client sends it).
+    Create(String),
     /// Any command but LOGOUT.
     Any,
 }
@@ -152,8 +151,9 @@ impl Refuse {
         )
     }
 
-    /// Whether this rule is about `cmd` (`text`: the command's lines, upper-cased).
-    fn matches(&self, verb: &str, text: &str, literals: &[Vec<u8>]) -> bool {
+    /// Whether this rule is about a command (`text`: its lines, upper-cased; `argument`:
+    /// its first argument as sent, unquoted).
+    fn matches(&self, verb: &str, text: &str, argument: &str, literals: &[Vec<u8>]) -> bool {
         match &self.command {
             Refused::FetchBody => text.contains(" FETCH ") && fetches_body(text),
             Refused::Append => verb == "APPEND",
@@ -168,6 +168,7 @@ impl Refuse {
                 verb == "APPEND" && text.split(['(', ')', ' ']).any(|w| w == flag)
             }
             Refused::Login => verb == "LOGIN" || verb == "AUTHENTICATE",
+            Refused::Create(mailbox) => verb == "CREATE" && argument == mailbox,
             Refused::Any => verb != "LOGOUT",
         }
     }
@@ -205,8 +206,8 @@ pub struct ProxyStats {
     pub rewritten_lines: AtomicU64,
     /// Commands answered by a [`Refuse`] rule.
     pub refusals: AtomicU64,
-    /// Every command, in order, with when it came.
-    pub log: std::sync::Mutex<Vec<LoggedCommand>>,
+    /// Every command, in order, with when it came (see [`ProxyStats::commands_logged`]).
+    log: std::sync::Mutex<Vec<LoggedCommand>>,
 }
 
 impl ProxyStats {
@@ -449,17 +450,17 @@ async fn relay(
             let tag = words.next().unwrap_or("*").to_owned();
             let verb: Vec<String> = words.take(2).map(|w| w.to_ascii_uppercase()).collect();
             let upper = text.to_ascii_uppercase();
+            let argument = text
+                .split_whitespace()
+                .nth(2)
+                .unwrap_or("")
+                .trim_matches('"');
 
             if verb
                 .first()
                 .is_some_and(|v| v == "SELECT" || v == "EXAMINE")
             {
-                selected = text
-                    .split_whitespace()
-                    .nth(2)
-                    .unwrap_or("")
-                    .trim_matches('"')
-                    .to_owned();
+                selected = argument.to_owned();
             }
             let verb_name = match verb.as_slice() {
                 [uid, second, ..] if uid == "UID" => format!("UID {second}"),
@@ -517,32 +518,26 @@ async fn relay(
             let literals = buffered.as_ref().map_or(&no_literals, |w| &w.literals);
             entry.messages = literals.len();
             let mut refusal = None;
+            // A `{n+}` refused by a server that closes on it: `* BYE` instead of the NO.
+            let mut bye = false;
             if let (Some(limit), Some(w)) = (faults.refuse_nonsync_literals_over, &buffered) {
                 let large_nonsync = w
                     .lines
                     .iter()
                     .any(|l| !is_sync_literal(l) && literal_len(l).is_some_and(|n| n > limit));
                 if large_nonsync {
-                    stats.refusals.fetch_add(1, Ordering::SeqCst);
-                    stats.commands.fetch_add(1, Ordering::SeqCst);
-                    let words = "[TOOBIG] Literal too large for a non-synchronizing literal";
-                    entry.refused = Some(format!("NO {words}"));
-                    stats.record(entry);
-                    let mut w = client_write.lock().await;
-                    if faults.refuse_nonsync_with_bye {
-                        w.write_all(format!("* BYE {words}\r\n").as_bytes()).await?;
-                        return Ok(());
-                    }
-                    w.write_all(format!("{tag} NO {words}\r\n").as_bytes())
-                        .await?;
-                    continue;
+                    refusal = Some(format!("NO {TOOBIG}"));
+                    bye = faults.refuse_nonsync_with_bye;
                 }
             }
             for (i, rule) in faults.refuse.iter().enumerate() {
+                if refusal.is_some() {
+                    break;
+                }
                 if rule.needs_whole() && buffered.is_none() {
                     continue;
                 }
-                if !rule.matches(&verb0, &all_text, literals) {
+                if !rule.matches(&verb0, &all_text, argument, literals) {
                     continue;
                 }
                 let n = shared.counts[i].fetch_add(1, Ordering::SeqCst) + 1;
@@ -550,20 +545,7 @@ async fn relay(
                     || rule.every.is_some_and(|e| e > 0 && n.is_multiple_of(e));
                 if hit {
                     refusal = Some(rule.reply.clone());
-                    break;
                 }
-            }
-            if refusal.is_none() && verb0 == "CREATE" {
-                let name = text
-                    .split_whitespace()
-                    .nth(2)
-                    .unwrap_or("")
-                    .trim_matches('"');
-                refusal = faults
-                    .refuse_create
-                    .iter()
-                    .find(|(mailbox, _)| mailbox == name)
-                    .map(|(_, reply)| reply.clone());
             }
             if let Some(reply) = refusal {
                 // Take the rest of the command off the wire (non-synchronising literals
@@ -587,18 +569,24 @@ async fn relay(
                 entry.refused = Some(reply.clone());
                 entry.at = std::time::Instant::now();
                 stats.record(entry);
-                client_write
-                    .lock()
-                    .await
-                    .write_all(format!("{tag} {reply}\r\n").as_bytes())
-                    .await?;
+                let mut w = client_write.lock().await;
+                if bye {
+                    w.write_all(format!("* BYE {TOOBIG}\r\n").as_bytes())
+                        .await?;
+                    return Ok(());
+                }
+                w.write_all(format!("{tag} {reply}\r\n").as_bytes()).await?;
                 continue;
             }
             stats.record(entry);
+            let logout = verb0 == "LOGOUT";
             if let Some(whole) = buffered.take() {
-                server_write.write_all(&whole.into_bytes()).await?;
+                let bytes = whole.into_bytes();
+                forward(&mut server_write, &mut c2s_pacer, &bytes, &link, &faults).await?;
                 server_write.flush().await?;
-                stats.commands.fetch_add(1, Ordering::SeqCst);
+                if passed_on(&faults, &stats, &s2c, logout).await {
+                    return Ok(());
+                }
                 continue;
             }
             let is_fetch = upper.contains(" FETCH ");
@@ -678,19 +666,8 @@ async fn relay(
                 record_line(&line);
             }
             server_write.flush().await?;
-            if let Some(delay) = faults.command_delay {
-                tokio::time::sleep(delay).await;
-            }
-            let n = stats.commands.fetch_add(1, Ordering::SeqCst) + 1;
-            if let Some(every) = faults.drop_every {
-                let harmless = verb.first().is_some_and(|v| v == "LOGOUT");
-                if every > 0 && n.is_multiple_of(every) && !harmless {
-                    // The server got the command; the client never sees the reply.
-                    s2c.abort();
-                    stats.drops.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(150)).await;
-                    return Ok(());
-                }
+            if passed_on(&faults, &stats, &s2c, logout).await {
+                return Ok(());
             }
         }
     }
@@ -701,6 +678,34 @@ async fn relay(
     let _ = server_write.shutdown().await;
     result
 }
+
+/// After a command went on to the server: the slow server's pause, then, every Nth
+/// command (LOGOUT aside), the lost reply: the server-to-client relay is stopped before
+/// the reply reaches the client. Whether the connection is to be closed now.
+async fn passed_on(
+    faults: &Faults,
+    stats: &ProxyStats,
+    s2c: &tokio::task::JoinHandle<()>,
+    logout: bool,
+) -> bool {
+    if let Some(delay) = faults.command_delay {
+        tokio::time::sleep(delay).await;
+    }
+    let n = stats.commands.fetch_add(1, Ordering::SeqCst) + 1;
+    let drop_now = faults
+        .drop_every
+        .is_some_and(|every| every > 0 && n.is_multiple_of(every) && !logout);
+    if drop_now {
+        // The server got the command; the client never sees the reply.
+        s2c.abort();
+        stats.drops.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    drop_now
+}
+
+/// The words of a refused `{n+}` literal (Cyrus 3.6 with `literalminus`).
+const TOOBIG: &str = "[TOOBIG] Literal too large for a non-synchronizing literal";
 
 /// A command read whole: its lines, and the literal after each line that announces one.
 struct WholeCommand {

@@ -73,13 +73,7 @@ impl Kit {
     }
 
     fn db_url(&self) -> String {
-        match &self.postgres {
-            Some(pg) => pg.url.clone(),
-            None => format!(
-                "sqlite://{}?mode=rwc",
-                self.dir.path().join("map.db").display()
-            ),
-        }
+        mailferry_e2e::postgres::map_url(self.postgres.as_ref(), self.dir.path())
     }
 
     /// A file only its owner may read, as secrets must be.

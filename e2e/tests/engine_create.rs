@@ -4,7 +4,7 @@
 mod engine_common;
 
 use engine_common::*;
-use mailferry_e2e::proxy::Faults;
+use mailferry_e2e::proxy::{Faults, Refuse, Refused};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
@@ -15,13 +15,11 @@ async fn a_folder_the_target_will_not_create_fails_alone() {
     let (proxy, run) = pair
         .copy_through(
             Side::Target,
-            Faults {
-                refuse_create: vec![(
-                    "Archive".into(),
-                    "NO [NOPERM] Permission denied for Archive".into(),
-                )],
-                ..Faults::default()
-            },
+            Faults::refusing(Refuse::every(
+                Refused::Create("Archive".into()),
+                "NO [NOPERM] Permission denied for Archive",
+                1,
+            )),
             &[],
         )
         .await

@@ -23,17 +23,14 @@
 mod engine_common;
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 
-use anyhow::{Context, Result};
-use engine_common::{small_seed, snapshot, Run, Seen};
+use anyhow::Result;
+use engine_common::{migrate_command, run_to_end, small_seed, snapshot, Run, Seen};
 use mailferry_e2e::compare::parse_internal_date;
 use mailferry_e2e::courier::Courier;
 use mailferry_e2e::cyrus::Cyrus;
 use mailferry_e2e::dovecot::{Dovecot, DovecotOptions};
-use mailferry_e2e::imap_client::Account;
-use mailferry_e2e::portal::mailferry_bin;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use mailferry_e2e::imap_client::{connect, Account, AppendItem};
 
 const USER: &str = "carol";
 const PASSWORD: &str = "carol-secret";
@@ -157,7 +154,7 @@ fn sha(bytes: &[u8]) -> String {
 
 /// What the server says about itself: capabilities after login, NAMESPACE, LIST.
 async fn describe(server: &Server) -> Result<String> {
-    let mut conn = mailferry_e2e::imap_client::connect(&server.account()).await?;
+    let mut conn = connect(&server.account()).await?;
     let caps = conn.capabilities().join(" ");
     let ns = conn.command("NAMESPACE").await?;
     let list = conn.command("LIST \"\" \"*\"").await?;
@@ -206,72 +203,35 @@ async fn user_view(server: &Server) -> Result<BTreeMap<String, Vec<Seen>>> {
 /// Seeds [`small_seed`] with plain synchronising literals (Courier has no LITERAL+), one
 /// APPEND at a time. Returns how many were stored and the subjects the server refused.
 async fn seed(server: &Server) -> Result<(u64, Vec<String>)> {
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port())).await?;
-    let (read, mut write) = stream.into_split();
-    let mut read = BufReader::new(read);
-    let mut tag = 0u32;
-    let mut line = String::new();
-    read.read_line(&mut line).await?;
-    async fn tagged(
-        read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
-        tag: &str,
-        continuation: bool,
-    ) -> Result<String> {
-        loop {
-            let mut line = String::new();
-            if read.read_line(&mut line).await? == 0 {
-                anyhow::bail!("connection closed waiting for {tag}");
-            }
-            if (continuation && line.starts_with('+')) || line.starts_with(&format!("{tag} ")) {
-                return Ok(line.trim_end().to_string());
-            }
-        }
-    }
-    let mut send = |cmd: String| {
-        tag += 1;
-        (format!("s{tag}"), format!("s{tag} {cmd}"))
-    };
-    let (t, c) = send(format!("LOGIN {USER} {PASSWORD}"));
-    write.write_all(format!("{c}\r\n").as_bytes()).await?;
-    let reply = tagged(&mut read, &t, false).await?;
-    anyhow::ensure!(reply.contains(" OK"), "login: {reply}");
+    let mut conn = connect(&server.account()).await?;
     let folders = small_seed(server.separator(), server.prefix());
     for (folder, _) in &folders[1..] {
-        let (t, c) = send(format!("CREATE \"{folder}\""));
-        write.write_all(format!("{c}\r\n").as_bytes()).await?;
-        tagged(&mut read, &t, false).await?;
+        conn.command(&format!("CREATE \"{folder}\"")).await?;
     }
     let mut stored = 0;
     let mut refused = Vec::new();
     for (folder, messages) in &folders {
         for (body, flags, date) in messages {
-            let (t, c) = send(format!(
-                "APPEND \"{folder}\" ({}) \"{date}\" {{{}}}",
-                flags.join(" "),
-                body.len()
-            ));
-            write.write_all(format!("{c}\r\n").as_bytes()).await?;
-            let reply = tagged(&mut read, &t, true).await?;
-            let reply = if reply.starts_with('+') {
-                write.write_all(body).await?;
-                write.write_all(b"\r\n").await?;
-                tagged(&mut read, &t, false).await?
-            } else {
-                reply
-            };
-            if reply.contains(" OK") {
+            let reply = conn
+                .append_sync(&AppendItem {
+                    mailbox: folder,
+                    flags,
+                    internal_date: Some(date),
+                    bytes: body,
+                })
+                .await?;
+            if reply.status == "OK" {
                 stored += 1;
             } else {
                 let subject = String::from_utf8_lossy(body)
                     .lines()
                     .find_map(|l| l.strip_prefix("Subject: ").map(str::to_string))
                     .unwrap_or_default();
-                refused.push(format!("{subject}: {reply}"));
+                refused.push(format!("{subject}: {} {}", reply.status, reply.text));
             }
         }
     }
-    let (_, c) = send("LOGOUT".into());
-    write.write_all(format!("{c}\r\n").as_bytes()).await?;
+    conn.logout().await;
     Ok((stored, refused))
 }
 
@@ -291,49 +251,18 @@ impl MapDb {
     }
 
     fn url(&self) -> String {
-        match &self.postgres {
-            Some(pg) => pg.url.clone(),
-            None => format!(
-                "sqlite://{}?mode=rwc",
-                self.dir.path().join("map.db").display()
-            ),
-        }
+        mailferry_e2e::postgres::map_url(self.postgres.as_ref(), self.dir.path())
     }
 }
 
 async fn migrate(source: &Server, target: &Server, db: &MapDb) -> Result<Run> {
-    let out = tokio::process::Command::new(mailferry_bin())
-        .arg("migrate")
-        .arg("--from")
-        .arg(format!("imap://{USER}@127.0.0.1:{}", source.port()))
-        .arg("--to")
-        .arg(format!("imap://{USER}@127.0.0.1:{}", target.port()))
-        .arg("--allow-plaintext")
-        .arg("--db")
-        .arg(db.url())
-        .arg("--timeout")
-        .arg("15")
-        .arg("--json")
-        .env("MAILFERRY_FROM_PASSWORD", PASSWORD)
-        .env("MAILFERRY_TO_PASSWORD", PASSWORD)
-        .env("MAILFERRY_LOG", "warn")
-        .env_remove("MAILFERRY_DATABASE_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output()
-        .await?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let last = stdout.lines().last().unwrap_or("").to_owned();
-    let json: serde_json::Value = serde_json::from_str(&last)
-        .with_context(|| format!("last stdout line is not JSON: {last:?}\nstderr:\n{stderr}"))?;
-    Ok(Run {
-        code: out.status.code(),
-        json,
-        stderr,
-    })
+    run_to_end(migrate_command(
+        (USER, PASSWORD, source.port()),
+        (USER, PASSWORD, target.port()),
+        &db.url(),
+        &[],
+    ))
+    .await
 }
 
 async fn copy_and_rerun(from: Family, to: Family) {

@@ -606,16 +606,8 @@ async fn a_sign_out_on_one_node_ends_the_live_stream_on_another() {
     let config = closed_route_config();
     let mut nodes = Vec::new();
     for name in ["node-a", "node-b"] {
-        let env = vec![
-            ("MAILFERRY_DATABASE_URL".into(), db_url.clone()),
-            ("MAILFERRY_NODE_NAME".into(), name.into()),
-            (
-                "MAILFERRY_SECRET_KEY_FILE".into(),
-                key_dir.path().join("secret.key").display().to_string(),
-            ),
-        ];
         nodes.push(
-            Portal::start_with_config_and_env(&config, env)
+            Portal::start_node(&config, &db_url, key_dir.path(), name)
                 .await
                 .unwrap(),
         );

@@ -124,15 +124,7 @@ impl Cluster {
 
     /// Starts another node on the shared database and key. Returns its index.
     async fn add_node(&mut self, name: &str) -> usize {
-        let env = vec![
-            ("MAILFERRY_DATABASE_URL".into(), self.db_url.clone()),
-            ("MAILFERRY_NODE_NAME".into(), name.into()),
-            (
-                "MAILFERRY_SECRET_KEY_FILE".into(),
-                self.key_dir.path().join("secret.key").display().to_string(),
-            ),
-        ];
-        let node = Portal::start_with_config_and_env(&self.config, env)
+        let node = Portal::start_node(&self.config, &self.db_url, self.key_dir.path(), name)
             .await
             .unwrap();
         let health: Health = reqwest::get(node.url("/api/health"))
@@ -428,15 +420,9 @@ async fn a_node_with_another_secret_key_refuses_to_start() {
     let mut cluster = Cluster::new(0, 0, 1, 10, 1).await;
     cluster.add_node("node-a").await;
     let other_key = tempfile::tempdir().unwrap();
-    let env = vec![
-        ("MAILFERRY_DATABASE_URL".into(), cluster.db_url.clone()),
-        ("MAILFERRY_NODE_NAME".into(), "node-x".into()),
-        (
-            "MAILFERRY_SECRET_KEY_FILE".into(),
-            other_key.path().join("secret.key").display().to_string(),
-        ),
-    ];
-    let err = match Portal::start_with_config_and_env(&cluster.config, env).await {
+    let err = match Portal::start_node(&cluster.config, &cluster.db_url, other_key.path(), "node-x")
+        .await
+    {
         Ok(_) => panic!("a node with a different key started"),
         Err(err) => err.to_string(),
     };

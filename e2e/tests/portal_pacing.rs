@@ -35,15 +35,7 @@ fn config(source: &Dovecot, target: &Dovecot, head: &str, old: &str, new: &str) 
 
 /// A node of a cluster on one PostgreSQL database and one key.
 async fn node(config: &str, db_url: &str, key_dir: &std::path::Path, name: &str) -> Portal {
-    let env = vec![
-        ("MAILFERRY_DATABASE_URL".into(), db_url.to_owned()),
-        ("MAILFERRY_NODE_NAME".into(), name.into()),
-        (
-            "MAILFERRY_SECRET_KEY_FILE".into(),
-            key_dir.join("secret.key").display().to_string(),
-        ),
-    ];
-    Portal::start_with_config_and_env(config, env)
+    Portal::start_node(config, db_url, key_dir, name)
         .await
         .unwrap()
 }

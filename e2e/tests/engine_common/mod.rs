@@ -48,13 +48,7 @@ impl Pair {
     }
 
     pub fn db_url(&self) -> String {
-        if let Some(pg) = &self.postgres {
-            return pg.url.clone();
-        }
-        format!(
-            "sqlite://{}?mode=rwc",
-            self.dir.path().join("map.db").display()
-        )
+        mailferry_e2e::postgres::map_url(self.postgres.as_ref(), self.dir.path())
     }
 
     /// The migrate command against these servers (ports may be proxies in front of them).
@@ -64,47 +58,17 @@ impl Pair {
         target_port: u16,
         extra: &[&str],
     ) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(mailferry_bin());
-        cmd.arg("migrate")
-            .arg("--from")
-            .arg(format!("imap://{SOURCE_USER}@127.0.0.1:{source_port}"))
-            .arg("--to")
-            .arg(format!("imap://{TARGET_USER}@127.0.0.1:{target_port}"))
-            .arg("--allow-plaintext")
-            .arg("--db")
-            .arg(self.db_url())
-            .arg("--timeout")
-            .arg("15")
-            .arg("--json")
-            .args(extra)
-            .env("MAILFERRY_FROM_PASSWORD", SOURCE_PASSWORD)
-            .env("MAILFERRY_TO_PASSWORD", TARGET_PASSWORD)
-            .env("MAILFERRY_LOG", "warn")
-            .env_remove("MAILFERRY_DATABASE_URL")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        cmd
+        migrate_command(
+            (SOURCE_USER, SOURCE_PASSWORD, source_port),
+            (TARGET_USER, TARGET_PASSWORD, target_port),
+            &self.db_url(),
+            extra,
+        )
     }
 
     /// Runs a migration to its end; returns the exit code and the final JSON object.
     pub async fn migrate(&self, source_port: u16, target_port: u16, extra: &[&str]) -> Result<Run> {
-        let out = self
-            .command(source_port, target_port, extra)
-            .output()
-            .await?;
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let last = stdout.lines().last().unwrap_or("").to_owned();
-        let json: serde_json::Value = serde_json::from_str(&last).with_context(|| {
-            format!("last stdout line is not JSON: {last:?}\nstderr:\n{stderr}")
-        })?;
-        Ok(Run {
-            code: out.status.code(),
-            json,
-            stderr,
-        })
+        run_to_end(self.command(source_port, target_port, extra)).await
     }
 
     pub async fn migrate_direct(&self, extra: &[&str]) -> Result<Run> {
@@ -181,6 +145,53 @@ impl Pair {
             &skipped_by_folder(run),
         );
     }
+}
+
+/// The migrate command from `source` to `target`, each (user, password, port) on a plain
+/// 127.0.0.1 port, with the UID map at `db` and JSON output (`extra`: more arguments).
+pub fn migrate_command(
+    source: (&str, &str, u16),
+    target: (&str, &str, u16),
+    db: &str,
+    extra: &[&str],
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(mailferry_bin());
+    cmd.arg("migrate")
+        .arg("--from")
+        .arg(format!("imap://{}@127.0.0.1:{}", source.0, source.2))
+        .arg("--to")
+        .arg(format!("imap://{}@127.0.0.1:{}", target.0, target.2))
+        .arg("--allow-plaintext")
+        .arg("--db")
+        .arg(db)
+        .arg("--timeout")
+        .arg("15")
+        .arg("--json")
+        .args(extra)
+        .env("MAILFERRY_FROM_PASSWORD", source.1)
+        .env("MAILFERRY_TO_PASSWORD", target.1)
+        .env("MAILFERRY_LOG", "warn")
+        .env_remove("MAILFERRY_DATABASE_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Runs a migrate command to its end; returns the exit code and the final JSON object.
+pub async fn run_to_end(mut cmd: tokio::process::Command) -> Result<Run> {
+    let out = cmd.output().await?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let last = stdout.lines().last().unwrap_or("").to_owned();
+    let json: serde_json::Value = serde_json::from_str(&last)
+        .with_context(|| format!("last stdout line is not JSON: {last:?}\nstderr:\n{stderr}"))?;
+    Ok(Run {
+        code: out.status.code(),
+        json,
+        stderr,
+    })
 }
 
 /// One end of a migration.
