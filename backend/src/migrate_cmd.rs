@@ -478,6 +478,9 @@ struct JsonResult<'a> {
     failed_folders: &'a [engine::FailedFolder],
     stopped: Option<&'a str>,
     error: Option<String>,
+    /// When a paused run (exit status 4) may go on, in Unix seconds: run it again then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resume_at: Option<i64>,
     /// What the label policy did (label-style sources only).
     label_policy: &'a [String],
     /// Labels added on a Gmail target by UID COPY.
@@ -490,6 +493,8 @@ struct JsonResult<'a> {
 struct Ended {
     message: String,
     status: u8,
+    /// Unix seconds; set when the run paused (a cap or a throttling server).
+    resume_at: Option<i64>,
 }
 
 impl From<String> for Ended {
@@ -497,6 +502,7 @@ impl From<String> for Ended {
         Ended {
             message,
             status: EXIT_FATAL,
+            resume_at: None,
         }
     }
 }
@@ -505,7 +511,11 @@ pub async fn run(config_file: Option<&Path>, args: MigrateArgs) -> ExitCode {
     let started = Instant::now();
     match run_inner(config_file, &args, started).await {
         Ok(code) => code,
-        Err(Ended { message, status }) => {
+        Err(Ended {
+            message,
+            status,
+            resume_at,
+        }) => {
             eprintln!("mailferry migrate: {message}");
             if args.json {
                 let empty = Report::default();
@@ -523,6 +533,7 @@ pub async fn run(config_file: Option<&Path>, args: MigrateArgs) -> ExitCode {
                     failed_folders: &empty.failed_folders,
                     stopped: None,
                     error: Some(message),
+                    resume_at,
                     label_policy: &[],
                     label_copies: 0,
                     altered: &[],
@@ -607,6 +618,10 @@ async fn run_inner(
         } else {
             EXIT_FATAL
         },
+        resume_at: match &e {
+            EngineError::Paused { until, .. } => Some(*until),
+            _ => None,
+        },
     })?;
     let report = &outcome.report;
 
@@ -658,6 +673,7 @@ async fn run_inner(
             failed_folders: &report.failed_folders,
             stopped: report.stopped.as_deref(),
             error: None,
+            resume_at: None,
             label_policy: &report.label_policy,
             label_copies: report.label_copies,
             altered: &report.altered,

@@ -206,6 +206,8 @@ pub struct ProxyStats {
     pub rewritten_lines: AtomicU64,
     /// Commands answered by a [`Refuse`] rule.
     pub refusals: AtomicU64,
+    /// Untagged lines put before a `+` (see [`Faults::untagged_before_continue`]).
+    pub injected_untagged: AtomicU64,
     /// Every command, in order, with when it came (see [`ProxyStats::commands_logged`]).
     log: std::sync::Mutex<Vec<LoggedCommand>>,
 }
@@ -419,6 +421,7 @@ async fn relay(
                     if pacer.write(&mut *w, injected.as_bytes()).await.is_err() {
                         break;
                     }
+                    s2c_stats.injected_untagged.fetch_add(1, Ordering::SeqCst);
                 }
             }
             if pacer.write(&mut *w, &line).await.is_err() {
