@@ -151,7 +151,7 @@ impl Pacer {
         EngineError::Paused {
             side: self.side,
             host: self.host.clone(),
-            reason: caps::reached_words(kind, cap, window, self.caps.label),
+            reason: caps::reached_words(kind, cap, window),
             words: None,
             since: crate::clock::unix_seconds(),
             until: (until_ms + 999) / 1000,
