@@ -408,7 +408,7 @@ fn profile_side(
         endpoint,
         provider,
         token_file: sa.token_file.map(Path::to_path_buf),
-        pacing: Some((format!("{name}/{user}"), routes.server_pacing(name))),
+        pacing: Some(routes.server_pacing(name, &user)),
     })
 }
 
@@ -582,24 +582,13 @@ async fn run_inner(
         labels_as_folders: args.labels_as_folders,
         archive_folder: args.archive_folder.trim_matches('/').to_owned(),
     };
-    let holder = format!("cli/{}", std::process::id());
-    let pacer = |plan: &SidePlan| {
-        let (account, caps) = plan.pacing.clone()?;
-        engine::pacing::Pacer::new(
-            plan.endpoint.side,
-            plan.endpoint.address(),
-            account,
-            caps,
-            db.pool().clone(),
-            db.kind().clock(),
-            holder.clone(),
-            engine::pacing::LONGEST_HOURLY_WAIT,
-        )
-    };
-    settings.pacing = engine::pacing::Pacers {
-        source: pacer(&source),
-        target: pacer(&target),
-    };
+    settings.pacing = engine::pacing::Pacers::new(
+        db.pool(),
+        db.kind().clock(),
+        &format!("cli/{}", std::process::id()),
+        (&source.endpoint, source.pacing.clone()),
+        (&target.endpoint, target.pacing.clone()),
+    );
     settings.dry_run = args.dry_run;
     settings.connections = args.connections.max(1);
     settings.limits.max_message = args.max_message_mb.max(1).saturating_mul(1 << 20);

@@ -375,19 +375,25 @@ impl Routes {
         self.providers.get(name).cloned()
     }
 
-    /// The pacing of one side of a route: the server profile's name and its caps.
+    /// The pacing of one account on a side of a route: its key and the profile's caps
+    /// (see [`Routes::server_pacing`]).
     pub fn pacing(
         &self,
         route: &str,
         side: AccountSide,
-    ) -> Option<(&str, crate::engine::pacing::Caps)> {
+        user: &str,
+    ) -> Option<(String, crate::engine::pacing::Caps)> {
         let (name, _) = self.profile_for(route, side)?;
-        Some((name, self.server_pacing(name)))
+        Some(self.server_pacing(name, user))
     }
 
-    /// A server profile's caps by the profile's name (none for an unknown name).
-    pub fn server_pacing(&self, server: &str) -> crate::engine::pacing::Caps {
-        self.pacing.get(server).copied().unwrap_or_default()
+    /// The pacing of one account on a server profile: its key (`profile/user`, shared by
+    /// every job and node) and the profile's caps (none for an unknown name).
+    pub fn server_pacing(&self, server: &str, user: &str) -> (String, crate::engine::pacing::Caps) {
+        (
+            format!("{server}/{user}"),
+            self.pacing.get(server).copied().unwrap_or_default(),
+        )
     }
 
     /// Every configured provider (for the start-up check).

@@ -125,12 +125,16 @@ pub fn eta_words(seconds: u64, note: Option<&str>) -> String {
     }
 }
 
+/// The words that end the reason of a pause at a provider's cap (the backend's pacing
+/// writes them; [`paused_until_words`] looks for them).
+pub const PROVIDER_LIMIT: &str = "provider limit";
+
 /// The line a `paused_throttled` job shows: "Paused until 14:05 (provider limit)", with
 /// `time` already in the user's local time; "(server busy)" when a server, not a cap,
 /// asked to wait.
 pub fn paused_until_words(time: &str, reason: Option<&str>) -> String {
-    let why = if reason.is_some_and(|r| r.contains("provider limit")) {
-        "provider limit"
+    let why = if reason.is_some_and(|r| r.contains(PROVIDER_LIMIT)) {
+        PROVIDER_LIMIT
     } else {
         "server busy"
     };

@@ -225,8 +225,9 @@ impl JobStore {
     }
 
     /// Erases the passwords of every job nobody runs (any status but queued, connecting,
-    /// copying or paused_throttled, which resumes by itself, and no current lease) whose last change (`updated_at`: sign-in,
-    /// password update, the end of its last run) is before `cutoff` (Unix seconds).
+    /// copying or paused_throttled, which resumes by itself, and no current lease) whose
+    /// last change (`updated_at`: sign-in, password update, the end of its last run) is
+    /// before `cutoff` (Unix seconds).
     /// Returns the jobs whose passwords were erased; each gets a log entry.
     pub async fn erase_idle_credentials(&self, cutoff: i64) -> Result<Vec<String>> {
         let t = self.clock().await? / 1000;
@@ -469,7 +470,6 @@ impl JobStore {
         Ok(())
     }
 
-    /// Queues the job unless a worker already has it. Returns whether it was queued.
     /// Queues the job again if it waits in one of `paused` (for new credentials).
     pub async fn resume_if(&self, job_id: &str, paused: &[JobStatus]) -> Result<()> {
         if paused.contains(&self.status(job_id).await?) {
@@ -478,6 +478,7 @@ impl JobStore {
         Ok(())
     }
 
+    /// Queues the job unless a worker already has it. Returns whether it was queued.
     pub async fn queue(&self, job_id: &str) -> Result<bool> {
         let status = self.status(job_id).await?;
         if status.is_active() {

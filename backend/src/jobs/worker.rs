@@ -337,18 +337,23 @@ impl WorkerPool {
         if let Some(route) = self.routes.route(&job.route) {
             settings.labels = route.label_options().unwrap_or_default();
         }
-        settings.pacing = self.pacers(job, &settings);
+        let holder = format!("{}/{}/{}", self.settings.node, job.id, super::random_id());
+        let account = |side, user: &str| self.routes.pacing(&job.route, side, user);
+        settings.pacing = engine::pacing::Pacers::new(
+            self.store.pool(),
+            self.store.kind.clock(),
+            &holder,
+            (
+                &settings.source,
+                account(AccountSide::Source, &job.source_user),
+            ),
+            (
+                &settings.target,
+                account(AccountSide::Target, &job.target_user),
+            ),
+        );
         let mut tracker = ProgressTracker::new();
-        // The byte caps that bound the time left: the source's download, the target's upload.
-        let source_caps = settings.pacing.source.as_ref().map(|p| *p.caps());
-        let target_caps = settings.pacing.target.as_ref().map(|p| *p.caps());
-        for (cap, window) in [
-            source_caps.and_then(|c| Some((c.download_bytes?, c.window))),
-            target_caps.and_then(|c| Some((c.upload_bytes?, c.window))),
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for (cap, window) in settings.pacing.byte_caps() {
             tracker.limit_by(cap, window);
         }
         let (tx, mut rx) = mpsc::unbounded_channel();
@@ -466,32 +471,6 @@ impl WorkerPool {
             }
             Ok(Err(err)) => classify(&err),
         }))
-    }
-}
-
-impl WorkerPool {
-    /// The pacers of the job's two accounts (server profile + user), from the profiles'
-    /// caps; none for a side without caps.
-    fn pacers(&self, job: &LeasedJob, settings: &Settings) -> engine::pacing::Pacers {
-        let clock = self.store.kind.clock();
-        let holder = format!("{}/{}/{}", self.settings.node, job.id, super::random_id());
-        let pacer = |side: AccountSide, user: &str, endpoint: &engine::Endpoint| {
-            let (profile, caps) = self.routes.pacing(&job.route, side)?;
-            engine::pacing::Pacer::new(
-                endpoint.side,
-                endpoint.address(),
-                format!("{profile}/{user}"),
-                caps,
-                self.store.pool().clone(),
-                clock,
-                holder.clone(),
-                engine::pacing::LONGEST_HOURLY_WAIT,
-            )
-        };
-        engine::pacing::Pacers {
-            source: pacer(AccountSide::Source, &job.source_user, &settings.source),
-            target: pacer(AccountSide::Target, &job.target_user, &settings.target),
-        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! What one account may do (the caps of its server profile), the windows they are
 //! counted in, and the words that say so. Pure: no database, no clock.
 
+use mailferry_shared::PROVIDER_LIMIT;
 use std::time::Duration;
 
 /// The caps of one account. `None` is "no cap". A generic server has none at all.
@@ -18,8 +19,6 @@ pub struct Caps {
     pub max_message: Option<u64>,
     /// The window of the byte caps ("per day": 24 h unless set otherwise).
     pub window: Duration,
-    /// Whose limit it is, for the user: "provider limit".
-    pub label: &'static str,
 }
 
 impl Default for Caps {
@@ -31,7 +30,6 @@ impl Default for Caps {
             upload_bytes: None,
             max_message: None,
             window: DAY,
-            label: "provider limit",
         }
     }
 }
@@ -113,7 +111,9 @@ pub fn per_window(window: Duration) -> String {
 
 /// Why the run pauses at a byte cap: "daily upload limit of 450 MB reached (provider
 /// limit)", or with a window other than a day "upload limit of 2 MB per 8 s reached ...".
-pub fn reached_words(kind: Kind, cap: u64, window: Duration, label: &str) -> String {
+/// (The portal tells a cap's pause from a busy server's by [`PROVIDER_LIMIT`].)
+pub fn reached_words(kind: Kind, cap: u64, window: Duration) -> String {
+    let label = PROVIDER_LIMIT;
     let what = match kind {
         Kind::Download => "download",
         Kind::Upload => "upload",
@@ -176,20 +176,15 @@ mod tests {
     #[test]
     fn words_name_the_limit_and_its_window() {
         assert_eq!(
-            reached_words(Kind::Upload, 450_000_000, DAY, "provider limit"),
+            reached_words(Kind::Upload, 450_000_000, DAY),
             "daily upload limit of 450 MB reached (provider limit)"
         );
         assert_eq!(
-            reached_words(
-                Kind::Download,
-                2_500_000,
-                Duration::from_secs(8),
-                "provider limit"
-            ),
+            reached_words(Kind::Download, 2_500_000, Duration::from_secs(8)),
             "download limit of 2.5 MB per 8 s reached (provider limit)"
         );
         assert_eq!(
-            reached_words(Kind::Messages, 3000, HOUR, "provider limit"),
+            reached_words(Kind::Messages, 3000, HOUR),
             "hourly message limit of 3000 messages reached (provider limit)"
         );
         assert_eq!(bytes_words(800_000), "800 kB");

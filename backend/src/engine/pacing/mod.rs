@@ -17,6 +17,7 @@ pub mod ledger;
 pub use caps::{batch_bytes, bytes_words, cap_eta, eta_note, per_window, window_of, Caps, Kind};
 pub use ledger::Clock;
 
+use super::endpoint::Endpoint;
 use super::error::{EngineError, Result, Side};
 use sqlx::AnyPool;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -82,14 +83,6 @@ impl Pacer {
             max_wait,
             newest_window: std::array::from_fn(|_| AtomicI64::new(i64::MIN)),
         }))
-    }
-
-    pub fn caps(&self) -> &Caps {
-        &self.caps
-    }
-
-    pub fn account(&self) -> &str {
-        &self.account
     }
 
     async fn now_ms(&self) -> Result<i64> {
@@ -158,7 +151,7 @@ impl Pacer {
         EngineError::Paused {
             side: self.side,
             host: self.host.clone(),
-            reason: caps::reached_words(kind, cap, window, self.caps.label),
+            reason: caps::reached_words(kind, cap, window),
             words: None,
             since: crate::clock::unix_seconds(),
             until: (until_ms + 999) / 1000,
@@ -344,6 +337,51 @@ pub struct Pacers {
 }
 
 impl Pacers {
+    /// The pacers of a run's two accounts: each side's endpoint with the account's key
+    /// (`profile/user`, shared by every job and node) and caps, `None` without a server
+    /// profile; no pacer for a side without caps. `holder` names the run in slot rows.
+    pub fn new(
+        pool: &AnyPool,
+        clock: Clock,
+        holder: &str,
+        source: (&Endpoint, Option<(String, Caps)>),
+        target: (&Endpoint, Option<(String, Caps)>),
+    ) -> Pacers {
+        let pacer = |(endpoint, account): (&Endpoint, Option<(String, Caps)>)| {
+            let (account, caps) = account?;
+            Pacer::new(
+                endpoint.side,
+                endpoint.address(),
+                account,
+                caps,
+                pool.clone(),
+                clock,
+                holder.to_owned(),
+                LONGEST_HOURLY_WAIT,
+            )
+        };
+        Pacers {
+            source: pacer(source),
+            target: pacer(target),
+        }
+    }
+
+    /// The byte caps that bound a run's time left (bytes per window): the source's
+    /// download, the target's upload.
+    pub fn byte_caps(&self) -> impl Iterator<Item = (u64, Duration)> + '_ {
+        let cap = |pacer: &Option<Arc<Pacer>>, bytes: fn(&Caps) -> Option<u64>| {
+            pacer
+                .as_ref()
+                .and_then(|p| Some((bytes(&p.caps)?, p.caps.window)))
+        };
+        [
+            cap(&self.source, |c| c.download_bytes),
+            cap(&self.target, |c| c.upload_bytes),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
     pub fn of(&self, side: Side) -> Option<Arc<Pacer>> {
         match side {
             Side::Source => self.source.clone(),
