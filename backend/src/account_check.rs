@@ -2,7 +2,7 @@
 //! explains the outcome in words a user can act on. The web layer calls this; it never
 //! sees IMAP itself.
 
-use crate::engine::session::Session;
+use crate::engine::imap::session::Session;
 use crate::engine::EngineError;
 use crate::profiles::Routes;
 use mailferry_shared::{AccountSide, CheckResult};

@@ -3,7 +3,7 @@
 
 use super::auth::TokenErrorKind;
 use super::retry::{classify, CommandKind, Refusal};
-use super::wire::{ParseError, Status};
+use crate::engine::imap::wire::{ParseError, Status};
 use std::fmt;
 
 /// Which account an error or a connection concerns.

@@ -5,53 +5,42 @@
 //! It knows nothing of HTTP: callers give [`Settings`] and a database pool, and read
 //! [`Event`]s and the final [`Report`].
 //!
-//! Layout, one file per protocol step: `wire` (parsing/quoting), `session` (one
-//! connection: TLS, greeting, commands under timeouts), `auth` (logging in: `login` for
-//! LOGIN, SASL PLAIN and OAuth 2.0 bearer tokens over OAUTHBEARER/XOAUTH2 with one forced
-//! token refresh on refusal, `sasl` for the pure SASL encoders and failure reading,
-//! `token` for the token-source interface), `conn` (reconnect and re-select, and a new
-//! login before an access token expires), `capabilities`, `folders` (listing and the folder plan), `utf7`, `fetch` (body forms and
-//! fallbacks, exact bytes only), `listing` (a folder's UIDs, flags, dates and sizes: split
-//! responses merged, incomplete ones asked again or reported), `append` (APPEND/MULTIAPPEND, APPENDUID, finding messages without it),
-//! `flags`, `uidmap` (the map and journal), `copy_folder` (one folder), `events`,
-//! `gmail/` (label-style sources and targets: identity, label policy, label COPYs),
-//! `pacing/` (caps per account shared by all nodes: connection slots, bytes per day,
-//! messages per hour, largest message), `retry/` (refusals classified in one place,
-//! backoff with jitter, patience, waiting out).
+//! Layout, one room per concern:
+//! - `imap/`: one server connection (wire, session, capabilities, endpoint, conn, utf7);
+//! - `auth/`: logging in (LOGIN, SASL PLAIN, OAuth 2.0 bearer tokens over
+//!   OAUTHBEARER/XOAUTH2, one forced token refresh on refusal);
+//! - `plan/`: the folders on both sides and where each one goes;
+//! - `copy/`: one folder's copy (listing, fetch, append, flags);
+//! - `uidmap` (the durable map and journal), `events` (what a run reports);
+//! - `gmail/`: label-style sources and targets (identity, label policy, label COPYs);
+//! - `pacing/`: caps per account shared by all nodes (connection slots, bytes per day,
+//!   messages per hour, largest message);
+//! - `retry/`: refusals classified in one place, backoff with jitter, patience, waiting.
 
-pub mod append;
 pub mod auth;
-pub mod capabilities;
-pub mod conn;
-pub mod copy_folder;
-pub mod endpoint;
+pub mod copy;
 pub mod error;
 pub mod events;
-pub mod fetch;
-pub mod flags;
-pub mod folders;
 pub mod gmail;
+pub mod imap;
 pub mod limits;
-pub mod listing;
 pub mod pacing;
+pub mod plan;
 pub mod retry;
-pub mod session;
 pub mod uidmap;
-pub mod utf7;
-pub mod wire;
 
 pub use auth::{AccessToken, StaticToken, TokenError, TokenErrorKind, TokenHandle, TokenSource};
-pub use conn::Backoff;
-pub use endpoint::{Auth, Endpoint, Password, Security};
 pub use error::{EngineError, Side};
 pub use events::{Event, Events, FailedFolder, Report, SkippedMessage};
-pub use folders::{FolderPlan, FolderRules};
+pub use imap::conn::Backoff;
+pub use imap::endpoint::{Auth, Endpoint, Password, Security};
 pub use limits::Limits;
+pub use plan::folders::{FolderPlan, FolderRules};
 pub use uidmap::UidMap;
 
-use conn::Conn;
-use copy_folder::{FolderContext, FolderTally};
-use fetch::ServerProfile;
+use copy::fetch::ServerProfile;
+use copy::folder::{FolderContext, FolderTally};
+use imap::conn::Conn;
 use sqlx::AnyPool;
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -185,8 +174,14 @@ async fn run_job(
     // The first connections say plainly why they fail (wrong password, no TLS...).
     src.connect_once().await?;
     dst.connect_once().await?;
-    let source_tree = with_retries(settings, &mut src, |s| Box::pin(folders::list_tree(s))).await?;
-    let target_tree = with_retries(settings, &mut dst, |s| Box::pin(folders::list_tree(s))).await?;
+    let source_tree = with_retries(settings, &mut src, |s| {
+        Box::pin(plan::folders::list_tree(s))
+    })
+    .await?;
+    let target_tree = with_retries(settings, &mut dst, |s| {
+        Box::pin(plan::folders::list_tree(s))
+    })
+    .await?;
     let label_style = gmail::is_label_style(
         src.session().await?.capabilities(),
         &source_tree,
@@ -201,7 +196,7 @@ async fn run_job(
     if label_style {
         rules.all_mail_target = Some(settings.labels.archive_folder.clone());
     }
-    let mut plans = folders::plan_folders(&source_tree, &target_tree, &rules);
+    let mut plans = plan::folders::plan_folders(&source_tree, &target_tree, &rules);
     // A job keeps each folder's target across runs (unless --map says otherwise now).
     let remembered = map.folder_targets().await?;
     for plan in &mut plans {
@@ -301,7 +296,11 @@ async fn run_job(
             let path = plan.target_path.clone();
             let tree = target_tree.clone();
             let created = with_retries(settings, &mut dst, |s| {
-                Box::pin(folders::create_folder_owned(s, tree.clone(), path.clone()))
+                Box::pin(plan::folders::create_folder_owned(
+                    s,
+                    tree.clone(),
+                    path.clone(),
+                ))
             })
             .await;
             match created {
@@ -316,7 +315,7 @@ async fn run_job(
         if plan.subscribe {
             let wire = plan.target_wire.clone();
             with_retries(settings, &mut dst, |s| {
-                Box::pin(folders::subscribe_owned(s, wire.clone()))
+                Box::pin(plan::folders::subscribe_owned(s, wire.clone()))
             })
             .await?;
         }
@@ -375,7 +374,7 @@ async fn run_job(
                         }
                         Some(EngineError::OverQuota { words })
                     }
-                    Some(e) if copy_folder::stops_job(&e) => {
+                    Some(e) if copy::folder::stops_job(&e) => {
                         if let Ok(mut f) = fatal.lock() {
                             f.get_or_insert(e);
                         }
@@ -562,7 +561,7 @@ async fn copy_with_retries(
     loop {
         attempt += 1;
         let progress_before = tally.handled.len();
-        match copy_folder::copy_folder(src, dst, ctx, plan, &mut tally).await {
+        match copy::folder::copy_folder(src, dst, ctx, plan, &mut tally).await {
             Ok(()) => return (tally, None),
             Err(e) if e.transient().is_some() => {
                 // A command the steps do not retry themselves (SELECT, a listing...) was
@@ -615,7 +614,7 @@ type BoxFuture<'a, T> =
 async fn with_retries<T>(
     settings: &Settings,
     conn: &mut Conn,
-    mut step: impl for<'s> FnMut(&'s mut session::Session) -> BoxFuture<'s, T>,
+    mut step: impl for<'s> FnMut(&'s mut imap::session::Session) -> BoxFuture<'s, T>,
 ) -> Result<T, EngineError> {
     let mut attempt = 0;
     let mut patience = conn.patience();

@@ -7,13 +7,13 @@
 //! connection (a failed AUTHENTICATE leaves it usable). A token never appears in an
 //! error, a log line or `Debug` output.
 
-use super::super::endpoint::{Auth, Endpoint};
 use super::super::error::{EngineError, Result};
 use super::super::retry::{classify, CommandKind, Refusal};
-use super::super::session::Session;
-use super::super::wire::{CommandBuilder, Response, Status, StatusLine};
 use super::sasl::{self, BearerFailure, Mechanism};
 use super::token::{TokenError, TokenHandle};
+use crate::engine::imap::endpoint::{Auth, Endpoint};
+use crate::engine::imap::session::Session;
+use crate::engine::imap::wire::{CommandBuilder, Response, Status, StatusLine};
 use std::time::{Duration, SystemTime};
 use zeroize::Zeroizing;
 
@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 pub struct Renewal {
     /// When the token stops working, as its source said.
     pub expires_at: SystemTime,
-    /// From when on the session is renewed (between commands, by [`super::super::conn::Conn`]).
+    /// From when on the session is renewed (between commands, by [`crate::engine::imap::conn::Conn`]).
     pub renew_at: SystemTime,
 }
 

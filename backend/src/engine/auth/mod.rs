@@ -1,7 +1,7 @@
 //! Logging in: passwords (LOGIN, SASL PLAIN) and OAuth 2.0 bearer tokens (SASL XOAUTH2
 //! and OAUTHBEARER), and the token sources the latter ask.
 //!
-//! `login` holds the exchanges with the server (it drives a [`super::session::Session`]),
+//! `login` holds the exchanges with the server (it drives a [`crate::engine::imap::session::Session`]),
 //! `sasl` the pure encoders and the reading of a bearer failure, `token` the interface
 //! token sources implement.
 

@@ -4,7 +4,7 @@
 //!
 //! The messages hold the token: they come back in [`Zeroizing`] buffers, wiped when dropped.
 
-use super::super::capabilities::Capabilities;
+use crate::engine::imap::capabilities::Capabilities;
 use base64::Engine as _;
 use std::fmt;
 use zeroize::Zeroizing;

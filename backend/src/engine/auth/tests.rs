@@ -4,11 +4,11 @@
 use super::login::Renewal;
 use super::sasl::base64_encode;
 use super::token::{AccessToken, TokenError, TokenErrorKind, TokenHandle, TokenSource};
-use crate::engine::conn::{Backoff, Conn};
-use crate::engine::endpoint::{Auth, Endpoint, Password, Security};
 use crate::engine::error::{EngineError, Side};
+use crate::engine::imap::conn::{Backoff, Conn};
+use crate::engine::imap::endpoint::{Auth, Endpoint, Password, Security};
+use crate::engine::imap::session::Session;
 use crate::engine::limits::Limits;
-use crate::engine::session::Session;
 use base64::Engine as _;
 use futures::future::BoxFuture;
 use std::collections::{HashSet, VecDeque};
@@ -493,7 +493,7 @@ async fn token_source_errors_become_token_errors_and_only_unavailable_is_retried
         (TokenErrorKind::Revoked, "Testprovider")
     );
     assert!(!err.is_connection_failure());
-    assert!(crate::engine::copy_folder::stops_job(&err));
+    assert!(crate::engine::copy::folder::stops_job(&err));
     assert_eq!(
         err.to_string(),
         "source server 127.0.0.1:".to_owned()
@@ -511,7 +511,7 @@ async fn token_source_errors_become_token_errors_and_only_unavailable_is_retried
         message: "m".into(),
     };
     assert!(unavailable.is_connection_failure());
-    assert!(!crate::engine::copy_folder::stops_job(&unavailable));
+    assert!(!crate::engine::copy::folder::stops_job(&unavailable));
 }
 
 #[tokio::test]

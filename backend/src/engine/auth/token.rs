@@ -3,7 +3,7 @@
 //! client-credentials grant, a signed assertion, a file) is the caller's business; the
 //! engine only knows how long a token lasts and whether a failure is worth a retry.
 
-use super::super::endpoint::Password;
+use crate::engine::imap::endpoint::Password;
 use futures::future::BoxFuture;
 use std::fmt;
 use std::sync::Arc;

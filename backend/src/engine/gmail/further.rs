@@ -5,12 +5,12 @@
 //! Each COPY is journalled like an APPEND: a pending row first (so a crash leaves
 //! something `settle_pending` can look for), then done with the COPYUID answer.
 
-use super::super::conn::Conn;
 use super::super::error::Result;
-use super::super::folders::FolderPlan;
 use super::super::uidmap::{MapRow, UidMap, DONE, PENDING};
-use super::super::wire::{parse_uid_set, uid_set, CommandBuilder, Status};
 use super::LabelPlan;
+use crate::engine::imap::conn::Conn;
+use crate::engine::imap::wire::{parse_uid_set, uid_set, CommandBuilder, Status};
+use crate::engine::plan::folders::FolderPlan;
 use std::collections::{BTreeMap, HashMap};
 
 /// (home target folder, further target folder, further source folder), wire names for

@@ -11,11 +11,11 @@
 //! works (no header came back, a date that does not parse) is a message of its own,
 //! `u:<folder>:<uidvalidity>:<uid>`: copied where it is rather than lost.
 
-use super::super::conn::Conn;
 use super::super::error::Result;
-use super::super::fetch::SourceMessage;
-use super::super::flags;
-use super::super::wire::{uid_set, Status};
+use crate::engine::copy::fetch::SourceMessage;
+use crate::engine::copy::flags;
+use crate::engine::imap::conn::Conn;
+use crate::engine::imap::wire::{uid_set, Status};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 
@@ -125,8 +125,8 @@ pub fn number_occurrences(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::session::FetchItem;
-    use crate::engine::wire::{parse_response, Response};
+    use crate::engine::imap::session::FetchItem;
+    use crate::engine::imap::wire::{parse_response, Response};
 
     fn listed(uid: u32, size: u64, date: &str, gm: Option<u64>) -> Listed {
         Listed {

@@ -4,11 +4,11 @@
 //! (While the copy's folder still shows the message, the folder copy keeps its flags and
 //! keywords up to date like any other flag change.)
 
-use super::super::conn::Conn;
 use super::super::error::Result;
-use super::super::flags;
 use super::super::uidmap::{MapRow, UidMap};
 use super::policy::{keyword_atom, Occurrence};
+use crate::engine::copy::flags;
+use crate::engine::imap::conn::Conn;
 use std::collections::{BTreeMap, HashSet};
 
 /// Keywords to add to one copy already on the target.
@@ -76,7 +76,7 @@ pub async fn apply(dst: &mut Conn, updates: &[KeywordUpdate], map: &UidMap) -> R
         let line = session
             .uid_store(&target_uid.to_string(), "+FLAGS", &add)
             .await?;
-        if line.status != super::super::wire::Status::Ok {
+        if line.status != crate::engine::imap::wire::Status::Ok {
             tracing::warn!(words = %line.words(), "target refused new label keywords");
             continue;
         }

@@ -11,11 +11,11 @@ pub mod identity;
 pub mod keywords;
 pub mod policy;
 
-use super::capabilities::Capabilities;
-use super::conn::Conn;
 use super::error::Result;
-use super::folders::{FolderPlan, FolderTree, RemoteFolder, SpecialUse};
 use super::uidmap::{UidMap, DONE};
+use crate::engine::imap::capabilities::Capabilities;
+use crate::engine::imap::conn::Conn;
+use crate::engine::plan::folders::{FolderPlan, FolderTree, RemoteFolder, SpecialUse};
 use policy::{Decision, Occurrence, PolicyOptions, Role, Selection};
 use std::collections::{BTreeMap, HashMap};
 

@@ -17,8 +17,8 @@ pub mod ledger;
 pub use caps::{batch_bytes, bytes_words, cap_eta, eta_note, per_window, window_of, Caps, Kind};
 pub use ledger::Clock;
 
-use super::endpoint::Endpoint;
 use super::error::{EngineError, Result, Side};
+use crate::engine::imap::endpoint::Endpoint;
 use sqlx::AnyPool;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! real wordings are in the tests (see shared PROVIDERS.md and QUIRKS.md).
 
 use super::super::auth::login::says_not_connected;
-use super::super::wire::Status;
+use crate::engine::imap::wire::Status;
 use std::time::Duration;
 
 /// The kind of command that was refused: the same words mean different things to each.

@@ -1,6 +1,6 @@
 //! Where and how to reach one account: host, port, security, user, password, login method.
 
-use super::error::Side;
+use crate::engine::error::Side;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,7 +27,9 @@ pub enum Auth {
     /// OAuth 2.0: SASL OAUTHBEARER (RFC 7628) or XOAUTH2, whichever the server offers,
     /// with a token from `tokens` for the endpoint's user (the mailbox). The endpoint's
     /// password is not used.
-    OAuth2 { tokens: super::auth::TokenHandle },
+    OAuth2 {
+        tokens: crate::engine::auth::TokenHandle,
+    },
 }
 
 /// A password that never shows up in `Debug` output or logs, and is wiped from memory

@@ -7,12 +7,12 @@
 //! undone (a base64 attachment comes back a quarter smaller), bytes that must never be
 //! stored as the message.
 
-use super::conn::Conn;
-use super::error::{EngineError, Result};
 use super::flags;
-use super::limits::{BodyBudget, Limits};
-use super::retry::{classify, CommandKind, Refusal};
-use super::wire::{uid_set, Status};
+use crate::engine::error::{EngineError, Result};
+use crate::engine::imap::conn::Conn;
+use crate::engine::imap::wire::{uid_set, Status};
+use crate::engine::limits::{BodyBudget, Limits};
+use crate::engine::retry::{classify, CommandKind, Refusal};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 

@@ -1,12 +1,12 @@
 //! One IMAP connection: connect (TLS/STARTTLS/plain), greet, log in, read capabilities,
 //! then send commands and read their responses, every step under a timeout.
 
-use super::auth::login::{self, Renewal};
 use super::capabilities::Capabilities;
 use super::endpoint::{Endpoint, Security};
-use super::error::{EngineError, Result, Side};
-use super::limits::{BodyBudget, Limits};
 use super::wire::{self, CommandBuilder, Part, Response, Status, StatusLine, Value};
+use crate::engine::auth::login::{self, Renewal};
+use crate::engine::error::{EngineError, Result, Side};
+use crate::engine::limits::{BodyBudget, Limits};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

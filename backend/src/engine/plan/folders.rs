@@ -2,10 +2,10 @@
 //! says where each source folder goes: admin overrides first, then SPECIAL-USE, then
 //! well-known names in common languages, then the same name.
 
-use super::error::Result;
-use super::session::Session;
-use super::utf7;
-use super::wire::{CommandBuilder, Response, Status, Value};
+use crate::engine::error::Result;
+use crate::engine::imap::session::Session;
+use crate::engine::imap::utf7;
+use crate::engine::imap::wire::{CommandBuilder, Response, Status, Value};
 use std::collections::HashSet;
 
 /// The role of a special folder (RFC 6154).

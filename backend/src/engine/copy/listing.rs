@@ -5,11 +5,11 @@
 //! UID), the messages still incomplete are asked for again, and those that stay
 //! incomplete are returned with the reason, never silently dropped.
 
-use super::conn::Conn;
-use super::error::Result;
 use super::fetch::SourceMessage;
-use super::session::FetchItem;
-use super::wire::{uid_set, Status};
+use crate::engine::error::Result;
+use crate::engine::imap::conn::Conn;
+use crate::engine::imap::session::FetchItem;
+use crate::engine::imap::wire::{uid_set, Status};
 use std::collections::{BTreeMap, HashMap};
 
 const ITEMS: &str = "UID FLAGS INTERNALDATE RFC822.SIZE";

@@ -2,11 +2,13 @@
 //! INTERNALDATE, reading APPENDUID; without UIDPLUS, or after a lost reply, finding the new
 //! messages by UIDNEXT, size and content hash (never by Message-ID).
 
-use super::error::{EngineError, Result};
 use super::fetch::body_budget;
-use super::retry::{classify, CommandKind, Refusal};
-use super::session::Session;
-use super::wire::{parse_uid_set, uid_set, CommandBuilder, Status, StatusLine, Value};
+use crate::engine::error::{EngineError, Result};
+use crate::engine::imap::session::Session;
+use crate::engine::imap::wire::{
+    parse_uid_set, uid_set, CommandBuilder, Status, StatusLine, Value,
+};
+use crate::engine::retry::{classify, CommandKind, Refusal};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 
@@ -57,7 +59,10 @@ pub async fn append(
     interpret(session, &reply.done, messages.len())
 }
 
-fn append_command(mailbox: &str, messages: &[Outgoing<'_>]) -> Vec<super::wire::Part> {
+fn append_command(
+    mailbox: &str,
+    messages: &[Outgoing<'_>],
+) -> Vec<crate::engine::imap::wire::Part> {
     let mut cmd = CommandBuilder::new("APPEND").string(mailbox.as_bytes());
     for m in messages {
         cmd = cmd.raw(" (").raw(&m.flags.join(" ")).raw(")");
@@ -247,8 +252,8 @@ mod tests {
         let wire: Vec<u8> = cmd
             .into_iter()
             .flat_map(|part| match part {
-                crate::engine::wire::Part::Text(bytes)
-                | crate::engine::wire::Part::Literal(bytes) => bytes,
+                crate::engine::imap::wire::Part::Text(bytes)
+                | crate::engine::imap::wire::Part::Literal(bytes) => bytes,
             })
             .collect();
         assert!(

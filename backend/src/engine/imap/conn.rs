@@ -8,11 +8,11 @@
 //! the middle of one.
 
 use super::endpoint::Endpoint;
-use super::error::{EngineError, Result};
-use super::limits::Limits;
-use super::pacing::{Pacer, Slot};
-use super::retry::{Patience, Waiter};
 use super::session::{MailboxInfo, Session};
+use crate::engine::error::{EngineError, Result};
+use crate::engine::limits::Limits;
+use crate::engine::pacing::{Pacer, Slot};
+use crate::engine::retry::{Patience, Waiter};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 

@@ -3,18 +3,18 @@
 //! batches (the next batch is fetched while the current one is appended).
 
 use super::append::{self, content_hash, AppendReply, Outgoing, Wanted};
-use super::conn::Conn;
-use super::error::{EngineError, Result};
-use super::events::{Event, Events, SkippedMessage};
 use super::fetch::{self, FetchOutcome, Fetched, ServerProfile, SourceMessage};
 use super::flags;
-use super::folders::{self, FolderPlan, FolderTree};
-use super::gmail::LabelPlan;
 use super::listing::{self, Incomplete};
-use super::retry::{classify, CommandKind, Refusal};
-use super::uidmap::{MapRow, SkipRecord, UidMap, DONE, PENDING};
-use super::wire::{uid_set, Status};
-use super::Settings;
+use crate::engine::error::{EngineError, Result};
+use crate::engine::events::{Event, Events, SkippedMessage};
+use crate::engine::gmail::LabelPlan;
+use crate::engine::imap::conn::Conn;
+use crate::engine::imap::wire::{uid_set, Status};
+use crate::engine::plan::folders::{self, FolderPlan, FolderTree};
+use crate::engine::retry::{classify, CommandKind, Refusal};
+use crate::engine::uidmap::{MapRow, SkipRecord, UidMap, DONE, PENDING};
+use crate::engine::Settings;
 use std::collections::{HashMap, HashSet};
 
 /// What happened in one folder (kept up to date as it goes, so a failure keeps counts).

@@ -1,0 +1,11 @@
+//! Copying messages: `folder` (one folder: settle what a previous run left pending,
+//! re-match, flag changes, then batches), `listing` (a folder's UIDs, flags, dates and
+//! sizes; split responses merged, incomplete ones asked again or reported), `fetch`
+//! (exact bytes from the source: body forms and their fallbacks), `append`
+//! (APPEND/MULTIAPPEND, APPENDUID, finding messages stored without it), `flags`.
+
+pub mod append;
+pub mod fetch;
+pub mod flags;
+pub mod folder;
+pub mod listing;
