@@ -1,6 +1,7 @@
 //! `mailferry migrate` between server families: Dovecot ↔ Cyrus and Dovecot ↔ Courier, each
 //! a private instance on loopback (e2e/src/cyrus.rs, courier.rs). An exact copy, then a
-//! re-run that copies nothing. What a server cannot store as sent is written down here per
+//! re-run that copies nothing; and a first copy plus a delta (new messages, flag changes)
+//! through a proxy in front of the Cyrus or Courier side that loses replies. What a server cannot store as sent is written down here per
 //! family and checked, never hidden: a difference not listed fails the test, and so does a
 //! listed one that no longer happens.
 //!
@@ -31,6 +32,7 @@ use mailferry_e2e::courier::Courier;
 use mailferry_e2e::cyrus::Cyrus;
 use mailferry_e2e::dovecot::{Dovecot, DovecotOptions};
 use mailferry_e2e::imap_client::{connect, Account, AppendItem};
+use mailferry_e2e::proxy::{FaultProxy, Faults};
 
 const USER: &str = "carol";
 const PASSWORD: &str = "carol-secret";
@@ -305,6 +307,33 @@ async fn copy_and_rerun(from: Family, to: Family) {
     assert_eq!(source_now, before, "the source is untouched");
     let mut target_now = user_view(&target).await.unwrap();
 
+    assert_holds(&source_now, &mut target_now, to);
+
+    // A re-run finds everything in the map and copies nothing.
+    let run = migrate(&source, &target, &db).await.unwrap();
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        (run.count("copied"), run.count("already_present")),
+        (0, seeded),
+        "{}",
+        run.json
+    );
+    assert_eq!(
+        user_view(&target).await.unwrap().len(),
+        target_now.len() + expect_target.extra_target_folders.len()
+    );
+}
+
+/// Asserts `target_now` (taken out of it: the listed extra folders) holds `source_now`'s
+/// folders and messages (bytes, flags, dates) except the listed alterations of the target
+/// family `to`, each of which happens: the source's message is not on the target byte for
+/// byte, and one message with its date and flags stands in for it.
+fn assert_holds(
+    source_now: &BTreeMap<String, Vec<Seen>>,
+    target_now: &mut BTreeMap<String, Vec<Seen>>,
+    to: Family,
+) {
+    let expect_target = to.expect();
     // Folders: the source's, plus the target's listed extras (empty).
     for extra in expect_target.extra_target_folders {
         let msgs = target_now
@@ -317,16 +346,13 @@ async fn copy_and_rerun(from: Family, to: Family) {
         source_now.keys().collect::<Vec<_>>(),
         "folders on the target"
     );
-    // Messages: equal (bytes, flags, date) except the listed alterations, each of which
-    // happens: the source's message is not on the target byte for byte, and one message
-    // with its date and flags stands in for it.
     let altered: Vec<String> = expect_target
         .altered_on_target
         .iter()
         .map(|b| sha(b))
         .collect();
     let mut alterations = 0;
-    for (folder, msgs) in &source_now {
+    for (folder, msgs) in source_now {
         let mut theirs = target_now[folder].clone();
         let mut ours = Vec::new();
         for m in msgs {
@@ -346,25 +372,19 @@ async fn copy_and_rerun(from: Family, to: Family) {
                 ours.push(m.clone());
             }
         }
-        assert_eq!(theirs, ours, "messages (bytes, flags, dates) in {folder}");
+        let only_target: Vec<&Seen> = theirs.iter().filter(|t| !ours.contains(t)).collect();
+        let only_source: Vec<&Seen> = ours.iter().filter(|o| !theirs.contains(o)).collect();
+        assert!(
+            theirs.len() == ours.len() && only_target.is_empty() && only_source.is_empty(),
+            "messages (bytes, flags, dates) in {folder}: {} on the target, {} on the source; \
+             only on the target: {only_target:?}; only on the source: {only_source:?}",
+            theirs.len(),
+            ours.len()
+        );
     }
     assert_eq!(
         alterations,
         expect_target.altered_on_target.len() * source_now.len()
-    );
-
-    // A re-run finds everything in the map and copies nothing.
-    let run = migrate(&source, &target, &db).await.unwrap();
-    assert_eq!(run.code, Some(0), "{run:?}");
-    assert_eq!(
-        (run.count("copied"), run.count("already_present")),
-        (0, seeded),
-        "{}",
-        run.json
-    );
-    assert_eq!(
-        user_view(&target).await.unwrap().len(),
-        target_now.len() + expect_target.extra_target_folders.len()
     );
 }
 
@@ -428,4 +448,152 @@ async fn courier_changes_lone_cr_and_a_missing_final_newline() {
         "Dovecot -> Courier: lone CR and no final newline altered; the engine's altered list: {}",
         run.json["altered"]
     );
+}
+
+/// Changes on the source after a first copy: new messages in two folders, flags set and
+/// cleared on copied ones.
+async fn change_source(source: &Server) -> Result<()> {
+    let mut conn = connect(&source.account()).await?;
+    let archive = format!("{}Archive", source.prefix());
+    for (folder, n) in [("INBOX", 3), (archive.as_str(), 2)] {
+        for i in 0..n {
+            let body = format!(
+                "From: delta@example.org\r\nSubject: delta {folder} {i}\r\n\
+                 Message-ID: <delta-{i}-{}@example.org>\r\n\r\nnew after the first run\r\n",
+                folder.replace(['.', '/'], "-")
+            );
+            let reply = conn
+                .append_sync(&AppendItem {
+                    mailbox: folder,
+                    flags: &["\\Seen".to_string()],
+                    internal_date: Some("02-Feb-2022 10:00:00 +0000"),
+                    bytes: body.as_bytes(),
+                })
+                .await?;
+            anyhow::ensure!(reply.status == "OK", "APPEND refused: {}", reply.text);
+        }
+    }
+    conn.select("INBOX").await?;
+    conn.command_ok("UID STORE 1 +FLAGS (\\Flagged \\Answered)")
+        .await?;
+    conn.command_ok("UID STORE 2 -FLAGS (\\Seen)").await?;
+    conn.logout().await;
+    Ok(())
+}
+
+/// A delta run through a fault proxy in front of the family under test (the one that is
+/// not Dovecot) that drops the connection after every 13th command has reached the server,
+/// before its reply reaches the engine (the lost-OK case that makes duplicates): the new
+/// messages arrive once each, the flag changes are carried over, nothing else moves.
+async fn delta_through_lost_replies(from: Family, to: Family) {
+    let source = Server::start(from).unwrap();
+    let target = Server::start(to).unwrap();
+    let db = MapDb::new().unwrap();
+    let (seeded, _) = seed(&source).await.unwrap();
+    let (faulty, upstream) = if from == Family::Dovecot {
+        (Side::Target, target.port())
+    } else {
+        (Side::Source, source.port())
+    };
+    let proxy = FaultProxy::start(
+        upstream,
+        Faults {
+            drop_every: Some(13),
+            ..Faults::default()
+        },
+    )
+    .await
+    .unwrap();
+    let (source_port, target_port) = match faulty {
+        Side::Source => (proxy.port(), target.port()),
+        Side::Target => (source.port(), proxy.port()),
+    };
+    // Each lost reply ends that connection; the engine reconnects within the run, and a
+    // run that gave up on a folder is run again, as an admin would.
+    let until_done = || async {
+        let mut runs = Vec::new();
+        loop {
+            let run = run_to_end(migrate_command(
+                (USER, PASSWORD, source_port),
+                (USER, PASSWORD, target_port),
+                &db.url(),
+                &[],
+            ))
+            .await
+            .unwrap();
+            let done = run.code == Some(0);
+            runs.push(run);
+            if done || runs.len() == 4 {
+                return runs;
+            }
+        }
+    };
+    let drops = || {
+        proxy
+            .stats()
+            .drops
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    let first = until_done().await;
+    assert_eq!(first.last().unwrap().code, Some(0), "{first:?}");
+    let dropped_first = drops();
+    // A message whose APPEND reply was lost is settled by the next try (found on the
+    // target, counted as already there), never sent twice: the contents tell.
+    let mut target_now = user_view(&target).await.unwrap();
+    let seeded_view = user_view(&source).await.unwrap();
+    assert_holds(&seeded_view, &mut target_now, to);
+    change_source(&source).await.unwrap();
+    let before = user_view(&source).await.unwrap();
+    let runs = until_done().await;
+    let last = runs.last().unwrap();
+    assert_eq!(last.code, Some(0), "{from:?} -> {to:?}: {runs:?}");
+    let copied: u64 = runs.iter().map(|r| r.count("copied")).sum();
+    let flags: u64 = runs.iter().map(|r| r.count("flags_updated")).sum();
+    eprintln!(
+        "{from:?} -> {to:?}: {seeded} seeded, copied in {} run(s) through {dropped_first} \
+         dropped connections; the delta in {} run(s) through {} more: {copied} copied, \
+         {flags} flag updates",
+        first.len(),
+        runs.len(),
+        drops() - dropped_first
+    );
+    assert!(
+        dropped_first > 0 && drops() > dropped_first,
+        "the proxy dropped nothing in a run: the test tested nothing"
+    );
+    assert!(copied <= 5, "more copied than the 5 new messages: {runs:?}");
+    assert_eq!(
+        user_view(&source).await.unwrap(),
+        before,
+        "the source is untouched"
+    );
+    // No duplicates, nothing lost, the flags as the source has them now.
+    let mut target_now = user_view(&target).await.unwrap();
+    assert_holds(&before, &mut target_now, to);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Source,
+    Target,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_dovecot_to_cyrus_through_lost_replies() {
+    delta_through_lost_replies(Family::Dovecot, Family::Cyrus).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_cyrus_to_dovecot_through_lost_replies() {
+    delta_through_lost_replies(Family::Cyrus, Family::Dovecot).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_courier_to_dovecot_through_lost_replies() {
+    delta_through_lost_replies(Family::Courier, Family::Dovecot).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_dovecot_to_courier_through_lost_replies() {
+    delta_through_lost_replies(Family::Dovecot, Family::Courier).await;
 }
