@@ -136,7 +136,7 @@ pub enum EngineError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     /// The job's lease now belongs to another worker: this one must stop writing.
-    #[error("another worker has taken this job over")]
+    #[error("lease lost: another node took this job")]
     LeaseLost,
 }
 
