@@ -83,6 +83,22 @@ impl ProgressTracker {
                 to_copy,
                 bytes_to_copy,
             } => {
+                if let Some(f) = self.folder(source) {
+                    // Planned again (the run was started again after a stall): what is
+                    // left to copy replaces what was left.
+                    let left = f.to_copy.saturating_sub(f.copied + f.skipped);
+                    let bytes_left = f.bytes_to_copy.saturating_sub(f.bytes_copied);
+                    f.to_copy = f.copied + f.skipped + to_copy;
+                    f.bytes_to_copy = f.bytes_copied + bytes_to_copy;
+                    f.done = false;
+                    f.error = None;
+                    let s = &mut self.snapshot;
+                    s.counts.messages_total = s.counts.messages_total.saturating_sub(left) + to_copy;
+                    s.counts.bytes_total =
+                        s.counts.bytes_total.saturating_sub(bytes_left) + bytes_to_copy;
+                    return;
+                }
+                let s = &mut self.snapshot;
                 s.counts.messages_total += to_copy;
                 s.counts.bytes_total += bytes_to_copy;
                 s.folders.push(FolderProgress {
@@ -131,6 +147,7 @@ impl ProgressTracker {
             | Event::Waiting { .. }
             | Event::MessageAltered { .. }
             | Event::Stopped { .. }
+            | Event::Stalled { .. }
             | Event::Finished { .. } => {}
         }
     }
