@@ -60,6 +60,12 @@ pub struct Faults {
     /// way (but stays open): its link is dead. New connections work until they too have
     /// sent that much.
     pub stall_after_bytes: Option<u64>,
+    /// Body FETCHes are not passed on: the proxy answers each with an untagged
+    /// `* OK still working` line this often, forever, and never with the tagged reply (a
+    /// server that keeps the connection alive without making progress).
+    pub busy_body_fetch: Option<Duration>,
+    /// With `busy_body_fetch`: only on the first this many connections (`None`: all).
+    pub busy_body_fetch_connections: Option<u64>,
     /// Listing responses (FETCH responses that carry RFC822.SIZE) each sent as two: the
     /// flags alone, without the UID, then the UID with the date and the size.
     pub split_listing: bool,
@@ -612,6 +618,23 @@ async fn relay(
                     continue;
                 }
                 if fetches_body(&upper) {
+                    let busy = faults.busy_body_fetch.filter(|_| {
+                        faults
+                            .busy_body_fetch_connections
+                            .is_none_or(|first| connection <= first)
+                    });
+                    if let Some(every) = busy {
+                        // Never answered: the client gets only untagged lines, until it
+                        // closes the connection.
+                        stats.commands.fetch_add(1, Ordering::SeqCst);
+                        loop {
+                            tokio::time::sleep(every).await;
+                            let mut w = client_write.lock().await;
+                            if w.write_all(b"* OK still working\r\n").await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                    }
                     let uids = fetch_uids(&upper);
                     if faults.poison.iter().any(|(folder, uid)| {
                         folder.eq_ignore_ascii_case(&selected) && uids.contains(uid)

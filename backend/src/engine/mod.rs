@@ -176,15 +176,29 @@ pub async fn run(
     // Stalls in a row; an attempt that settled messages before it stalled starts the
     // count anew (the link is slow or flaky, not dead).
     let mut stalls = 0;
+    // What stopped attempts copied: the last attempt finds those copies already present.
+    let mut carried = watchdog::Carried::default();
     loop {
         let dog = watchdog::Watchdog::new(timeout);
         let attempt = run_job(settings, pool, events.watched_by(dog.clone()), job_id.clone())
             .instrument(span.clone());
         // Dropping the attempt closes its connections (and frees its pacing slots).
         let stall = tokio::select! {
-            result = attempt => return result,
+            result = attempt => {
+                return result.map(|mut outcome| {
+                    let r = &mut outcome.report;
+                    r.copied += carried.copied;
+                    r.already_present = r.already_present.saturating_sub(carried.copied);
+                    r.bytes_copied += carried.bytes_copied;
+                    r.flags_updated += carried.flags_updated;
+                    outcome
+                });
+            }
             stall = dog.stalled() => stall,
         };
+        carried.copied += stall.carried.copied;
+        carried.bytes_copied += stall.carried.bytes_copied;
+        carried.flags_updated += stall.carried.flags_updated;
         stalls = if stall.settled > 0 { 1 } else { stalls + 1 };
         let retrying = stalls < settings.max_attempts.max(1);
         let words = format!(

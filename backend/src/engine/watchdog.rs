@@ -33,10 +33,28 @@ struct State {
     holds: usize,
     /// What the run did last, in words ("copying INBOX, 1,204 of 3,000").
     doing: String,
-    /// Per source folder: messages settled, and how many were to be copied.
-    folders: HashMap<String, (u64, u64)>,
+    /// Per source folder: what was seen of it.
+    folders: HashMap<String, FolderSeen>,
     /// Messages settled in this attempt.
     settled: u64,
+    /// What this attempt copied, for the run's report when a later attempt finishes.
+    carried: Carried,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FolderSeen {
+    settled: u64,
+    to_copy: u64,
+    finished: bool,
+    touched: Instant,
+}
+
+/// What a stopped attempt copied (its report is lost with it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Carried {
+    pub copied: u64,
+    pub bytes_copied: u64,
+    pub flags_updated: u64,
 }
 
 /// Why a run was stopped: how long it was idle and what it did last.
@@ -46,6 +64,8 @@ pub struct Stall {
     pub last: String,
     /// Messages settled in the stopped attempt (progress before the stall).
     pub settled: u64,
+    /// What the stopped attempt copied.
+    pub carried: Carried,
 }
 
 impl std::fmt::Display for Stall {
@@ -95,6 +115,7 @@ impl Watchdog {
                 doing: "connecting and listing folders".into(),
                 folders: HashMap::new(),
                 settled: 0,
+                carried: Carried::default(),
             })),
         }
     }
@@ -103,8 +124,13 @@ impl Watchdog {
     pub fn saw(&self, event: &Event) {
         let Ok(mut s) = self.state.lock() else { return };
         s.last = Instant::now();
+        let now = s.last;
         let copying = |s: &mut State, folder: &str| {
-            let (done, of) = s.folders.get(folder).copied().unwrap_or((0, 0));
+            let seen = s.folders.get_mut(folder).map(|f| {
+                f.touched = now;
+                *f
+            });
+            let (done, of) = seen.map_or((0, 0), |f| (f.settled, f.to_copy));
             s.doing = format!(
                 "copying {folder}, {} of {}",
                 thousands(done),
@@ -115,25 +141,47 @@ impl Watchdog {
             Event::FolderPlanned {
                 source, to_copy, ..
             } => {
-                s.folders.insert(source.clone(), (0, *to_copy));
+                s.folders.insert(
+                    source.clone(),
+                    FolderSeen {
+                        settled: 0,
+                        to_copy: *to_copy,
+                        finished: false,
+                        touched: now,
+                    },
+                );
                 copying(&mut s, source);
             }
-            Event::MessageCopied { folder, .. } | Event::MessageSkipped { folder, .. } => {
+            Event::MessageCopied { folder, bytes, .. } => {
+                s.carried.copied += 1;
+                s.carried.bytes_copied += bytes;
                 s.settled += 1;
                 if let Some(f) = s.folders.get_mut(folder) {
-                    f.0 += 1;
+                    f.settled += 1;
+                }
+                copying(&mut s, folder);
+            }
+            Event::MessageSkipped { folder, .. } => {
+                s.settled += 1;
+                if let Some(f) = s.folders.get_mut(folder) {
+                    f.settled += 1;
                 }
                 copying(&mut s, folder);
             }
             Event::FlagsUpdated { folder, messages } => {
                 s.settled += messages;
+                s.carried.flags_updated += messages;
                 s.doing = format!("updating flags in {folder}");
             }
-            Event::FolderDone { folder, .. } => s.doing = format!("finished {folder}"),
-            Event::FolderFailed { folder, .. } => s.doing = format!("{folder} failed"),
+            Event::FolderDone { folder, .. } | Event::FolderFailed { folder, .. } => {
+                if let Some(f) = s.folders.get_mut(folder) {
+                    f.finished = true;
+                }
+                s.doing = format!("finished {folder}");
+            }
             Event::Waiting { side, until, .. } => {
                 let left = (*until - crate::clock::unix_seconds()).max(0) as u64;
-                s.waiting_until = Some(Instant::now() + Duration::from_secs(left));
+                s.waiting_until = Some(now + Duration::from_secs(left));
                 s.doing = format!("waiting for the {side} server");
             }
             Event::LabelPolicy { .. }
@@ -165,8 +213,9 @@ impl Watchdog {
                 if s.holds == 0 && Instant::now() >= due {
                     return Stall {
                         idle: self.timeout,
-                        last: s.doing.clone(),
+                        last: s.stuck_on(),
                         settled: s.settled,
+                        carried: s.carried,
                     };
                 }
                 due
@@ -174,6 +223,26 @@ impl Watchdog {
             // Checked at least every second, so a hold's end or new progress is seen.
             let now = Instant::now();
             tokio::time::sleep_until(due.max(now).min(now + Duration::from_secs(1))).await;
+        }
+    }
+}
+
+impl State {
+    /// Where the run is stuck: the unfinished folder worked on last, or else what it
+    /// did last.
+    fn stuck_on(&self) -> String {
+        let stuck = self
+            .folders
+            .iter()
+            .filter(|(_, f)| !f.finished)
+            .max_by_key(|(name, f)| (f.touched, std::cmp::Reverse(name.as_str())));
+        match stuck {
+            Some((name, f)) => format!(
+                "copying {name}, {} of {}",
+                thousands(f.settled),
+                thousands(f.to_copy.max(f.settled))
+            ),
+            None => self.doing.clone(),
         }
     }
 }
