@@ -64,8 +64,9 @@ pub struct Faults {
     /// `* OK still working` line this often, forever, and never with the tagged reply (a
     /// server that keeps the connection alive without making progress).
     pub busy_body_fetch: Option<Duration>,
-    /// With `busy_body_fetch`: only on the first this many connections (`None`: all).
-    pub busy_body_fetch_connections: Option<u64>,
+    /// With `busy_body_fetch`: only the first this many body FETCHes (counted over all
+    /// connections) are kept busy (`None`: all).
+    pub busy_body_fetches: Option<u64>,
     /// Listing responses (FETCH responses that carry RFC822.SIZE) each sent as two: the
     /// flags alone, without the UID, then the UID with the date and the size.
     pub split_listing: bool,
@@ -238,6 +239,8 @@ struct Shared {
     counts: Vec<AtomicU64>,
     /// Listing responses stripped so far, per UID.
     stripped: std::sync::Mutex<std::collections::HashMap<u32, u64>>,
+    /// Body FETCHes seen while `busy_body_fetch` is set.
+    busy_fetches: AtomicU64,
 }
 
 /// One connection's link: bytes from its client so far, and whether it died.
@@ -310,6 +313,7 @@ impl FaultProxy {
         let shared = Arc::new(Shared {
             counts: faults.refuse.iter().map(|_| AtomicU64::new(0)).collect(),
             stripped: Default::default(),
+            busy_fetches: AtomicU64::new(0),
         });
         let faults = Arc::new(faults);
         let accept_stats = stats.clone();
@@ -619,9 +623,8 @@ async fn relay(
                 }
                 if fetches_body(&upper) {
                     let busy = faults.busy_body_fetch.filter(|_| {
-                        faults
-                            .busy_body_fetch_connections
-                            .is_none_or(|first| connection <= first)
+                        let n = shared.busy_fetches.fetch_add(1, Ordering::SeqCst) + 1;
+                        faults.busy_body_fetches.is_none_or(|first| n <= first)
                     });
                     if let Some(every) = busy {
                         // Never answered: the client gets only untagged lines, until it

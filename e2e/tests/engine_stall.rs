@@ -11,16 +11,16 @@ use mailferry_e2e::proxy::Faults;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-fn busy_source(first_connections: Option<u64>) -> Faults {
+fn busy_source(first_fetches: Option<u64>) -> Faults {
     Faults {
         busy_body_fetch: Some(Duration::from_secs(1)),
-        busy_body_fetch_connections: first_connections,
+        busy_body_fetches: first_fetches,
         ..Faults::default()
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_source_busy_forever_on_its_first_connection_is_stopped_retried_and_copied_exactly() {
+async fn a_source_busy_forever_on_its_first_body_fetch_is_stopped_retried_and_copied_exactly() {
     let (pair, seeded, before) = seeded_pair().await;
     let proxy = pair
         .proxy(Side::Source, busy_source(Some(1)))
