@@ -169,6 +169,8 @@ impl Events {
 
     /// A pacing pause begins: the stall watchdog waits until the returned hold is dropped.
     pub fn pausing(&self) -> Hold {
-        self.watchdog.as_ref().map_or_else(Hold::none, Watchdog::hold)
+        self.watchdog
+            .as_ref()
+            .map_or_else(Hold::none, Watchdog::hold)
     }
 }

@@ -180,8 +180,13 @@ pub async fn run(
     let mut carried = watchdog::Carried::default();
     loop {
         let dog = watchdog::Watchdog::new(timeout);
-        let attempt = run_job(settings, pool, events.watched_by(dog.clone()), job_id.clone())
-            .instrument(span.clone());
+        let attempt = run_job(
+            settings,
+            pool,
+            events.watched_by(dog.clone()),
+            job_id.clone(),
+        )
+        .instrument(span.clone());
         // Dropping the attempt closes its connections (and frees its pacing slots).
         let stall = tokio::select! {
             result = attempt => {

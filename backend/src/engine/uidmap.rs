@@ -765,7 +765,10 @@ mod tests {
             );
         };
         lost(map.write_intents(&[row(8)]).await, "write_intents");
-        lost(map.mark_done("INBOX", 7, 9, &[(2, Some(2))]).await, "mark_done");
+        lost(
+            map.mark_done("INBOX", 7, 9, &[(2, Some(2))]).await,
+            "mark_done",
+        );
         lost(map.drop_intents("INBOX", 7, &[4]).await, "drop_intents");
         lost(map.forget_done("INBOX", 7, &[3]).await, "forget_done");
         lost(

@@ -265,7 +265,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -287,16 +287,20 @@ mod tests {
         assert_eq!(thousands(12), "12");
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn it_fires_after_the_timeout_and_not_during_announced_waits() {
-        let dog = Watchdog::new(Duration::from_secs(60));
+    fn planned(dog: &Watchdog, folder: &str, to_copy: u64) {
         dog.saw(&Event::FolderPlanned {
-            source: "INBOX".into(),
-            target: "INBOX".into(),
-            messages: 3000,
-            to_copy: 3000,
+            source: folder.into(),
+            target: folder.into(),
+            messages: to_copy,
+            to_copy,
             bytes_to_copy: 0,
         });
+    }
+
+    #[tokio::test]
+    async fn it_names_the_unfinished_folder_it_is_stuck_on() {
+        let dog = Watchdog::new(Duration::from_millis(200));
+        planned(&dog, "INBOX", 3000);
         for uid in 0..1204 {
             dog.saw(&Event::MessageCopied {
                 folder: "INBOX".into(),
@@ -304,29 +308,46 @@ mod tests {
                 bytes: 10,
             });
         }
-        // A server asked for a wait of ten minutes: not a stall.
+        planned(&dog, "Sent", 2);
+        dog.saw(&Event::FolderDone {
+            folder: "Sent".into(),
+            copied: 2,
+            already_present: 0,
+            skipped: 0,
+        });
+        let started = Instant::now();
+        let stall = dog.stalled().await;
+        assert!(started.elapsed() >= Duration::from_millis(190));
+        assert_eq!(
+            stall.to_string(),
+            "no progress for 0 s (last: copying INBOX, 1,204 of 3,000)"
+        );
+        assert_eq!((stall.settled, stall.carried.copied), (1204, 1204));
+    }
+
+    #[tokio::test]
+    async fn announced_waits_and_pacing_pauses_do_not_trip_it() {
+        // A server asked for a wait of two seconds: not a stall.
+        let dog = Watchdog::new(Duration::from_millis(300));
+        planned(&dog, "INBOX", 10);
         dog.saw(&Event::Waiting {
             side: crate::engine::Side::Target,
             words: "NO [UNAVAILABLE]".into(),
             since: crate::clock::unix_seconds(),
-            until: crate::clock::unix_seconds() + 600,
+            until: crate::clock::unix_seconds() + 2,
         });
         let started = Instant::now();
-        let stall = dog.stalled().await;
-        assert!(started.elapsed() >= Duration::from_secs(660));
-        assert_eq!(
-            stall.to_string(),
-            "no progress for 1 min (last: waiting for the target server)"
-        );
-        // A pacing pause holds it for as long as it lasts.
-        let dog = Watchdog::new(Duration::from_secs(60));
+        dog.stalled().await;
+        assert!(started.elapsed() >= Duration::from_millis(1300));
+        // A pacing pause holds it for as long as it lasts, and its end counts.
+        let dog = Watchdog::new(Duration::from_millis(300));
         let hold = dog.hold();
-        let held = tokio::time::timeout(Duration::from_secs(300), dog.stalled()).await;
+        let held = tokio::time::timeout(Duration::from_millis(1200), dog.stalled()).await;
         assert!(held.is_err(), "fired during a pacing pause");
         drop(hold);
-        let started = Instant::now();
+        let released = Instant::now();
         let stall = dog.stalled().await;
-        assert!(started.elapsed() >= Duration::from_secs(59));
+        assert!(released.elapsed() >= Duration::from_millis(250));
         assert_eq!(stall.last, "connecting and listing folders");
     }
 }

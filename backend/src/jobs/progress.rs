@@ -93,7 +93,8 @@ impl ProgressTracker {
                     f.done = false;
                     f.error = None;
                     let s = &mut self.snapshot;
-                    s.counts.messages_total = s.counts.messages_total.saturating_sub(left) + to_copy;
+                    s.counts.messages_total =
+                        s.counts.messages_total.saturating_sub(left) + to_copy;
                     s.counts.bytes_total =
                         s.counts.bytes_total.saturating_sub(bytes_left) + bytes_to_copy;
                     return;
