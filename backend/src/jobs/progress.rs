@@ -225,6 +225,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_folder_planned_again_after_a_stall_is_not_counted_twice() {
+        let mut t = ProgressTracker::new();
+        let planned = |to_copy| Event::FolderPlanned {
+            source: "INBOX".into(),
+            target: "INBOX".into(),
+            messages: 10,
+            to_copy,
+            bytes_to_copy: to_copy * 100,
+        };
+        t.apply(&planned(10));
+        for uid in 0..4 {
+            t.apply(&Event::MessageCopied {
+                folder: "INBOX".into(),
+                uid,
+                bytes: 100,
+            });
+        }
+        // The run is started again: 6 left to copy.
+        t.apply(&planned(6));
+        let s = t.snapshot();
+        assert_eq!(s.folders.len(), 1);
+        assert_eq!((s.counts.messages_total, s.counts.messages_done), (10, 4));
+        assert_eq!((s.counts.bytes_total, s.folders[0].to_copy), (1000, 10));
+    }
+
+    #[test]
     fn counts_follow_the_engine_events() {
         let mut tracker = ProgressTracker::new();
         tracker.apply(&Event::FolderPlanned {

@@ -747,6 +747,30 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_run_that_kept_stalling_fails_with_the_reason_and_can_be_retried() {
+        let (status, reason, keep) = classify(&EngineError::Stalled {
+            what: "no progress for 30 min (last: copying INBOX, 1,204 of 3,000)".into(),
+        });
+        assert_eq!(status, JobStatus::Failed);
+        assert_eq!(
+            reason.as_deref(),
+            Some("no progress for 30 min (last: copying INBOX, 1,204 of 3,000). Retry to resume where it stopped.")
+        );
+        assert!(keep, "the passwords are kept for the retry");
+        assert_eq!(
+            log_entry(&Event::Stalled {
+                words: "no progress for 30 min (last: copying INBOX, 1,204 of 3,000); retrying"
+                    .into(),
+                retrying: true,
+            }),
+            Some(JobEventKind::Note {
+                text: "no progress for 30 min (last: copying INBOX, 1,204 of 3,000); retrying"
+                    .into()
+            })
+        );
+    }
+
     #[tokio::test]
     async fn passwords_of_idle_jobs_are_erased_once_past_the_retention() {
         let f = fixture().await;
