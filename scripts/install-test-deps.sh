@@ -17,6 +17,7 @@ need=()
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 command -v mbsync >/dev/null || need+=(isync)
 command -v openssl >/dev/null || need+=(openssl)
+command -v sqlite3 >/dev/null || need+=(sqlite3)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 
 if [ ${#need[@]} -gt 0 ]; then

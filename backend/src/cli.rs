@@ -229,6 +229,12 @@ pub struct MigrateArgs {
     #[arg(long, default_value_t = crate::engine::retry::wait::DEFAULT_PATIENCE.as_secs(), value_name = "SECONDS")]
     pub patience: u64,
 
+    /// A run that makes no progress this long (no message copied, no folder finished,
+    /// outside waits a server or a pacing cap asked for) is stopped and started again;
+    /// after three such stalls in a row it ends. In seconds; 0: never.
+    #[arg(long, default_value_t = crate::engine::DEFAULT_STALL_TIMEOUT.as_secs(), value_name = "SECONDS")]
+    pub stall_timeout: u64,
+
     /// Largest message copied, in MiB; larger ones are skipped and reported.
     #[arg(long, default_value_t = 512, value_name = "MIB")]
     pub max_message_mb: u64,

@@ -42,6 +42,8 @@ pub struct Config {
     pub delta_sync_minutes: Option<u64>,
     /// Keep credentials this long after a job completes (for delta syncs); 0 erases them at once.
     pub credential_retention_hours: u64,
+    /// A job that makes no progress this long is stopped and retried (`None`: 0, never).
+    pub stall_timeout_seconds: Option<u64>,
     /// Mark cookies `Secure` and name the session cookie `__Host-mailferry_session`, and
     /// send HSTS. On by default; off only for plain-HTTP development on loopback.
     pub secure_cookies: bool,
@@ -77,6 +79,7 @@ struct FileConfig {
     node_name: Option<String>,
     delta_sync_minutes: Option<u64>,
     credential_retention_hours: Option<u64>,
+    stall_timeout_seconds: Option<u64>,
     secure_cookies: Option<bool>,
     #[serde(default)]
     trusted_proxies: Vec<String>,
@@ -185,6 +188,11 @@ impl Config {
                 .unwrap_or_else(default_node_name),
             delta_sync_minutes: from_file.delta_sync_minutes,
             credential_retention_hours: from_file.credential_retention_hours.unwrap_or(0),
+            stall_timeout_seconds: match from_file.stall_timeout_seconds {
+                None => Some(crate::engine::DEFAULT_STALL_TIMEOUT.as_secs()),
+                Some(0) => None,
+                Some(seconds) => Some(seconds),
+            },
             secure_cookies: args
                 .secure_cookies
                 .or(from_file.secure_cookies)

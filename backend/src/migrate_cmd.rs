@@ -443,6 +443,12 @@ async fn check_provider(plan: &SidePlan) -> Result<(), String> {
 
 /// An engine error in words, with advice when a token from a file was refused.
 fn explain_engine_error(err: &EngineError, plans: [&SidePlan; 2]) -> String {
+    if let EngineError::Stalled { .. } = err {
+        return format!(
+            "{err}, each time it was tried; stopped. Run again to resume where it stopped \
+             (--stall-timeout sets how long a run may make no progress)"
+        );
+    }
     if let EngineError::Login {
         side, bearer: true, ..
     } = err
@@ -593,6 +599,7 @@ async fn run_inner(
     settings.connections = args.connections.max(1);
     settings.limits.max_message = args.max_message_mb.max(1).saturating_mul(1 << 20);
     settings.patience = Duration::from_secs(args.patience);
+    settings.stall_timeout = Some(Duration::from_secs(args.stall_timeout)).filter(|t| !t.is_zero());
 
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let show_progress = !args.json && std::io::stderr().is_terminal();

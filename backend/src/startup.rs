@@ -63,6 +63,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     worker_settings.lease_seconds = config.lease_seconds;
     worker_settings.delta_sync_minutes = config.delta_sync_minutes;
     worker_settings.credential_retention_hours = config.credential_retention_hours;
+    worker_settings.stall_timeout = config
+        .stall_timeout_seconds
+        .map(std::time::Duration::from_secs);
     let workers = WorkerPool::new(
         store.clone(),
         routes.clone(),

@@ -60,6 +60,13 @@ pub struct Faults {
     /// way (but stays open): its link is dead. New connections work until they too have
     /// sent that much.
     pub stall_after_bytes: Option<u64>,
+    /// Body FETCHes are not passed on: the proxy answers each with an untagged
+    /// `* OK still working` line this often, forever, and never with the tagged reply (a
+    /// server that keeps the connection alive without making progress).
+    pub busy_body_fetch: Option<Duration>,
+    /// With `busy_body_fetch`: only the first this many body FETCHes (counted over all
+    /// connections) are kept busy (`None`: all).
+    pub busy_body_fetches: Option<u64>,
     /// Listing responses (FETCH responses that carry RFC822.SIZE) each sent as two: the
     /// flags alone, without the UID, then the UID with the date and the size.
     pub split_listing: bool,
@@ -232,6 +239,8 @@ struct Shared {
     counts: Vec<AtomicU64>,
     /// Listing responses stripped so far, per UID.
     stripped: std::sync::Mutex<std::collections::HashMap<u32, u64>>,
+    /// Body FETCHes seen while `busy_body_fetch` is set.
+    busy_fetches: AtomicU64,
 }
 
 /// One connection's link: bytes from its client so far, and whether it died.
@@ -304,6 +313,7 @@ impl FaultProxy {
         let shared = Arc::new(Shared {
             counts: faults.refuse.iter().map(|_| AtomicU64::new(0)).collect(),
             stripped: Default::default(),
+            busy_fetches: AtomicU64::new(0),
         });
         let faults = Arc::new(faults);
         let accept_stats = stats.clone();
@@ -612,6 +622,22 @@ async fn relay(
                     continue;
                 }
                 if fetches_body(&upper) {
+                    let busy = faults.busy_body_fetch.filter(|_| {
+                        let n = shared.busy_fetches.fetch_add(1, Ordering::SeqCst) + 1;
+                        faults.busy_body_fetches.is_none_or(|first| n <= first)
+                    });
+                    if let Some(every) = busy {
+                        // Never answered: the client gets only untagged lines, until it
+                        // closes the connection.
+                        stats.commands.fetch_add(1, Ordering::SeqCst);
+                        loop {
+                            tokio::time::sleep(every).await;
+                            let mut w = client_write.lock().await;
+                            if w.write_all(b"* OK still working\r\n").await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                    }
                     let uids = fetch_uids(&upper);
                     if faults.poison.iter().any(|(folder, uid)| {
                         folder.eq_ignore_ascii_case(&selected) && uids.contains(uid)

@@ -135,8 +135,13 @@ pub enum EngineError {
     OverQuota { words: String },
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// The run made no progress for the stall timeout, as often as it may be tried
+    /// (see `engine::watchdog`): "no progress for 30 min (last: copying INBOX, 1,204 of
+    /// 3,000)".
+    #[error("{what}")]
+    Stalled { what: String },
     /// The job's lease now belongs to another worker: this one must stop writing.
-    #[error("another worker has taken this job over")]
+    #[error("lease lost: another node took this job")]
     LeaseLost,
 }
 

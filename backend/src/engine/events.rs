@@ -3,6 +3,7 @@
 //! events nor the engine know anything about HTTP.
 
 use super::error::Side;
+use super::watchdog::{Hold, Watchdog};
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -60,6 +61,13 @@ pub enum Event {
         words: String,
         since: i64,
         until: i64,
+    },
+    /// The run made no progress for the stall timeout: it was stopped, its connections
+    /// closed, and (when `retrying`) started again. `words`: "no progress for 30 min
+    /// (last: copying INBOX, 1,204 of 3,000); retrying".
+    Stalled {
+        words: String,
+        retrying: bool,
     },
     /// The job stopped before the end for a reason the user must act on (over quota).
     Stopped {
@@ -126,18 +134,43 @@ impl Report {
     }
 }
 
-/// Sends events if anyone listens; a closed receiver never stops the copy.
+/// Sends events if anyone listens; a closed receiver never stops the copy. Every event
+/// is also progress for the run's stall watchdog, when one watches.
 #[derive(Debug, Clone, Default)]
-pub struct Events(Option<UnboundedSender<Event>>);
+pub struct Events {
+    sender: Option<UnboundedSender<Event>>,
+    watchdog: Option<Watchdog>,
+}
 
 impl Events {
     pub fn new(sender: Option<UnboundedSender<Event>>) -> Self {
-        Events(sender)
+        Events {
+            sender,
+            watchdog: None,
+        }
+    }
+
+    /// The same listeners, with `watchdog` told of every event.
+    pub(crate) fn watched_by(&self, watchdog: Watchdog) -> Self {
+        Events {
+            sender: self.sender.clone(),
+            watchdog: Some(watchdog),
+        }
     }
 
     pub fn emit(&self, event: Event) {
-        if let Some(tx) = &self.0 {
+        if let Some(dog) = &self.watchdog {
+            dog.saw(&event);
+        }
+        if let Some(tx) = &self.sender {
             let _ = tx.send(event);
         }
+    }
+
+    /// A pacing pause begins: the stall watchdog waits until the returned hold is dropped.
+    pub fn pausing(&self) -> Hold {
+        self.watchdog
+            .as_ref()
+            .map_or_else(Hold::none, Watchdog::hold)
     }
 }

@@ -28,6 +28,7 @@ pub mod pacing;
 pub mod plan;
 pub mod retry;
 pub mod uidmap;
+pub mod watchdog;
 
 pub use auth::{AccessToken, StaticToken, TokenError, TokenErrorKind, TokenHandle, TokenSource};
 pub use error::{EngineError, Side};
@@ -89,7 +90,15 @@ pub struct Settings {
     /// How waits between such retries grow when the server suggests none, and the
     /// longest one slept in-process (a longer one pauses the run instead).
     pub retry: retry::RetryPolicy,
+    /// A run that makes no progress this long (no message settled, no folder finished,
+    /// outside announced waits) is stopped, its connections closed, and started again;
+    /// after `max_attempts` such stalls in a row it ends with [`EngineError::Stalled`].
+    /// `None`: never (see [`watchdog`]).
+    pub stall_timeout: Option<std::time::Duration>,
 }
+
+/// The default stall timeout: 30 minutes without progress.
+pub const DEFAULT_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 impl Settings {
     pub fn new(source: Endpoint, target: Endpoint) -> Self {
@@ -110,6 +119,7 @@ impl Settings {
             pacing: pacing::Pacers::default(),
             patience: retry::wait::DEFAULT_PATIENCE,
             retry: retry::RetryPolicy::default(),
+            stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
         }
     }
 
@@ -158,9 +168,59 @@ pub async fn run(
     )
     .await?;
     let span = tracing::info_span!("job", job = %job_id);
-    run_job(settings, pool, events, job_id)
-        .instrument(span)
-        .await
+    let Some(timeout) = settings.stall_timeout.filter(|t| !t.is_zero()) else {
+        return run_job(settings, pool, events, job_id)
+            .instrument(span)
+            .await;
+    };
+    // Stalls in a row; an attempt that settled messages before it stalled starts the
+    // count anew (the link is slow or flaky, not dead).
+    let mut stalls = 0;
+    // What stopped attempts copied: the last attempt finds those copies already present.
+    let mut carried = watchdog::Carried::default();
+    loop {
+        let dog = watchdog::Watchdog::new(timeout);
+        let attempt = run_job(
+            settings,
+            pool,
+            events.watched_by(dog.clone()),
+            job_id.clone(),
+        )
+        .instrument(span.clone());
+        // Dropping the attempt closes its connections (and frees its pacing slots).
+        let stall = tokio::select! {
+            result = attempt => {
+                return result.map(|mut outcome| {
+                    let r = &mut outcome.report;
+                    r.copied += carried.copied;
+                    r.already_present = r.already_present.saturating_sub(carried.copied);
+                    r.bytes_copied += carried.bytes_copied;
+                    r.flags_updated += carried.flags_updated;
+                    outcome
+                });
+            }
+            stall = dog.stalled() => stall,
+        };
+        carried.copied += stall.carried.copied;
+        carried.bytes_copied += stall.carried.bytes_copied;
+        carried.flags_updated += stall.carried.flags_updated;
+        stalls = if stall.settled > 0 { 1 } else { stalls + 1 };
+        let retrying = stalls < settings.max_attempts.max(1);
+        let words = format!(
+            "{stall}; {}",
+            if retrying { "retrying" } else { "giving up" }
+        );
+        span.in_scope(|| tracing::warn!(stalls, "{words}"));
+        events.emit(Event::Stalled {
+            words: words.clone(),
+            retrying,
+        });
+        if !retrying {
+            return Err(EngineError::Stalled {
+                what: stall.to_string(),
+            });
+        }
+    }
 }
 
 async fn run_job(

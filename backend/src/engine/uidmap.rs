@@ -131,11 +131,38 @@ impl UidMap {
         }
     }
 
-    /// Intents are written only while the job is leased to `owner` (see
-    /// `Settings::lease_owner`).
+    /// Every write of the map (intents, settling, flags, forgetting, re-keying, skips,
+    /// folder targets) happens only while the job is leased to `owner` (see
+    /// `Settings::lease_owner`), checked in the write's own transaction.
     pub fn fenced_by(mut self, owner: Option<String>) -> Self {
         self.lease_owner = owner;
         self
+    }
+
+    /// A transaction for one write of the map, fenced: when a lease owner is set, its
+    /// first statement checks that the job is still leased to it, and the write is
+    /// refused with [`EngineError::LeaseLost`] otherwise. Touching the job row also locks
+    /// it (PostgreSQL; SQLite's writer lock is taken by that first write) until the
+    /// transaction ends, so a takeover waits for the write and then sees it, and nothing
+    /// is written once another node holds the job.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(owner) = &self.lease_owner {
+            let still_ours = sqlx::query(
+                "UPDATE jobs SET lease_owner = lease_owner WHERE id = $1 AND lease_owner = $2",
+            )
+            .bind(&self.job_id)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if still_ours == 0 {
+                tx.rollback().await?;
+                tracing::warn!(job = %self.job_id, "{}", EngineError::LeaseLost);
+                return Err(EngineError::LeaseLost);
+            }
+        }
+        Ok(tx)
     }
 
     /// Every row of one source folder (all UIDVALIDITYs).
@@ -162,23 +189,7 @@ impl UidMap {
 
     /// Writes the intents for a batch, in one transaction, before the APPEND is sent.
     pub async fn write_intents(&self, rows: &[MapRow]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        if let Some(owner) = &self.lease_owner {
-            // Touching the job row also locks it (PostgreSQL) until the intents are
-            // committed, so a takeover waits for them and then sees them.
-            let still_ours = sqlx::query(
-                "UPDATE jobs SET lease_owner = lease_owner WHERE id = $1 AND lease_owner = $2",
-            )
-            .bind(&self.job_id)
-            .bind(owner)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if still_ours == 0 {
-                tx.rollback().await?;
-                return Err(EngineError::LeaseLost);
-            }
-        }
+        let mut tx = self.begin_write().await?;
         for r in rows {
             sqlx::query(&format!(
                 "INSERT INTO uid_map (job_id, {COLUMNS}, updated_at) \
@@ -228,7 +239,7 @@ impl UidMap {
         if items.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for item in items {
             let query = sqlx::query(sql)
                 .bind(&self.job_id)
@@ -328,6 +339,7 @@ impl UidMap {
 
     /// After a source UIDVALIDITY change: moves a matched row to the message's new identity.
     pub async fn rekey(&self, source_folder: &str, old: (u32, u32), new: (u32, u32)) -> Result<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE uid_map SET source_uidvalidity = $1, source_uid = $2, updated_at = $3 \
              WHERE job_id = $4 AND source_folder = $5 AND source_uidvalidity = $6 AND source_uid = $7",
@@ -339,12 +351,14 @@ impl UidMap {
         .bind(source_folder)
         .bind(i64::from(old.0))
         .bind(i64::from(old.1))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     pub async fn record_skip(&self, skip: &SkipRecord) -> Result<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO skipped_messages (job_id, source_folder, source_uidvalidity, source_uid, size, \
              internal_date, subject, reason, attempts, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
@@ -363,8 +377,9 @@ impl UidMap {
         .bind(&skip.reason)
         .bind(i64::from(skip.attempts))
         .bind(now())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -400,6 +415,7 @@ impl UidMap {
     }
 
     pub async fn remember_folder(&self, source_folder: &str, target_folder: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO folder_map (job_id, source_folder, target_folder, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (job_id, source_folder) DO UPDATE SET target_folder = excluded.target_folder, \
@@ -409,8 +425,9 @@ impl UidMap {
         .bind(source_folder)
         .bind(target_folder)
         .bind(now())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -637,5 +654,138 @@ mod tests {
             Err(EngineError::LeaseLost)
         ));
         assert_eq!(map.all_rows().await.unwrap().len(), 1);
+    }
+
+    /// Every row of the job's map tables with its update time, as the database has them.
+    async fn stored(pool: &AnyPool, job: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for (table, columns) in [
+            (
+                "uid_map",
+                "source_folder, source_uidvalidity, source_uid, state, target_uid, flags, updated_at",
+            ),
+            (
+                "skipped_messages",
+                "source_folder, source_uidvalidity, source_uid, reason, attempts, updated_at",
+            ),
+            ("folder_map", "source_folder, target_folder, updated_at"),
+        ] {
+            let rows = sqlx::query(&format!(
+                "SELECT {columns} FROM {table} WHERE job_id = $1 ORDER BY 1, 2, 3"
+            ))
+            .bind(job)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            for row in rows {
+                let cells: Vec<String> = (0..columns.split(',').count())
+                    .map(|i| {
+                        row.try_get::<Option<String>, _>(i)
+                            .map(|v| v.unwrap_or_default())
+                            .or_else(|_| row.try_get::<Option<i64>, _>(i).map(|v| format!("{v:?}")))
+                            .unwrap()
+                    })
+                    .collect();
+                out.push(format!("{table}: {}", cells.join(" | ")));
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn every_write_of_a_fenced_map_is_refused_once_another_node_holds_the_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&crate::config::sqlite_url(&dir.path().join("m.db")))
+            .await
+            .unwrap();
+        let pool = db.pool().clone();
+        let job = find_or_create_job(&pool, "a@h:1", "b@h:2").await.unwrap();
+        let set_owner = |owner: &'static str| {
+            let pool = pool.clone();
+            let job = job.clone();
+            async move {
+                sqlx::query("UPDATE jobs SET lease_owner = $1 WHERE id = $2")
+                    .bind(owner)
+                    .bind(job)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+        };
+        let map = UidMap::new(pool.clone(), job.clone()).fenced_by(Some("node-a".into()));
+        let row = |uid: u32| MapRow {
+            source_folder: "INBOX".into(),
+            source_uidvalidity: 7,
+            source_uid: uid,
+            target_folder: "INBOX".into(),
+            target_uidvalidity: None,
+            target_uid: None,
+            state: PENDING.into(),
+            target_uidnext_before: Some(1),
+            size: 10,
+            internal_date: 1_600_000_000,
+            content_hash: "cd".into(),
+            flags: String::new(),
+            identity: None,
+        };
+        let skip = |uid: u32| SkipRecord {
+            folder: "INBOX".into(),
+            uidvalidity: 7,
+            uid,
+            size: Some(10),
+            internal_date: None,
+            subject: None,
+            reason: "too large".into(),
+            attempts: 1,
+        };
+        set_owner("node-a").await;
+        // While the lease is ours, every kind of write goes through.
+        map.write_intents(&[row(1), row(2), row(3), row(4)])
+            .await
+            .unwrap();
+        map.mark_done("INBOX", 7, 9, &[(1, Some(1)), (3, Some(3))])
+            .await
+            .unwrap();
+        map.set_flags("INBOX", 7, &[(1, "\\seen".into())])
+            .await
+            .unwrap();
+        map.record_skip(&skip(5)).await.unwrap();
+        map.record_skip(&skip(6)).await.unwrap();
+        map.remember_folder("INBOX", "INBOX").await.unwrap();
+        // Another node took the job over (the lease ran out and it claimed the job).
+        set_owner("node-b").await;
+        let before = stored(&pool, &job).await;
+        assert_eq!(before.len(), 7, "{before:#?}");
+        // Time moves on, so a write that slipped through would show in `updated_at`.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let lost = |r: Result<()>, what: &str| {
+            assert!(
+                matches!(r, Err(EngineError::LeaseLost)),
+                "{what} was not refused: {r:?}"
+            );
+        };
+        lost(map.write_intents(&[row(8)]).await, "write_intents");
+        lost(
+            map.mark_done("INBOX", 7, 9, &[(2, Some(2))]).await,
+            "mark_done",
+        );
+        lost(map.drop_intents("INBOX", 7, &[4]).await, "drop_intents");
+        lost(map.forget_done("INBOX", 7, &[3]).await, "forget_done");
+        lost(
+            map.set_flags("INBOX", 7, &[(1, "\\flagged".into())]).await,
+            "set_flags",
+        );
+        lost(map.rekey("INBOX", (7, 1), (8, 1)).await, "rekey");
+        lost(map.record_skip(&skip(5)).await, "record_skip");
+        lost(map.clear_skips("INBOX", 7, &[6]).await, "clear_skips");
+        lost(
+            map.remember_folder("INBOX", "Archive").await,
+            "remember_folder",
+        );
+        assert_eq!(stored(&pool, &job).await, before);
+        // The map of an unfenced run (the command line) is not touched by leases.
+        let cli = UidMap::new(pool.clone(), job.clone());
+        cli.drop_intents("INBOX", 7, &[4]).await.unwrap();
+        assert_eq!(stored(&pool, &job).await.len(), 6);
     }
 }

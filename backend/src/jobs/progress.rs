@@ -83,6 +83,23 @@ impl ProgressTracker {
                 to_copy,
                 bytes_to_copy,
             } => {
+                if let Some(f) = self.folder(source) {
+                    // Planned again (the run was started again after a stall): what is
+                    // left to copy replaces what was left.
+                    let left = f.to_copy.saturating_sub(f.copied + f.skipped);
+                    let bytes_left = f.bytes_to_copy.saturating_sub(f.bytes_copied);
+                    f.to_copy = f.copied + f.skipped + to_copy;
+                    f.bytes_to_copy = f.bytes_copied + bytes_to_copy;
+                    f.done = false;
+                    f.error = None;
+                    let s = &mut self.snapshot;
+                    s.counts.messages_total =
+                        s.counts.messages_total.saturating_sub(left) + to_copy;
+                    s.counts.bytes_total =
+                        s.counts.bytes_total.saturating_sub(bytes_left) + bytes_to_copy;
+                    return;
+                }
+                let s = &mut self.snapshot;
                 s.counts.messages_total += to_copy;
                 s.counts.bytes_total += bytes_to_copy;
                 s.folders.push(FolderProgress {
@@ -131,6 +148,7 @@ impl ProgressTracker {
             | Event::Waiting { .. }
             | Event::MessageAltered { .. }
             | Event::Stopped { .. }
+            | Event::Stalled { .. }
             | Event::Finished { .. } => {}
         }
     }
@@ -205,6 +223,32 @@ fn capped_eta(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_folder_planned_again_after_a_stall_is_not_counted_twice() {
+        let mut t = ProgressTracker::new();
+        let planned = |to_copy| Event::FolderPlanned {
+            source: "INBOX".into(),
+            target: "INBOX".into(),
+            messages: 10,
+            to_copy,
+            bytes_to_copy: to_copy * 100,
+        };
+        t.apply(&planned(10));
+        for uid in 0..4 {
+            t.apply(&Event::MessageCopied {
+                folder: "INBOX".into(),
+                uid,
+                bytes: 100,
+            });
+        }
+        // The run is started again: 6 left to copy.
+        t.apply(&planned(6));
+        let s = t.snapshot();
+        assert_eq!(s.folders.len(), 1);
+        assert_eq!((s.counts.messages_total, s.counts.messages_done), (10, 4));
+        assert_eq!((s.counts.bytes_total, s.folders[0].to_copy), (1000, 10));
+    }
 
     #[test]
     fn counts_follow_the_engine_events() {

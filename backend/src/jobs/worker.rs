@@ -33,6 +33,9 @@ pub struct WorkerSettings {
     pub credential_retention_hours: u64,
     /// How often the credential sweeper looks for passwords past their retention.
     pub credential_sweep_every: Duration,
+    /// A run without progress this long is stopped and retried (`None`: never); see
+    /// `engine::watchdog`.
+    pub stall_timeout: Option<Duration>,
 }
 
 /// Passwords of jobs waiting for their user (signed in but not started, failed, paused)
@@ -50,6 +53,7 @@ impl WorkerSettings {
             delta_sync_minutes: None,
             credential_retention_hours: 0,
             credential_sweep_every: Duration::from_secs(5 * 60),
+            stall_timeout: Some(engine::DEFAULT_STALL_TIMEOUT),
         }
     }
 }
@@ -334,6 +338,7 @@ impl WorkerPool {
         let mut settings = Settings::new(source, target);
         settings.connections = connections;
         settings.lease_owner = Some(self.settings.node.clone());
+        settings.stall_timeout = self.settings.stall_timeout;
         if let Some(route) = self.routes.route(&job.route) {
             settings.labels = route.label_options().unwrap_or_default();
         }
@@ -408,7 +413,7 @@ impl WorkerPool {
                         None => {
                             abort.abort();
                             let _ = (&mut engine_task).await;
-                            tracing::warn!("lease lost to another node; stopping here");
+                            tracing::warn!("{}; stopping here", EngineError::LeaseLost);
                             return Ok(None);
                         }
                     }
@@ -466,7 +471,7 @@ impl WorkerPool {
                 }
             }
             Ok(Err(EngineError::LeaseLost)) => {
-                tracing::warn!("lease lost to another node; stopped before writing more");
+                tracing::warn!("{}; stopped before writing more", EngineError::LeaseLost);
                 return Ok(None);
             }
             Ok(Err(err)) => classify(&err),
@@ -614,6 +619,9 @@ fn log_entry(event: &Event) -> Option<JobEventKind> {
         Event::MessageAltered { folder, uid, what } => Some(JobEventKind::Note {
             text: format!("Message UID {uid} in {folder} {what}"),
         }),
+        Event::Stalled { words, .. } => Some(JobEventKind::Note {
+            text: words.clone(),
+        }),
         _ => None,
     }
 }
@@ -735,6 +743,30 @@ mod tests {
                 words: "NO Server Unavailable. 15".into(),
                 since: 1_000,
                 until: 1_060,
+            })
+        );
+    }
+
+    #[test]
+    fn a_run_that_kept_stalling_fails_with_the_reason_and_can_be_retried() {
+        let (status, reason, keep) = classify(&EngineError::Stalled {
+            what: "no progress for 30 min (last: copying INBOX, 1,204 of 3,000)".into(),
+        });
+        assert_eq!(status, JobStatus::Failed);
+        assert_eq!(
+            reason.as_deref(),
+            Some("no progress for 30 min (last: copying INBOX, 1,204 of 3,000). Retry to resume where it stopped.")
+        );
+        assert!(keep, "the passwords are kept for the retry");
+        assert_eq!(
+            log_entry(&Event::Stalled {
+                words: "no progress for 30 min (last: copying INBOX, 1,204 of 3,000); retrying"
+                    .into(),
+                retrying: true,
+            }),
+            Some(JobEventKind::Note {
+                text: "no progress for 30 min (last: copying INBOX, 1,204 of 3,000); retrying"
+                    .into()
             })
         );
     }

@@ -333,10 +333,14 @@ async fn paced_fetch(
     ctx: &FolderContext<'_>,
     batch: &[SourceMessage],
 ) -> Result<FetchOutcome> {
-    ctx.settings
-        .pacing
-        .before_fetch(batch.iter().map(|m| m.size))
-        .await?;
+    {
+        // Waiting for the account's caps is a pacing pause, not a stall.
+        let _pause = ctx.events.pausing();
+        ctx.settings
+            .pacing
+            .before_fetch(batch.iter().map(|m| m.size))
+            .await?;
+    }
     fetch::fetch_batch(src, ctx.profile, batch, ctx.settings.max_attempts).await
 }
 
@@ -740,11 +744,13 @@ async fn store_batch(
             .filter(|i| !admitted.contains(i))
             .collect();
         if !fresh.is_empty() {
+            let pause = ctx.events.pausing();
             let n = ctx
                 .settings
                 .pacing
                 .before_append(fresh.iter().map(|&i| outgoing[i].bytes.len() as u64))
                 .await?;
+            drop(pause);
             admitted.extend(&fresh[..n]);
             group.retain(|i| admitted.contains(i));
         }

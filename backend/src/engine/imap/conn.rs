@@ -82,6 +82,8 @@ impl Conn {
     /// Waits for a connection slot of the account, unless one is held or none is needed.
     async fn take_slot(&mut self) -> Result<()> {
         if let (None, Some(pacer)) = (&self.slot, &self.pacer) {
+            // Waiting for a slot is a pacing pause, not a stall.
+            let _pause = self.waiter.events.pausing();
             self.slot = pacer.connection_slot().await?;
         }
         Ok(())
