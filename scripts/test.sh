@@ -66,8 +66,8 @@ cargo test --no-fail-fast -- "$@" 2>&1 | tee "$log" || status=$?
 # (each test starts its own private server on loopback). The multi-node tests already run
 # on PostgreSQL above, and the test kit's own tests use no database. Left out too: the
 # engine's protocol tests (hostile and quirky servers, throttling, the wire, fetch forms,
-# other server families, the stall watchdog), which use the UID map exactly as engine_copy, engine_faults and
-# engine_crash do, and those run here. (No `-p`: selecting the workspace's default
+# other server families, the stall watchdog), which use the UID map exactly as
+# engine_copy, engine_faults and engine_crash do, and those run here. (No `-p`: selecting the workspace's default
 # members keeps the features of the first pass, so nothing rebuilds.)
 step "integration tests again, on PostgreSQL"
 pg_tests=()
