@@ -66,6 +66,13 @@ pub struct Faults {
     /// (UID, n): the first n listing responses for this UID (in any folder) come without
     /// their INTERNALDATE; `u64::MAX`: every one.
     pub strip_listing_date: Vec<(u32, u64)>,
+    /// Capabilities removed from what the client sees before it has logged in (the
+    /// greeting's code, CAPABILITY answers); the login's tagged OK then loses its
+    /// CAPABILITY code: a server that shows them only to a client asking after login.
+    pub hide_before_login: Vec<String>,
+    /// Every RFC822.SIZE of a listing response is reported this many bytes larger (a
+    /// server whose sizes are estimates, as Exchange's); the bodies are unchanged.
+    pub inflate_listing_sizes: u64,
     /// A line (e.g. `* 1 EXISTS`) sent to the client right before every `+` the server
     /// sends: an untagged reply that arrives while the client waits to send a literal.
     pub untagged_before_continue: Option<String>,
@@ -239,6 +246,8 @@ struct Shared {
 struct Link {
     client_bytes: AtomicU64,
     dead: std::sync::atomic::AtomicBool,
+    /// The tag of the client's LOGIN or AUTHENTICATE, once sent.
+    login_tag: std::sync::Mutex<Option<String>>,
 }
 
 /// Paces one direction of one connection to a number of bytes per second.
@@ -392,6 +401,7 @@ async fn relay(
     let s2c = tokio::spawn(async move {
         let mut reader = BufReader::new(server_read);
         let mut pacer = Pacer::new(s2c_faults.bandwidth);
+        let mut logged_in = false;
         loop {
             // Literals are read by read_unit only after the line: server literals are
             // always announced at a line end, so this keeps them intact.
@@ -399,6 +409,16 @@ async fn relay(
                 break;
             };
             let mut rewritten = rewrite_server_line(&line, &s2c_faults);
+            if !s2c_faults.hide_before_login.is_empty() && !logged_in {
+                let tag = s2c_link
+                    .login_tag
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                let (out, now_in) = hide_before_login(&rewritten, tag.as_deref(), &s2c_faults);
+                rewritten = out;
+                logged_in = now_in;
+            }
             if s2c_faults.space_padded_days {
                 rewritten = pad_days(&rewritten);
             }
@@ -484,6 +504,9 @@ async fn relay(
                 refused: None,
             };
             let verb0 = verb.first().cloned().unwrap_or_default();
+            if verb0 == "LOGIN" || verb0 == "AUTHENTICATE" {
+                *link.login_tag.lock().unwrap_or_else(|e| e.into_inner()) = Some(tag.clone());
+            }
             let is_append = verb0 == "APPEND";
             let record_line = |line: &[u8]| {
                 if let (true, Some(lines)) = (is_append, &faults.append_lines) {
@@ -862,9 +885,40 @@ fn rewrite_server_line(line: &[u8], faults: &Faults) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// Before login: the hidden capabilities removed; the login's OK (tag `login_tag`)
+/// without its CAPABILITY code. Returns the line and whether the login has succeeded.
+fn hide_before_login(line: &[u8], login_tag: Option<&str>, faults: &Faults) -> (Vec<u8>, bool) {
+    let text = String::from_utf8_lossy(line);
+    if let Some(tag) = login_tag {
+        let ok = format!("{tag} OK");
+        if text
+            .to_ascii_uppercase()
+            .starts_with(&ok.to_ascii_uppercase())
+        {
+            let rest = text[ok.len()..].trim_start();
+            let rest = match rest.strip_prefix('[') {
+                Some(code) if code.to_ascii_uppercase().starts_with("CAPABILITY ") => code
+                    .split_once(']')
+                    .map_or("", |(_, after)| after)
+                    .trim_start(),
+                _ => rest,
+            };
+            return (format!("{ok} {rest}").into_bytes(), true);
+        }
+    }
+    let hiding = Faults {
+        hide_capabilities: faults.hide_before_login.clone(),
+        ..Faults::default()
+    };
+    (rewrite_server_line(line, &hiding), false)
+}
+
 /// A listing response split in two or without its INTERNALDATE, as the faults say.
 fn rewrite_listing(line: &[u8], faults: &Faults, shared: &Shared) -> Vec<u8> {
-    if !faults.split_listing && faults.strip_listing_date.is_empty() {
+    if !faults.split_listing
+        && faults.strip_listing_date.is_empty()
+        && faults.inflate_listing_sizes == 0
+    {
         return line.to_vec();
     }
     let Some((seq, items)) = listing_items(line) else {
@@ -880,6 +934,15 @@ fn rewrite_listing(line: &[u8], faults: &Faults, shared: &Shared) -> Vec<u8> {
         return line.to_vec();
     };
     let mut items = items;
+    if faults.inflate_listing_sizes > 0 {
+        for (name, value) in &mut items {
+            if name.eq_ignore_ascii_case("RFC822.SIZE") {
+                if let Ok(n) = value.parse::<u64>() {
+                    *value = (n + faults.inflate_listing_sizes).to_string();
+                }
+            }
+        }
+    }
     if let Some((_, times)) = faults.strip_listing_date.iter().find(|(u, _)| *u == uid) {
         let mut stripped = shared.stripped.lock().unwrap_or_else(|e| e.into_inner());
         let done = stripped.entry(uid).or_insert(0);
