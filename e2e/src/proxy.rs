@@ -73,6 +73,9 @@ pub struct Faults {
     /// Every RFC822.SIZE of a listing response is reported this many bytes larger (a
     /// server whose sizes are estimates, as Exchange's); the bodies are unchanged.
     pub inflate_listing_sizes: u64,
+    /// One dropped connection in the middle of a folder's copy, and new connections held
+    /// back until the test has changed the server (see [`DropHold`]).
+    pub drop_and_hold: Option<Arc<DropHold>>,
     /// A line (e.g. `* 1 EXISTS`) sent to the client right before every `+` the server
     /// sends: an untagged reply that arrives while the client waits to send a literal.
     pub untagged_before_continue: Option<String>,
@@ -89,6 +92,70 @@ pub struct Faults {
     /// INTERNALDATEs the server sends with a one-digit day (`"05-Mar-2024 ..."`) reach
     /// the client space-padded (`" 5-Mar-2024 ..."`), as other servers write them.
     pub space_padded_days: bool,
+}
+
+/// A test hook: the `after`-th body FETCH in `folder` (counted over all connections)
+/// closes its connection instead of being passed on; connections that come after it wait
+/// until [`DropHold::resume`], so the test can change the server between the drop and
+/// the reconnect ([`DropHold::dropped`] says when).
+#[derive(Debug)]
+pub struct DropHold {
+    folder: String,
+    after: u64,
+    seen: AtomicU64,
+    fired: std::sync::atomic::AtomicBool,
+    released: std::sync::atomic::AtomicBool,
+    dropped_signal: tokio::sync::Notify,
+    resume_signal: tokio::sync::Notify,
+}
+
+impl DropHold {
+    pub fn new(folder: &str, after: u64) -> Arc<DropHold> {
+        Arc::new(DropHold {
+            folder: folder.to_owned(),
+            after,
+            seen: AtomicU64::new(0),
+            fired: Default::default(),
+            released: Default::default(),
+            dropped_signal: tokio::sync::Notify::new(),
+            resume_signal: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Waits until the connection was dropped.
+    pub async fn dropped(&self) {
+        self.dropped_signal.notified().await
+    }
+
+    /// Lets the held connections through.
+    pub fn resume(&self) {
+        self.released.store(true, Ordering::SeqCst);
+        self.resume_signal.notify_waiters();
+    }
+
+    /// Whether this body fetch in `folder` is the one to drop.
+    fn fires(&self, folder: &str) -> bool {
+        if !folder.eq_ignore_ascii_case(&self.folder) || self.fired.load(Ordering::SeqCst) {
+            return false;
+        }
+        let n = self.seen.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.after {
+            self.fired.store(true, Ordering::SeqCst);
+            self.dropped_signal.notify_one();
+            return true;
+        }
+        false
+    }
+
+    async fn hold(&self) {
+        while self.fired.load(Ordering::SeqCst) && !self.released.load(Ordering::SeqCst) {
+            let resumed = self.resume_signal.notified();
+            if self.released.load(Ordering::SeqCst) {
+                break;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(50), resumed).await;
+        }
+    }
 }
 
 impl Faults {
@@ -323,6 +390,9 @@ impl FaultProxy {
                 let stats = accept_stats.clone();
                 let shared = shared.clone();
                 tokio::spawn(async move {
+                    if let Some(hold) = &faults.drop_and_hold {
+                        hold.hold().await;
+                    }
                     let _ = relay(client, upstream, faults, stats, shared, id).await;
                 });
             }
@@ -635,6 +705,13 @@ async fn relay(
                     continue;
                 }
                 if fetches_body(&upper) {
+                    if let Some(hold) = &faults.drop_and_hold {
+                        if hold.fires(&selected) {
+                            stats.drops.fetch_add(1, Ordering::SeqCst);
+                            s2c.abort();
+                            return Ok(());
+                        }
+                    }
                     let uids = fetch_uids(&upper);
                     if faults.poison.iter().any(|(folder, uid)| {
                         folder.eq_ignore_ascii_case(&selected) && uids.contains(uid)
