@@ -1136,6 +1136,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn capabilities_are_hidden_before_login_only() {
+        let faults = Faults {
+            hide_before_login: vec!["UIDPLUS".into(), "LITERAL+".into()],
+            ..Faults::default()
+        };
+        let (greeting, done) = hide_before_login(
+            b"* OK [CAPABILITY IMAP4rev1 LITERAL+ ID] ready\r\n",
+            None,
+            &faults,
+        );
+        assert_eq!(greeting, b"* OK [CAPABILITY IMAP4rev1 ID] ready\r\n");
+        assert!(!done);
+        let (ok, done) = hide_before_login(
+            b"a1 OK [CAPABILITY IMAP4rev1 UIDPLUS LITERAL+] Logged in\r\n",
+            Some("a1"),
+            &faults,
+        );
+        assert_eq!(ok, b"a1 OK Logged in\r\n");
+        assert!(done);
+    }
+
+    #[test]
     fn capability_lines_lose_hidden_names() {
         let faults = Faults {
             hide_capabilities: vec!["UIDPLUS".into()],
