@@ -493,6 +493,8 @@ struct JsonResult<'a> {
     label_copies: u64,
     /// Messages copied without a keyword or the date the target refused.
     altered: &'a [String],
+    /// Source folders not copied: other users' and shared folders.
+    left_out: &'a [String],
 }
 
 /// Why a run ended without a report: the words, and the exit status.
@@ -543,6 +545,7 @@ pub async fn run(config_file: Option<&Path>, args: MigrateArgs) -> ExitCode {
                     label_policy: &[],
                     label_copies: 0,
                     altered: &[],
+                    left_out: &[],
                 };
                 println!("{}", serde_json::to_string(&out).unwrap_or_default());
             }
@@ -653,6 +656,9 @@ async fn run_inner(
                 }
             );
         }
+        for left_out in &report.left_out {
+            println!("  left out: {left_out}");
+        }
     }
     if args.json {
         let out = JsonResult {
@@ -673,6 +679,7 @@ async fn run_inner(
             label_policy: &report.label_policy,
             label_copies: report.label_copies,
             altered: &report.altered,
+            left_out: &report.left_out,
         };
         println!(
             "{}",

@@ -73,6 +73,16 @@ pub struct Faults {
     /// (UID, n): the first n listing responses for this UID (in any folder) come without
     /// their INTERNALDATE; `u64::MAX`: every one.
     pub strip_listing_date: Vec<(u32, u64)>,
+    /// Capabilities removed from what the client sees before it has logged in (the
+    /// greeting's code, CAPABILITY answers); the login's tagged OK then loses its
+    /// CAPABILITY code: a server that shows them only to a client asking after login.
+    pub hide_before_login: Vec<String>,
+    /// Every RFC822.SIZE of a listing response is reported this many bytes larger (a
+    /// server whose sizes are estimates, as Exchange's); the bodies are unchanged.
+    pub inflate_listing_sizes: u64,
+    /// One dropped connection in the middle of a folder's copy, and new connections held
+    /// back until the test has changed the server (see [`DropHold`]).
+    pub drop_and_hold: Option<Arc<DropHold>>,
     /// A line (e.g. `* 1 EXISTS`) sent to the client right before every `+` the server
     /// sends: an untagged reply that arrives while the client waits to send a literal.
     pub untagged_before_continue: Option<String>,
@@ -89,6 +99,70 @@ pub struct Faults {
     /// INTERNALDATEs the server sends with a one-digit day (`"05-Mar-2024 ..."`) reach
     /// the client space-padded (`" 5-Mar-2024 ..."`), as other servers write them.
     pub space_padded_days: bool,
+}
+
+/// A test hook: the `after`-th body FETCH in `folder` (counted over all connections)
+/// closes its connection instead of being passed on; connections that come after it wait
+/// until [`DropHold::resume`], so the test can change the server between the drop and
+/// the reconnect ([`DropHold::dropped`] says when).
+#[derive(Debug)]
+pub struct DropHold {
+    folder: String,
+    after: u64,
+    seen: AtomicU64,
+    fired: std::sync::atomic::AtomicBool,
+    released: std::sync::atomic::AtomicBool,
+    dropped_signal: tokio::sync::Notify,
+    resume_signal: tokio::sync::Notify,
+}
+
+impl DropHold {
+    pub fn new(folder: &str, after: u64) -> Arc<DropHold> {
+        Arc::new(DropHold {
+            folder: folder.to_owned(),
+            after,
+            seen: AtomicU64::new(0),
+            fired: Default::default(),
+            released: Default::default(),
+            dropped_signal: tokio::sync::Notify::new(),
+            resume_signal: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Waits until the connection was dropped.
+    pub async fn dropped(&self) {
+        self.dropped_signal.notified().await
+    }
+
+    /// Lets the held connections through.
+    pub fn resume(&self) {
+        self.released.store(true, Ordering::SeqCst);
+        self.resume_signal.notify_waiters();
+    }
+
+    /// Whether this body fetch in `folder` is the one to drop.
+    fn fires(&self, folder: &str) -> bool {
+        if !folder.eq_ignore_ascii_case(&self.folder) || self.fired.load(Ordering::SeqCst) {
+            return false;
+        }
+        let n = self.seen.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.after {
+            self.fired.store(true, Ordering::SeqCst);
+            self.dropped_signal.notify_one();
+            return true;
+        }
+        false
+    }
+
+    async fn hold(&self) {
+        while self.fired.load(Ordering::SeqCst) && !self.released.load(Ordering::SeqCst) {
+            let resumed = self.resume_signal.notified();
+            if self.released.load(Ordering::SeqCst) {
+                break;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(50), resumed).await;
+        }
+    }
 }
 
 impl Faults {
@@ -248,6 +322,8 @@ struct Shared {
 struct Link {
     client_bytes: AtomicU64,
     dead: std::sync::atomic::AtomicBool,
+    /// The tag of the client's LOGIN or AUTHENTICATE, once sent.
+    login_tag: std::sync::Mutex<Option<String>>,
 }
 
 /// Paces one direction of one connection to a number of bytes per second.
@@ -324,6 +400,9 @@ impl FaultProxy {
                 let stats = accept_stats.clone();
                 let shared = shared.clone();
                 tokio::spawn(async move {
+                    if let Some(hold) = &faults.drop_and_hold {
+                        hold.hold().await;
+                    }
                     let _ = relay(client, upstream, faults, stats, shared, id).await;
                 });
             }
@@ -402,6 +481,7 @@ async fn relay(
     let s2c = tokio::spawn(async move {
         let mut reader = BufReader::new(server_read);
         let mut pacer = Pacer::new(s2c_faults.bandwidth);
+        let mut logged_in = false;
         loop {
             // Literals are read by read_unit only after the line: server literals are
             // always announced at a line end, so this keeps them intact.
@@ -409,6 +489,16 @@ async fn relay(
                 break;
             };
             let mut rewritten = rewrite_server_line(&line, &s2c_faults);
+            if !s2c_faults.hide_before_login.is_empty() && !logged_in {
+                let tag = s2c_link
+                    .login_tag
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                let (out, now_in) = hide_before_login(&rewritten, tag.as_deref(), &s2c_faults);
+                rewritten = out;
+                logged_in = now_in;
+            }
             if s2c_faults.space_padded_days {
                 rewritten = pad_days(&rewritten);
             }
@@ -494,6 +584,9 @@ async fn relay(
                 refused: None,
             };
             let verb0 = verb.first().cloned().unwrap_or_default();
+            if verb0 == "LOGIN" || verb0 == "AUTHENTICATE" {
+                *link.login_tag.lock().unwrap_or_else(|e| e.into_inner()) = Some(tag.clone());
+            }
             let is_append = verb0 == "APPEND";
             let record_line = |line: &[u8]| {
                 if let (true, Some(lines)) = (is_append, &faults.append_lines) {
@@ -636,6 +729,13 @@ async fn relay(
                             if w.write_all(b"* OK still working\r\n").await.is_err() {
                                 return Ok(());
                             }
+                        }
+                    }
+                    if let Some(hold) = &faults.drop_and_hold {
+                        if hold.fires(&selected) {
+                            stats.drops.fetch_add(1, Ordering::SeqCst);
+                            s2c.abort();
+                            return Ok(());
                         }
                     }
                     let uids = fetch_uids(&upper);
@@ -888,9 +988,40 @@ fn rewrite_server_line(line: &[u8], faults: &Faults) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// Before login: the hidden capabilities removed; the login's OK (tag `login_tag`)
+/// without its CAPABILITY code. Returns the line and whether the login has succeeded.
+fn hide_before_login(line: &[u8], login_tag: Option<&str>, faults: &Faults) -> (Vec<u8>, bool) {
+    let text = String::from_utf8_lossy(line);
+    if let Some(tag) = login_tag {
+        let ok = format!("{tag} OK");
+        if text
+            .to_ascii_uppercase()
+            .starts_with(&ok.to_ascii_uppercase())
+        {
+            let rest = text[ok.len()..].trim_start();
+            let rest = match rest.strip_prefix('[') {
+                Some(code) if code.to_ascii_uppercase().starts_with("CAPABILITY ") => code
+                    .split_once(']')
+                    .map_or("", |(_, after)| after)
+                    .trim_start(),
+                _ => rest,
+            };
+            return (format!("{ok} {rest}").into_bytes(), true);
+        }
+    }
+    let hiding = Faults {
+        hide_capabilities: faults.hide_before_login.clone(),
+        ..Faults::default()
+    };
+    (rewrite_server_line(line, &hiding), false)
+}
+
 /// A listing response split in two or without its INTERNALDATE, as the faults say.
 fn rewrite_listing(line: &[u8], faults: &Faults, shared: &Shared) -> Vec<u8> {
-    if !faults.split_listing && faults.strip_listing_date.is_empty() {
+    if !faults.split_listing
+        && faults.strip_listing_date.is_empty()
+        && faults.inflate_listing_sizes == 0
+    {
         return line.to_vec();
     }
     let Some((seq, items)) = listing_items(line) else {
@@ -906,6 +1037,15 @@ fn rewrite_listing(line: &[u8], faults: &Faults, shared: &Shared) -> Vec<u8> {
         return line.to_vec();
     };
     let mut items = items;
+    if faults.inflate_listing_sizes > 0 {
+        for (name, value) in &mut items {
+            if name.eq_ignore_ascii_case("RFC822.SIZE") {
+                if let Ok(n) = value.parse::<u64>() {
+                    *value = (n + faults.inflate_listing_sizes).to_string();
+                }
+            }
+        }
+    }
     if let Some((_, times)) = faults.strip_listing_date.iter().find(|(u, _)| *u == uid) {
         let mut stripped = shared.stripped.lock().unwrap_or_else(|e| e.into_inner());
         let done = stripped.entry(uid).or_insert(0);
@@ -1020,6 +1160,28 @@ fn fetch_uids(upper: &str) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capabilities_are_hidden_before_login_only() {
+        let faults = Faults {
+            hide_before_login: vec!["UIDPLUS".into(), "LITERAL+".into()],
+            ..Faults::default()
+        };
+        let (greeting, done) = hide_before_login(
+            b"* OK [CAPABILITY IMAP4rev1 LITERAL+ ID] ready\r\n",
+            None,
+            &faults,
+        );
+        assert_eq!(greeting, b"* OK [CAPABILITY IMAP4rev1 ID] ready\r\n");
+        assert!(!done);
+        let (ok, done) = hide_before_login(
+            b"a1 OK [CAPABILITY IMAP4rev1 UIDPLUS LITERAL+] Logged in\r\n",
+            Some("a1"),
+            &faults,
+        );
+        assert_eq!(ok, b"a1 OK Logged in\r\n");
+        assert!(done);
+    }
 
     #[test]
     fn capability_lines_lose_hidden_names() {

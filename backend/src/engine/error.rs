@@ -131,6 +131,16 @@ pub enum EngineError {
         since: i64,
         until: i64,
     },
+    /// A folder opened again after a reconnect has another UIDVALIDITY than when its copy
+    /// began: it was deleted and made again meanwhile, and its UIDs name other messages.
+    #[error("{side} server {host}: folder {folder} has a new UIDVALIDITY ({now}, was {was}) since the connection was lost (deleted and made again?); its copy stopped here so that nothing is recorded under stale UIDs, and the next run matches it again")]
+    UidValidityChanged {
+        side: Side,
+        host: String,
+        folder: String,
+        was: u32,
+        now: u32,
+    },
     #[error("target is over quota: {words}")]
     OverQuota { words: String },
     #[error("database: {0}")]
@@ -160,7 +170,8 @@ impl EngineError {
             | EngineError::LiteralTooLarge { side, .. }
             | EngineError::Hostile { side, .. }
             | EngineError::Refused { side, .. }
-            | EngineError::Paused { side, .. } => Some(*side),
+            | EngineError::Paused { side, .. }
+            | EngineError::UidValidityChanged { side, .. } => Some(*side),
             EngineError::OverQuota { .. } => Some(Side::Target),
             _ => None,
         }

@@ -124,6 +124,10 @@ pub struct Report {
     /// said ...)". They are on the target; this says what is not.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub altered: Vec<String>,
+    /// Source folders not copied because they are not this mailbox's own: "Other
+    /// Users/bob/Projects: another user's folder, not this mailbox".
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
 }
 
 impl Report {

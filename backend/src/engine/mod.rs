@@ -316,6 +316,11 @@ async fn run_job(
     if let Some(plan) = &labels {
         outcome.report.label_policy = plan.notes.clone();
     }
+    outcome.report.left_out = source_tree
+        .left_out
+        .iter()
+        .map(|(f, reason)| format!("{}: {reason}", f.display()))
+        .collect();
     if settings.dry_run {
         for plan in plans {
             let wire = plan.source.wire.clone();

@@ -56,8 +56,8 @@ impl Renewal {
 pub struct LoginOutcome {
     /// Bearer logins with an expiring token: when to log in again.
     pub renewal: Option<Renewal>,
-    /// The capabilities known are those from before the login (asked for the mechanism
-    /// choice) and the server's OK did not send new ones: ask again.
+    /// The capabilities known are those from before the login (the greeting's, or asked
+    /// for the mechanism choice) and the server's OK did not send new ones: ask again.
     pub stale_capabilities: bool,
 }
 
@@ -75,8 +75,14 @@ pub(crate) async fn login(
             if done.status != Status::Ok {
                 return Err(password_refused(session, endpoint, &done));
             }
+            // Many servers advertise more once logged in (UIDPLUS, MULTIAPPEND, LITERAL+):
+            // without a CAPABILITY code in this OK, the pre-login set is stale.
+            let had_caps = done.code.as_deref() == Some("CAPABILITY");
             session.take_capability_code(&done);
-            Ok(LoginOutcome::default())
+            Ok(LoginOutcome {
+                renewal: None,
+                stale_capabilities: !had_caps,
+            })
         }
     }
 }

@@ -627,6 +627,8 @@ async fn password_logins_are_as_before() {
         vec![
             "-- connect".to_owned(),
             format!("m1 LOGIN \"{USER}\" \"pw\""),
+            // Its OK named no capabilities: the post-login set is asked for.
+            "m2 CAPABILITY".to_owned(),
             "-- connect".to_owned(),
             "m1 AUTHENTICATE PLAIN".to_owned(),
             b64(format!("bob\0{USER}\0pw").as_bytes()),

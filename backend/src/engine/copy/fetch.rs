@@ -353,14 +353,14 @@ async fn restore_seen(src: &mut Conn, batch: &[SourceMessage], uids: &HashSet<u3
         return Ok(());
     }
     // The server set \Seen despite EXAMINE: open read-write briefly and take it back.
-    let Some((wire, _)) = src.selected_folder() else {
+    if src.selected_folder().is_none() {
         return Ok(());
-    };
+    }
     tracing::info!(
         messages = now_seen.len(),
         "restoring \\Seen on the source after a non-PEEK fetch"
     );
-    src.select(&wire, false).await?;
+    src.reopen(false).await?;
     let session = src.session().await?;
     let done = session
         .uid_store(&uid_set(&now_seen), "-FLAGS", &["\\Seen".to_owned()])
@@ -368,7 +368,7 @@ async fn restore_seen(src: &mut Conn, batch: &[SourceMessage], uids: &HashSet<u3
     if done.status != Status::Ok {
         tracing::warn!(words = %done.words(), "could not restore \\Seen on the source");
     }
-    src.select(&wire, true).await?;
+    src.reopen(true).await?;
     Ok(())
 }
 

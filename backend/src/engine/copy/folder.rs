@@ -6,6 +6,7 @@ use super::append::{self, content_hash, AppendReply, Outgoing, Wanted};
 use super::fetch::{self, FetchOutcome, Fetched, ServerProfile, SourceMessage};
 use super::flags;
 use super::listing::{self, Incomplete};
+use super::rematch;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::events::{Event, Events, SkippedMessage};
 use crate::engine::gmail::LabelPlan;
@@ -557,7 +558,12 @@ async fn scan(
 }
 
 /// The source folder was recreated (new UIDVALIDITY): find the already-copied messages
-/// among the new UIDs by size, date and content hash instead of copying them again.
+/// among the new UIDs by their bytes' size and content hash instead of copying them again.
+///
+/// A map row records the size of the bytes fetched, not the listed `RFC822.SIZE` (an
+/// estimate on some servers): the listing only narrows the candidates (same date or same
+/// listed size as a copied message), and the fetched bytes decide, through a map keyed by
+/// (size, hash), so thousands of messages cost no more than a look-up each.
 async fn rematch_after_uidvalidity_change(
     src: &mut Conn,
     ctx: &FolderContext<'_>,
@@ -571,18 +577,14 @@ async fn rematch_after_uidvalidity_change(
         .filter(|r| r.source_uidvalidity == validity)
         .map(|r| r.source_uid)
         .collect();
-    let old: Vec<&MapRow> = rows
-        .iter()
-        .filter(|r| r.state == DONE && r.source_uidvalidity != validity)
-        .collect();
-    let keys: HashSet<(u64, i64)> = old.iter().map(|r| (r.size, r.internal_date)).collect();
+    let mut old = rematch::CopiedIndex::new(
+        rows.iter()
+            .filter(|r| r.state == DONE && r.source_uidvalidity != validity),
+    );
     let candidates: Vec<SourceMessage> = messages
         .iter()
         .filter(|m| !current.contains(&m.uid))
-        .filter(|m| {
-            flags::parse_internal_date(&m.internal_date)
-                .is_some_and(|d| keys.contains(&(m.size, d)))
-        })
+        .filter(|m| old.may_hold(m.size, flags::parse_internal_date(&m.internal_date)))
         .cloned()
         .collect();
     tracing::info!(
@@ -590,17 +592,12 @@ async fn rematch_after_uidvalidity_change(
         candidates = candidates.len(),
         "source UIDVALIDITY changed; re-matching by content"
     );
-    let mut used: HashSet<(u32, u32)> = HashSet::new();
     let mut rematched = 0;
     for chunk in candidates.chunks(ctx.settings.batch_messages.max(1)) {
         let outcome =
             fetch::fetch_batch(src, ctx.profile, chunk, ctx.settings.max_attempts).await?;
         for Fetched { meta, bytes } in outcome.fetched {
-            let hash = content_hash(&bytes);
-            if let Some(row) = old.iter().find(|r| {
-                r.content_hash == hash && !used.contains(&(r.source_uidvalidity, r.source_uid))
-            }) {
-                used.insert((row.source_uidvalidity, row.source_uid));
+            if let Some(row) = old.take(bytes.len() as u64, &content_hash(&bytes)) {
                 ctx.map
                     .rekey(
                         folder,

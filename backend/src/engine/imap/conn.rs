@@ -45,6 +45,9 @@ pub struct Conn {
     /// The folder to have open (wire name, read-only) after a reconnect.
     want_selected: Option<(String, bool)>,
     selected: Option<(String, bool)>,
+    /// The UIDVALIDITY the wanted folder had when [`Conn::select`] opened it: a re-select
+    /// after a reconnect must find the same, or the UIDs in hand name other messages.
+    opened_validity: Option<u32>,
     pub mailbox: MailboxInfo,
     /// The account's pacing, and the connection slot held while connected.
     pacer: Option<Arc<Pacer>>,
@@ -65,6 +68,7 @@ impl Conn {
             session: None,
             want_selected: None,
             selected: None,
+            opened_validity: None,
             mailbox: MailboxInfo::default(),
             pacer: None,
             slot: None,
@@ -235,8 +239,19 @@ impl Conn {
                 let session = self.session.as_mut().ok_or_else(|| lost(&self.endpoint))?;
                 match session.select(&name, ro).await {
                     Ok(info) => {
+                        let now = info.uidvalidity;
                         self.mailbox = info;
-                        self.selected = Some((name, ro));
+                        self.selected = Some((name.clone(), ro));
+                        if let Some(was) = self.opened_validity.filter(|was| *was != now) {
+                            tracing::warn!(side = %self.endpoint.side, folder = %name, was, now, "UIDVALIDITY changed across a reconnect");
+                            return Err(EngineError::UidValidityChanged {
+                                side: self.endpoint.side,
+                                host: self.endpoint.address(),
+                                folder: name,
+                                was,
+                                now,
+                            });
+                        }
                     }
                     Err(e) => {
                         if e.is_connection_failure() {
@@ -250,11 +265,24 @@ impl Conn {
         self.session.as_mut().ok_or_else(|| lost(&self.endpoint))
     }
 
-    /// Opens a folder (and keeps it open across reconnects).
+    /// Opens a folder (and keeps it open across reconnects: each re-select checks that its
+    /// UIDVALIDITY is still the one seen here, else [`EngineError::UidValidityChanged`]).
     pub async fn select(&mut self, wire: &str, read_only: bool) -> Result<MailboxInfo> {
         self.want_selected = Some((wire.to_owned(), read_only));
         self.selected = None;
+        self.opened_validity = None;
         self.session().await?;
+        self.opened_validity = Some(self.mailbox.uidvalidity);
+        Ok(self.mailbox.clone())
+    }
+
+    /// The folder kept open, opened again in another mode (read-only or not); its
+    /// UIDVALIDITY must still be the one [`Conn::select`] saw.
+    pub async fn reopen(&mut self, read_only: bool) -> Result<MailboxInfo> {
+        if let Some((wire, _)) = self.want_selected.clone() {
+            self.want_selected = Some((wire, read_only));
+            self.session().await?;
+        }
         Ok(self.mailbox.clone())
     }
 

@@ -2,6 +2,7 @@
 //! says where each source folder goes: admin overrides first, then SPECIAL-USE, then
 //! well-known names in common languages, then the same name.
 
+use super::namespaces::Namespaces;
 use crate::engine::error::Result;
 use crate::engine::imap::session::Session;
 use crate::engine::imap::utf7;
@@ -204,6 +205,9 @@ pub struct FolderTree {
     pub prefix: String,
     /// Wire names of subscribed folders.
     pub subscribed: HashSet<String>,
+    /// Folders listed but not this user's own (other users', shared), with the reason:
+    /// never planned, named in the plan and the report.
+    pub left_out: Vec<(RemoteFolder, &'static str)>,
 }
 
 impl FolderTree {
@@ -255,6 +259,25 @@ impl FolderTree {
             delimiter,
             prefix: prefix.to_owned(),
             subscribed,
+            left_out: Vec::new(),
+        }
+    }
+
+    /// Moves the folders that are not this user's own (see [`Namespaces::foreign`]) out of
+    /// the tree into [`FolderTree::left_out`].
+    pub fn set_aside_foreign(&mut self, namespaces: &Namespaces) {
+        let (foreign, own): (Vec<RemoteFolder>, Vec<RemoteFolder>) =
+            std::mem::take(&mut self.folders)
+                .into_iter()
+                .partition(|f| namespaces.foreign(&f.wire).is_some());
+        self.folders = own;
+        for f in foreign {
+            if let Some(reason) = namespaces.foreign(&f.wire) {
+                if f.selectable {
+                    tracing::info!(folder = %f.wire, reason, "left out of the folder plan");
+                    self.left_out.push((f, reason));
+                }
+            }
         }
     }
 
@@ -521,32 +544,15 @@ fn target_path_for(
 
 /// Lists an account's folders, namespace prefix and subscriptions.
 pub async fn list_tree(session: &mut Session) -> Result<FolderTree> {
-    let mut prefix = String::new();
+    let mut namespaces = Namespaces::default();
     if session.capabilities().namespace() {
         let reply = session
             .run_ok(CommandBuilder::new("NAMESPACE").build(), "NAMESPACE")
             .await?;
-        for r in &reply.untagged {
-            if let Response::Untagged(v) = r {
-                if v.first()
-                    .and_then(Value::as_atom)
-                    .is_some_and(|a| a.eq_ignore_ascii_case("NAMESPACE"))
-                {
-                    if let Some(p) = v
-                        .get(1)
-                        .and_then(Value::as_list)
-                        .and_then(|l| l.first())
-                        .and_then(Value::as_list)
-                        .and_then(|l| l.first())
-                        .and_then(Value::as_text)
-                    {
-                        // A prefix of just INBOX's children, e.g. `INBOX.`.
-                        prefix = p;
-                    }
-                }
-            }
-        }
+        namespaces = Namespaces::from_reply(&reply.untagged);
     }
+    // A prefix of just INBOX's children, e.g. `INBOX.`.
+    let prefix = namespaces.personal_prefix();
     let special =
         session.capabilities().special_use() && session.capabilities().has("LIST-EXTENDED");
     let list_cmd = if special {
@@ -567,7 +573,9 @@ pub async fn list_tree(session: &mut Session) -> Result<FolderTree> {
     } else {
         HashSet::new()
     };
-    Ok(FolderTree::from_list(entries, &prefix, subscribed))
+    let mut tree = FolderTree::from_list(entries, &prefix, subscribed);
+    tree.set_aside_foreign(&namespaces);
+    Ok(tree)
 }
 
 fn list_entries(untagged: &[Response], verb: &str) -> Vec<(String, Option<char>, Vec<String>)> {
