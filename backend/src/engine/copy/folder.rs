@@ -6,6 +6,7 @@ use super::append::{self, content_hash, AppendReply, Outgoing, Wanted};
 use super::fetch::{self, FetchOutcome, Fetched, ServerProfile, SourceMessage};
 use super::flags;
 use super::listing::{self, Incomplete};
+use super::verify::{self, Appended};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::events::{Event, Events, SkippedMessage};
 use crate::engine::gmail::LabelPlan;
@@ -725,6 +726,8 @@ async fn store_batch(
     let mut multi = remaining.len() > 1;
     let mut patience = dst.patience();
     let mut admitted: HashSet<usize> = HashSet::new();
+    // (index, target UID) of every message stored with a known UID: read back at the end.
+    let mut landed: Vec<(usize, u32)> = Vec::new();
     while !remaining.is_empty() {
         let mut group: Vec<usize> = if multi && dst.session().await?.capabilities().multiappend() {
             remaining.clone()
@@ -853,6 +856,7 @@ async fn store_batch(
             ctx.map.clear_skips(folder, source_validity, &uids).await?;
             for &(i, uid) in &stored {
                 if let Some(uid) = uid {
+                    landed.push((i, uid));
                     target.taken.insert(uid);
                     target.floor = target.floor.max(uid.saturating_add(1));
                 }
@@ -873,7 +877,66 @@ async fn store_batch(
     ctx.map
         .drop_intents(folder, source_validity, &refused_uids)
         .await?;
+    if ctx.settings.read_back {
+        read_back(dst, ctx, folder, source_validity, target, &outgoing, &landed, tally).await?;
+    }
     Ok(refused)
+}
+
+/// What the target holds of the batch just stored: the map records its flags, and what
+/// it changed or did not keep is reported (see [`verify`]).
+#[allow(clippy::too_many_arguments)]
+async fn read_back(
+    dst: &mut Conn,
+    ctx: &FolderContext<'_>,
+    folder: &str,
+    source_validity: u32,
+    target: &TargetState,
+    outgoing: &[Outgoing<'_>],
+    landed: &[(usize, u32)],
+    tally: &mut FolderTally,
+) -> Result<()> {
+    let appended: Vec<Appended<'_>> = landed
+        .iter()
+        .map(|&(i, uid)| Appended {
+            source_uid: outgoing[i].source_uid,
+            target_uid: uid,
+            flags: &outgoing[i].flags,
+            bytes: outgoing[i].bytes,
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let Some(held) = verify::read_back(dst, target.permanent.as_deref(), &appended).await? else {
+        return Ok(());
+    };
+    tracing::debug!(
+        folder,
+        messages = appended.len(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "read back after APPEND"
+    );
+    let mut updates = Vec::new();
+    for (h, a) in held.iter().zip(&appended) {
+        let canon = flags::canonical(&h.flags);
+        if canon != flags::canonical(a.flags) {
+            updates.push((h.source_uid, canon));
+        }
+        for what in &h.altered {
+            tracing::warn!(folder, uid = h.source_uid, %what, "the target altered a message");
+            tally
+                .altered
+                .push(format!("{folder} UID {}: {what}", h.source_uid));
+            ctx.events.emit(Event::MessageAltered {
+                folder: folder.to_owned(),
+                uid: h.source_uid,
+                what: what.clone(),
+            });
+        }
+    }
+    if !updates.is_empty() {
+        ctx.map.set_flags(folder, source_validity, &updates).await?;
+    }
+    Ok(())
 }
 
 /// A refusal that names one of the message's keywords, or its date: takes that away so

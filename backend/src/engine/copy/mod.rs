@@ -2,10 +2,12 @@
 //! re-match, flag changes, then batches), `listing` (a folder's UIDs, flags, dates and
 //! sizes; split responses merged, incomplete ones asked again or reported), `fetch`
 //! (exact bytes from the source: body forms and their fallbacks), `append`
-//! (APPEND/MULTIAPPEND, APPENDUID, finding messages stored without it), `flags`.
+//! (APPEND/MULTIAPPEND, APPENDUID, finding messages stored without it), `verify` (what
+//! the target holds after APPEND: flags given again, alterations reported), `flags`.
 
 pub mod append;
 pub mod fetch;
 pub mod flags;
 pub mod folder;
 pub mod listing;
+pub mod verify;
