@@ -6,6 +6,7 @@ use super::append::{self, content_hash, AppendReply, Outgoing, Wanted};
 use super::fetch::{self, FetchOutcome, Fetched, ServerProfile, SourceMessage};
 use super::flags;
 use super::listing::{self, Incomplete};
+use super::recognise::{self, Sought};
 use super::verify::{self, Appended};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::events::{Event, Events, SkippedMessage};
@@ -878,7 +879,18 @@ async fn store_batch(
         .drop_intents(folder, source_validity, &refused_uids)
         .await?;
     if ctx.settings.read_back {
-        read_back(dst, ctx, folder, source_validity, target, &outgoing, &landed, tally).await?;
+        read_back(
+            dst,
+            ctx,
+            folder,
+            source_validity,
+            target,
+            &outgoing,
+            &fetched,
+            &landed,
+            tally,
+        )
+        .await?;
     }
     Ok(refused)
 }
@@ -893,15 +905,33 @@ async fn read_back(
     source_validity: u32,
     target: &TargetState,
     outgoing: &[Outgoing<'_>],
+    fetched: &[Fetched],
     landed: &[(usize, u32)],
     tally: &mut FolderTally,
 ) -> Result<()> {
+    // What each message should hold: the flags sent, and those not sent because the
+    // target's PERMANENTFLAGS leaves them out (reported too, not hidden). A flag the
+    // target refused by name was reported already, when it was taken away.
+    let wanted: Vec<Vec<String>> = landed
+        .iter()
+        .map(|&(i, _)| {
+            let mut want = outgoing[i].flags.clone();
+            let all = flags::flags_for_target(&fetched[i].meta.flags, None);
+            let allowed = flags::flags_for_target(&all, target.permanent.as_deref());
+            want.extend(
+                all.into_iter()
+                    .filter(|f| !allowed.iter().any(|a| a.eq_ignore_ascii_case(f))),
+            );
+            want
+        })
+        .collect();
     let appended: Vec<Appended<'_>> = landed
         .iter()
-        .map(|&(i, uid)| Appended {
+        .zip(&wanted)
+        .map(|(&(i, uid), want)| Appended {
             source_uid: outgoing[i].source_uid,
             target_uid: uid,
-            flags: &outgoing[i].flags,
+            flags: want,
             bytes: outgoing[i].bytes,
         })
         .collect();
@@ -997,7 +1027,40 @@ async fn find(
             None => missing.push(i),
         }
     }
-    Ok((hits, missing))
+    if missing.is_empty() {
+        return Ok((hits, missing));
+    }
+    // No stored message has the bytes sent: the target may have changed them. Look again
+    // by what survives a rewrite (Message-ID, our date, a size window, the Subject).
+    let sought: Vec<Sought> = missing
+        .iter()
+        .map(|&i| Sought::of(outgoing[i].source_uid, outgoing[i].bytes, outgoing[i].internal_date))
+        .collect();
+    let mut taken = target.taken.clone();
+    taken.extend(hits.iter().map(|h| h.1));
+    let session = dst.session().await?;
+    let recognised = match recognise::recognise(session, target.floor, &sought, &taken).await {
+        Ok(r) => r,
+        Err(e) => {
+            dst.note_error(&e);
+            return Err(e);
+        }
+    };
+    let mut still = Vec::new();
+    for (&i, (_, t)) in missing.iter().zip(recognised) {
+        match t {
+            Some(uid) => {
+                tracing::info!(
+                    uid = outgoing[i].source_uid,
+                    target_uid = uid,
+                    "found on the target stored changed (by Message-ID, date, size and Subject)"
+                );
+                hits.push((i, uid));
+            }
+            None => still.push(i),
+        }
+    }
+    Ok((hits, still))
 }
 
 /// An engine error that ends the whole job, not just this folder.

@@ -2,7 +2,8 @@
 //! re-match, flag changes, then batches), `listing` (a folder's UIDs, flags, dates and
 //! sizes; split responses merged, incomplete ones asked again or reported), `fetch`
 //! (exact bytes from the source: body forms and their fallbacks), `append`
-//! (APPEND/MULTIAPPEND, APPENDUID, finding messages stored without it), `verify` (what
+//! (APPEND/MULTIAPPEND, APPENDUID, finding messages stored without it), `recognise` (finding
+//! a message the target stored changed, by evidence that survives a rewrite), `verify` (what
 //! the target holds after APPEND: flags given again, alterations reported), `flags`.
 
 pub mod append;
@@ -10,4 +11,5 @@ pub mod fetch;
 pub mod flags;
 pub mod folder;
 pub mod listing;
+pub mod recognise;
 pub mod verify;

@@ -7,7 +7,7 @@
 
 use crate::engine::error::Result;
 use crate::engine::imap::conn::Conn;
-use crate::engine::imap::wire::{uid_set, Status};
+use crate::engine::imap::wire::{uid_set, CommandBuilder, Status};
 use std::collections::{BTreeMap, HashMap};
 
 /// One message the target took, as it was sent.
@@ -91,9 +91,31 @@ pub async fn read_back(
         return Ok(Some(Vec::new()));
     }
     let uids: Vec<u32> = appended.iter().map(|a| a.target_uid).collect();
-    let Some(first) = fetch(dst, &uids, "UID FLAGS RFC822.SIZE").await? else {
+    let Some(mut first) = fetch(dst, &uids, "UID FLAGS RFC822.SIZE").await? else {
         return Ok(None);
     };
+    let unseen: Vec<u32> = uids
+        .iter()
+        .copied()
+        .filter(|u| !first.contains_key(u))
+        .collect();
+    if !unseen.is_empty() {
+        // Not in this session's view yet (Courier shows appended messages only after a
+        // NOOP): bring them in, then ask once more.
+        let session = dst.session().await?;
+        if let Err(e) = session.run(CommandBuilder::new("NOOP").build()).await {
+            dst.note_error(&e);
+            return if e.is_connection_failure() {
+                Ok(None)
+            } else {
+                Err(e)
+            };
+        }
+        match fetch(dst, &unseen, "UID FLAGS RFC822.SIZE").await? {
+            Some(more) => first.extend(more),
+            None => return Ok(None),
+        }
+    }
     // Dropped flags that may be given again, grouped by the set to give.
     let mut to_store: BTreeMap<Vec<String>, Vec<u32>> = BTreeMap::new();
     for a in appended {
