@@ -217,6 +217,8 @@ pub struct ProxyStats {
     pub refusals: AtomicU64,
     /// Untagged lines put before a `+` (see [`Faults::untagged_before_continue`]).
     pub injected_untagged: AtomicU64,
+    /// APPENDs whose reply `drop_every` lost (the server stored them).
+    pub lost_append_replies: AtomicU64,
     /// Every command, in order, with when it came (see [`ProxyStats::commands_logged`]).
     log: std::sync::Mutex<Vec<LoggedCommand>>,
 }
@@ -607,7 +609,7 @@ async fn relay(
                 let bytes = whole.into_bytes();
                 forward(&mut server_write, &mut c2s_pacer, &bytes, &link, &faults).await?;
                 server_write.flush().await?;
-                if passed_on(&faults, &stats, &s2c, logout).await {
+                if passed_on(&faults, &stats, &s2c, logout, is_append).await {
                     return Ok(());
                 }
                 continue;
@@ -690,7 +692,7 @@ async fn relay(
                 record_line(&line);
             }
             server_write.flush().await?;
-            if passed_on(&faults, &stats, &s2c, logout).await {
+            if passed_on(&faults, &stats, &s2c, logout, is_append).await {
                 return Ok(());
             }
         }
@@ -711,6 +713,7 @@ async fn passed_on(
     stats: &ProxyStats,
     s2c: &tokio::task::JoinHandle<()>,
     logout: bool,
+    append: bool,
 ) -> bool {
     if let Some(delay) = faults.command_delay {
         tokio::time::sleep(delay).await;
@@ -723,6 +726,9 @@ async fn passed_on(
         // The server got the command; the client never sees the reply.
         s2c.abort();
         stats.drops.fetch_add(1, Ordering::SeqCst);
+        if append {
+            stats.lost_append_replies.fetch_add(1, Ordering::SeqCst);
+        }
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     drop_now

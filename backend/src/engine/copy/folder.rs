@@ -34,6 +34,9 @@ pub struct FolderTally {
     /// Source UIDs (with size) this run sent an APPEND for: if a retry finds them on the
     /// target, this run copied them.
     pub sent: HashMap<u32, u64>,
+    /// What survives a rewrite of each message this run sent (see [`recognise`]): a
+    /// retried folder still finds them on a target that stored them changed.
+    pub sought: HashMap<u32, Sought>,
     /// What the label policy could not do here, for the report.
     pub notes: Vec<String>,
     /// Messages copied without a keyword or the date the target refused (see
@@ -502,6 +505,30 @@ async fn settle_pending(
             dst.select(&target.wire, false).await?;
             found = scan(dst, floor, &wanted, &taken).await?;
         }
+        // Sent by this run (a folder retried after a lost connection) but not found by
+        // its bytes: the target may have stored it changed.
+        let unmatched: Vec<Sought> = found
+            .iter()
+            .filter(|(_, t)| t.is_none())
+            .filter_map(|(uid, _)| tally.sought.get(uid).cloned())
+            .collect();
+        if !unmatched.is_empty() {
+            let mut seen: HashSet<u32> = taken.clone();
+            seen.extend(found.iter().filter_map(|(_, t)| *t));
+            let session = dst.session().await?;
+            let recognised = match recognise::recognise(session, floor, &unmatched, &seen).await {
+                Ok(r) => r,
+                Err(e) => {
+                    dst.note_error(&e);
+                    return Err(e);
+                }
+            };
+            for (src_uid, t) in recognised {
+                if let (Some(t), Some(slot)) = (t, found.iter_mut().find(|(u, _)| *u == src_uid)) {
+                    slot.1 = Some(t);
+                }
+            }
+        }
         let mut done = Vec::new();
         let mut lost = Vec::new();
         for (src_uid, t) in found {
@@ -716,8 +743,11 @@ async fn store_batch(
         })
         .collect();
     ctx.map.write_intents(&intents).await?;
-    for r in &intents {
+    for (r, o) in intents.iter().zip(&outgoing) {
         tally.sent.insert(r.source_uid, r.size);
+        tally
+            .sought
+            .insert(r.source_uid, Sought::of(o.source_uid, o.bytes, o.internal_date));
     }
 
     let mut remaining: Vec<usize> = (0..outgoing.len()).collect();
@@ -769,7 +799,8 @@ async fn store_batch(
             Ok(AppendReply::Stored(_)) => {
                 // The server took them but did not say where: look. A message it stored
                 // but changed (so no hash matches) is still stored: never send it twice.
-                let (found, missing) = find(dst, target, &outgoing, &group).await?;
+                let (found, missing) =
+                    look_again(dst, ctx, target, &outgoing, &group, false).await?;
                 let mut all: Vec<(usize, Option<u32>)> =
                     found.into_iter().map(|(i, u)| (i, Some(u))).collect();
                 all.extend(missing.into_iter().map(|i| (i, None)));
@@ -817,13 +848,14 @@ async fn store_batch(
             Err(e) if e.is_connection_failure() => {
                 dst.note_error(&e);
                 tracing::warn!(folder, error = %e, "connection lost during APPEND; checking the target before sending again");
-                let (mut found, mut missing) = find(dst, target, &outgoing, &group).await?;
+                let (mut found, mut missing) =
+                    look_again(dst, ctx, target, &outgoing, &group, false).await?;
                 if !missing.is_empty() {
-                    // The server may still be saving what it received: look again later.
+                    // The server may still be saving (or indexing) what it received: look
+                    // again later, in a fresh view (see `settle_pending`).
                     tokio::time::sleep(ctx.settings.settle_delay).await;
-                    // Re-select for a fresh view (see `settle_pending`).
-                    dst.select(&target.wire, false).await?;
-                    let (more, still) = find(dst, target, &outgoing, &missing).await?;
+                    let (more, still) =
+                        look_again(dst, ctx, target, &outgoing, &missing, true).await?;
                     found.extend(more);
                     missing = still;
                 }
@@ -1001,6 +1033,37 @@ fn drop_what_was_named(message: &mut Outgoing<'_>, words: &str, folder: &str) ->
         ));
     }
     None
+}
+
+/// [`find`] after a lost connection, itself kept going through further drops: giving up
+/// here would leave the batch to a retry that can only match exact bytes. `reselect`:
+/// open the folder again first, for a fresh view.
+async fn look_again(
+    dst: &mut Conn,
+    ctx: &FolderContext<'_>,
+    target: &mut TargetState,
+    outgoing: &[Outgoing<'_>],
+    group: &[usize],
+    reselect: bool,
+) -> Result<(Vec<(usize, u32)>, Vec<usize>)> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let looked = async {
+            if reselect {
+                dst.select(&target.wire, false).await?;
+            }
+            find(dst, target, outgoing, group).await
+        }
+        .await;
+        match looked {
+            Err(e) if e.is_connection_failure() && attempt < ctx.settings.max_attempts.max(2) => {
+                dst.note_error(&e);
+                tracing::warn!(error = %e, attempt, "connection lost while looking for appended messages; looking again");
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Finds which of `group` are on the target now. Returns (found (index, uid), missing).

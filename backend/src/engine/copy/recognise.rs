@@ -1,14 +1,16 @@
 //! Finding a message we appended on a target that stored it changed (Exchange converts
-//! messages, Courier and Cyrus rewrite some bytes), where "same size and same hash"
-//! finds nothing. The evidence must survive a rewrite: the Message-ID (by `UID SEARCH
-//! HEADER Message-ID`), the INTERNALDATE we gave, and a size window; a message without a
-//! Message-ID needs the date, the size window and the same Subject. Only one candidate
-//! that passes every check counts: otherwise the message is taken as not stored.
+//! messages, Courier and Cyrus rewrite some bytes), where "same size and same hash" finds
+//! nothing. The evidence must survive a rewrite: the Message-ID, the INTERNALDATE we gave,
+//! and a size window; a message without a Message-ID needs the date, the size window and
+//! the same Subject. A candidate must pass every check, else the message is taken as not
+//! stored. Two commands per look, whatever the batch: the UIDs, dates and sizes above the
+//! floor, then the Message-ID and Subject fields of those that fit (not a SEARCH per
+//! message: one round trip, and no server-side index that may lag behind the APPEND).
 
 use super::flags::parse_internal_date;
 use crate::engine::error::Result;
 use crate::engine::imap::session::Session;
-use crate::engine::imap::wire::{uid_set, CommandBuilder, Response, Status, Value};
+use crate::engine::imap::wire::{uid_set, Status};
 use std::collections::{HashMap, HashSet};
 
 /// What is known of a message sent to the target, from the bytes and date we sent.
@@ -133,98 +135,64 @@ pub async fn recognise(
     let mut used: HashSet<u32> = HashSet::new();
     let mut result: HashMap<u32, u32> = HashMap::new();
 
-    // With a Message-ID: the server says which messages carry it.
+    // One look at the header fields of every message that fits one we look for (by our
+    // date and the size window): one command for the batch, not a SEARCH per message.
+    let candidates: Vec<u32> = present
+        .iter()
+        .filter(|p| sought.iter().any(|s| p.fits(s)))
+        .map(|p| p.uid)
+        .collect();
+    if candidates.is_empty() {
+        return Ok(sought.iter().map(|s| (s.source_uid, None)).collect());
+    }
+    let mut headers: HashMap<u32, Vec<u8>> = HashMap::new();
+    let done = session
+        .uid_fetch(
+            &uid_set(&candidates),
+            "UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID SUBJECT)]",
+            |item| {
+                if let (Some(uid), Some(h)) = (item.uid, item.header) {
+                    headers.insert(uid, h);
+                }
+            },
+        )
+        .await?;
+    if done.status != Status::Ok {
+        return Err(session.refused("UID FETCH (recognising appended messages)", &done));
+    }
     for s in sought {
-        let Some(id) = &s.message_id else { continue };
-        if present.iter().all(|p| !p.fits(s)) {
+        // With a Message-ID: the same one. Without: our date (never the target's own),
+        // and the same Subject, on a message that has no Message-ID either.
+        if s.message_id.is_none() && (s.internal_date.is_none() || s.subject.is_none()) {
             continue;
         }
-        let carrying = search_message_id(session, floor, id).await?;
-        let hit = present
-            .iter()
-            .find(|p| carrying.contains(&p.uid) && !used.contains(&p.uid) && p.fits(s));
+        let hit = present.iter().find(|p| {
+            if used.contains(&p.uid) || !p.fits(s) {
+                return false;
+            }
+            let Some(h) = headers.get(&p.uid) else {
+                return false;
+            };
+            let theirs = field(h, b"message-id").map(|v| String::from_utf8_lossy(&v).into_owned());
+            match &s.message_id {
+                Some(id) => theirs.as_deref() == Some(id.as_str()),
+                None => {
+                    theirs.is_none()
+                        && field(h, b"subject").is_some_and(|t| {
+                            same_subject(s.subject.as_deref().unwrap_or_default(), &t)
+                        })
+                }
+            }
+        });
         if let Some(p) = hit {
             used.insert(p.uid);
             result.insert(s.source_uid, p.uid);
-        }
-    }
-
-    // Without one: the date we gave (never the target's own), the size window, the Subject.
-    let blind: Vec<&Sought> = sought
-        .iter()
-        .filter(|s| s.message_id.is_none() && s.internal_date.is_some() && s.subject.is_some())
-        .collect();
-    let candidates: Vec<u32> = present
-        .iter()
-        .filter(|p| !used.contains(&p.uid) && blind.iter().any(|s| p.fits(s)))
-        .map(|p| p.uid)
-        .collect();
-    if !candidates.is_empty() {
-        let mut headers: HashMap<u32, Vec<u8>> = HashMap::new();
-        let done = session
-            .uid_fetch(
-                &uid_set(&candidates),
-                "UID BODY.PEEK[HEADER.FIELDS (SUBJECT MESSAGE-ID)]",
-                |item| {
-                    if let (Some(uid), Some(h)) = (item.uid, item.header) {
-                        headers.insert(uid, h);
-                    }
-                },
-            )
-            .await?;
-        if done.status != Status::Ok {
-            return Err(session.refused("UID FETCH (recognising appended messages)", &done));
-        }
-        for s in blind {
-            let ours = s.subject.as_deref().unwrap_or_default();
-            let hit = present.iter().find(|p| {
-                !used.contains(&p.uid)
-                    && p.fits(s)
-                    && headers.get(&p.uid).is_some_and(|h| {
-                        field(h, b"message-id").is_none()
-                            && field(h, b"subject").is_some_and(|t| same_subject(ours, &t))
-                    })
-            });
-            if let Some(p) = hit {
-                used.insert(p.uid);
-                result.insert(s.source_uid, p.uid);
-            }
         }
     }
     Ok(sought
         .iter()
         .map(|s| (s.source_uid, result.get(&s.source_uid).copied()))
         .collect())
-}
-
-/// `UID SEARCH UID floor:* HEADER Message-ID <id>`: the UIDs that carry it.
-async fn search_message_id(session: &mut Session, floor: u32, id: &str) -> Result<HashSet<u32>> {
-    let parts = CommandBuilder::new("UID SEARCH UID ")
-        .raw(&format!("{}:*", floor.max(1)))
-        .raw(" HEADER Message-ID")
-        .string(id.as_bytes())
-        .build();
-    let reply = session.run(parts).await?;
-    if reply.done.status != Status::Ok {
-        return Err(session.refused("UID SEARCH (recognising appended messages)", &reply.done));
-    }
-    let mut out = HashSet::new();
-    for r in reply.untagged {
-        let Response::Untagged(values) = r else { continue };
-        let is_search = values
-            .first()
-            .and_then(Value::as_atom)
-            .is_some_and(|a| a.eq_ignore_ascii_case("SEARCH"));
-        if is_search {
-            out.extend(
-                values[1..]
-                    .iter()
-                    .filter_map(Value::as_u64)
-                    .filter_map(|v| u32::try_from(v).ok()),
-            );
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
