@@ -848,7 +848,13 @@ fn without_flags(line: &[u8], flags: &[String]) -> Vec<u8> {
         .split_whitespace()
         .filter(|f| !flags.iter().any(|d| d.eq_ignore_ascii_case(f)))
         .collect();
-    format!("{}({}){}", &text[..open], kept.join(" "), &text[close + 1..]).into_bytes()
+    format!(
+        "{}({}){}",
+        &text[..open],
+        kept.join(" "),
+        &text[close + 1..]
+    )
+    .into_bytes()
 }
 
 /// Passes client bytes to the server at the link's pace, until the link dies.
@@ -1149,7 +1155,10 @@ mod tests {
     fn flags_are_taken_out_and_messages_rewritten() {
         let drop = vec!["\\Flagged".to_string(), "$Foo".to_string()];
         assert_eq!(
-            without_flags(b"a1 APPEND \"INBOX\" (\\Seen \\flagged $Foo) {3+}\r\n", &drop),
+            without_flags(
+                b"a1 APPEND \"INBOX\" (\\Seen \\flagged $Foo) {3+}\r\n",
+                &drop
+            ),
             b"a1 APPEND \"INBOX\" (\\Seen) {3+}\r\n".to_vec()
         );
         assert_eq!(

@@ -34,9 +34,14 @@ async fn flags_the_target_forgot_are_stored_again_and_what_it_never_keeps_is_rep
         flags(&["\\Seen"]),
     ];
     for (n, f) in given.iter().enumerate() {
-        append_one(&pair.source_account(), "INBOX", &message(n as u32, "flags"), f)
-            .await
-            .unwrap();
+        append_one(
+            &pair.source_account(),
+            "INBOX",
+            &message(n as u32, "flags"),
+            f,
+        )
+        .await
+        .unwrap();
     }
     let json = scratch_file(&pair, "map.json");
     let (_proxy, run) = pair
@@ -67,7 +72,10 @@ async fn flags_the_target_forgot_are_stored_again_and_what_it_never_keeps_is_rep
     let mut held = held;
     held.sort();
     expected.sort();
-    assert_eq!(held, expected, "forgotten flags given again; $Bar never kept");
+    assert_eq!(
+        held, expected,
+        "forgotten flags given again; $Bar never kept"
+    );
     assert_eq!(
         run.json["altered"],
         serde_json::json!(["INBOX UID 3: keyword $Bar not kept by the target"])
@@ -157,7 +165,10 @@ async fn a_rewriting_target_that_loses_append_replies_gets_no_duplicates() {
         count(&target_ids),
         run.json
     );
-    assert!(lost > 0, "no APPEND reply was lost: the test proves nothing");
+    assert!(
+        lost > 0,
+        "no APPEND reply was lost: the test proves nothing"
+    );
     assert_eq!(run.code, Some(0), "{run:?}");
     assert_eq!(run.count("copied"), seeded, "{}", run.json);
     assert_eq!(count(&target_ids), count(&source_ids), "no duplicates");
@@ -188,7 +199,10 @@ async fn read_back_cost_on_two_thousand_messages() {
         .unwrap();
     let mut n = 0;
     for round in 1..=rounds {
-        for (label, extra) in [("with read-back", vec![]), ("without", vec!["--no-read-back"])] {
+        for (label, extra) in [
+            ("with read-back", vec![]),
+            ("without", vec!["--no-read-back"]),
+        ] {
             n += 1;
             let user = format!("bench{n}");
             pair.target.add_user(&user, "bench-secret").unwrap();

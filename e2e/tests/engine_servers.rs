@@ -16,6 +16,7 @@
 //!   LITERAL+, no MULTIAPPEND; keywords kept (IMAP_KEYWORDS=1, PERMANENTFLAGS `\*`); the
 //!   seed (bare LF included) comes back exact, but a lone CR or a missing final newline
 //!   does not. Appended messages enter the session's view only after a NOOP.
+//!
 //! The engine reads back what a target holds after APPEND and lists each message it
 //! changed in `altered` (still copied, not sent again).
 //!
@@ -448,7 +449,9 @@ async fn courier_changes_lone_cr_and_a_missing_final_newline() {
     assert!(
         listed[0].starts_with("INBOX UID 2: the target stored ")
             && listed[1].starts_with("INBOX UID 3: the target stored ")
-            && listed.iter().all(|a| a.ends_with("sent: it changed the message")),
+            && listed
+                .iter()
+                .all(|a| a.ends_with("sent: it changed the message")),
         "{listed:?}"
     );
     assert!(
@@ -497,7 +500,9 @@ async fn cyrus_rewriting_8bit_headers_is_reported() {
     eprintln!("Dovecot -> Cyrus: the engine's altered list: {listed:?}");
     assert_eq!(
         listed,
-        vec!["INBOX UID 2: the target rewrote the header's raw 8-bit bytes: it changed the message"]
+        vec![
+            "INBOX UID 2: the target rewrote the header's raw 8-bit bytes: it changed the message"
+        ]
     );
 }
 

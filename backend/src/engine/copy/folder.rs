@@ -745,9 +745,10 @@ async fn store_batch(
     ctx.map.write_intents(&intents).await?;
     for (r, o) in intents.iter().zip(&outgoing) {
         tally.sent.insert(r.source_uid, r.size);
-        tally
-            .sought
-            .insert(r.source_uid, Sought::of(o.source_uid, o.bytes, o.internal_date));
+        tally.sought.insert(
+            r.source_uid,
+            Sought::of(o.source_uid, o.bytes, o.internal_date),
+        );
     }
 
     let mut remaining: Vec<usize> = (0..outgoing.len()).collect();
@@ -1097,7 +1098,13 @@ async fn find(
     // by what survives a rewrite (Message-ID, our date, a size window, the Subject).
     let sought: Vec<Sought> = missing
         .iter()
-        .map(|&i| Sought::of(outgoing[i].source_uid, outgoing[i].bytes, outgoing[i].internal_date))
+        .map(|&i| {
+            Sought::of(
+                outgoing[i].source_uid,
+                outgoing[i].bytes,
+                outgoing[i].internal_date,
+            )
+        })
         .collect();
     let mut taken = target.taken.clone();
     taken.extend(hits.iter().map(|h| h.1));

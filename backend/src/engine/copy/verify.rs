@@ -186,7 +186,10 @@ pub async fn read_back(
     let mut out = Vec::new();
     for a in appended {
         let Some((flags, size, _)) = after.get(&a.target_uid) else {
-            tracing::warn!(uid = a.target_uid, "the target did not describe an appended message");
+            tracing::warn!(
+                uid = a.target_uid,
+                "the target did not describe an appended message"
+            );
             continue;
         };
         let mut altered = Vec::new();
@@ -210,7 +213,11 @@ pub async fn read_back(
             }
         }
         for f in lacks(a.flags, flags) {
-            let what = if f.starts_with('\\') { "flag" } else { "keyword" };
+            let what = if f.starts_with('\\') {
+                "flag"
+            } else {
+                "keyword"
+            };
             altered.push(format!("{what} {f} not kept by the target"));
         }
         out.push(Held {
