@@ -62,7 +62,9 @@ fn field(header: &[u8], name: &[u8]) -> Option<Vec<u8>> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if let Some(v) = value.as_mut() {
             if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
-                v.push(b' ');
+                if !v.is_empty() {
+                    v.push(b' ');
+                }
                 v.extend_from_slice(line.trim_ascii());
                 continue;
             }
