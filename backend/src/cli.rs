@@ -239,6 +239,11 @@ pub struct MigrateArgs {
     #[arg(long, default_value_t = 512, value_name = "MIB")]
     pub max_message_mb: u64,
 
+    /// Do not read back flags and sizes after each appended batch (faster, but blind to
+    /// flags the target dropped and to messages it changed).
+    #[arg(long)]
+    pub no_read_back: bool,
+
     /// After the run, write the UID map to FILE (`.csv` or `.json`).
     #[arg(long, value_name = "FILE")]
     pub export_map: Option<PathBuf>,

@@ -599,6 +599,7 @@ async fn run_inner(
         (&target.endpoint, target.pacing.clone()),
     );
     settings.dry_run = args.dry_run;
+    settings.read_back = !args.no_read_back;
     settings.connections = args.connections.max(1);
     settings.limits.max_message = args.max_message_mb.max(1).saturating_mul(1 << 20);
     settings.patience = Duration::from_secs(args.patience);

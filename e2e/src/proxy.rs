@@ -93,6 +93,15 @@ pub struct Faults {
     /// With `refuse_nonsync_literals_over`: refuse with `* BYE [TOOBIG]` and close the
     /// connection instead of a tagged NO.
     pub refuse_nonsync_with_bye: bool,
+    /// Each appended message reaches the server rewritten (a header line added, its first
+    /// body line changed: another size and hash, the same Message-ID, date and Subject),
+    /// as a converting server (Exchange) stores it; also hides UIDPLUS.
+    pub rewrite_appended: bool,
+    /// Flags taken out of every APPEND's flag lists before the server sees them (as
+    /// Exchange forgets `\Flagged` given at APPEND); a later STORE of them works.
+    pub drop_append_flags: Vec<String>,
+    /// Flags taken out of every APPEND and STORE: the target never keeps them.
+    pub never_keep_flags: Vec<String>,
     /// Where every line of every APPEND (the text between its literals, each literal's
     /// announcement at its end) is recorded, as the proxy got it.
     pub append_lines: Option<Arc<std::sync::Mutex<Vec<String>>>>,
@@ -289,6 +298,8 @@ pub struct ProxyStats {
     pub refusals: AtomicU64,
     /// Untagged lines put before a `+` (see [`Faults::untagged_before_continue`]).
     pub injected_untagged: AtomicU64,
+    /// APPENDs whose reply `drop_every` lost (the server stored them).
+    pub lost_append_replies: AtomicU64,
     /// Every command, in order, with when it came (see [`ProxyStats::commands_logged`]).
     log: std::sync::Mutex<Vec<LoggedCommand>>,
 }
@@ -385,6 +396,9 @@ impl FaultProxy {
         if faults.append_max_size.is_some() {
             faults.hide_capabilities.push("LITERAL+".into());
             faults.hide_capabilities.push("MULTIAPPEND".into());
+        }
+        if faults.rewrite_appended {
+            faults.hide_capabilities.push("UIDPLUS".into());
         }
         let shared = Arc::new(Shared {
             counts: faults.refuse.iter().map(|_| AtomicU64::new(0)).collect(),
@@ -597,7 +611,9 @@ async fn relay(
             };
             let whole = verb0 == "APPEND"
                 && (faults.refuse.iter().any(Refuse::needs_whole)
-                    || faults.refuse_nonsync_literals_over.is_some());
+                    || faults.refuse_nonsync_literals_over.is_some()
+                    || faults.rewrite_appended);
+            let forgets = forgotten_flags(&verb_name, &faults);
             // The whole command (lines and literals) when a rule must look inside it.
             let mut buffered = if whole {
                 match WholeCommand::read(&mut reader, first.clone(), &client_write).await? {
@@ -686,11 +702,17 @@ async fn relay(
             }
             stats.record(entry);
             let logout = verb0 == "LOGOUT";
-            if let Some(whole) = buffered.take() {
+            if let Some(mut whole) = buffered.take() {
+                if faults.rewrite_appended {
+                    whole.rewrite_messages();
+                }
+                for line in &mut whole.lines {
+                    *line = without_flags(line, &forgets);
+                }
                 let bytes = whole.into_bytes();
                 forward(&mut server_write, &mut c2s_pacer, &bytes, &link, &faults).await?;
                 server_write.flush().await?;
-                if passed_on(&faults, &stats, &s2c, logout).await {
+                if passed_on(&faults, &stats, &s2c, logout, is_append).await {
                     return Ok(());
                 }
                 continue;
@@ -770,7 +792,8 @@ async fn relay(
             // slow link pushes back on the client).
             let mut line = first;
             loop {
-                forward(&mut server_write, &mut c2s_pacer, &line, &link, &faults).await?;
+                let line_out = without_flags(&line, &forgets);
+                forward(&mut server_write, &mut c2s_pacer, &line_out, &link, &faults).await?;
                 server_write.flush().await?;
                 let Some(n) = literal_len(&line) else { break };
                 let mut left = n;
@@ -795,7 +818,7 @@ async fn relay(
                 record_line(&line);
             }
             server_write.flush().await?;
-            if passed_on(&faults, &stats, &s2c, logout).await {
+            if passed_on(&faults, &stats, &s2c, logout, is_append).await {
                 return Ok(());
             }
         }
@@ -816,6 +839,7 @@ async fn passed_on(
     stats: &ProxyStats,
     s2c: &tokio::task::JoinHandle<()>,
     logout: bool,
+    append: bool,
 ) -> bool {
     if let Some(delay) = faults.command_delay {
         tokio::time::sleep(delay).await;
@@ -828,6 +852,9 @@ async fn passed_on(
         // The server got the command; the client never sees the reply.
         s2c.abort();
         stats.drops.fetch_add(1, Ordering::SeqCst);
+        if append {
+            stats.lost_append_replies.fetch_add(1, Ordering::SeqCst);
+        }
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     drop_now
@@ -873,6 +900,30 @@ impl WholeCommand {
         }
     }
 
+    /// Each message rewritten as a converting server would store it: a header line
+    /// added and the first body line changed (its announcement follows the new size).
+    fn rewrite_messages(&mut self) {
+        for (i, literal) in self.literals.iter_mut().enumerate() {
+            let mut out = b"X-Converted: by the rewriting proxy\r\n".to_vec();
+            match literal.windows(4).position(|w| w == b"\r\n\r\n") {
+                Some(at) => {
+                    out.extend_from_slice(&literal[..at + 4]);
+                    out.extend_from_slice(b"[converted] ");
+                    out.extend_from_slice(&literal[at + 4..]);
+                }
+                None => out.extend_from_slice(literal),
+            }
+            *literal = out;
+            let line = &mut self.lines[i];
+            let text = String::from_utf8_lossy(line).trim_end().to_owned();
+            if let Some(open) = text.rfind('{') {
+                let sync = is_sync_literal(line);
+                let plus = if sync { "" } else { "+" };
+                *line = format!("{}{{{}{plus}}}\r\n", &text[..open], literal.len()).into_bytes();
+            }
+        }
+    }
+
     /// The command as the server gets it: told not to wait for the `+`s the proxy gave.
     fn into_bytes(self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -891,6 +942,45 @@ impl WholeCommand {
         }
         out
     }
+}
+
+/// The flags a command of this verb loses on its way (`drop_append_flags`,
+/// `never_keep_flags`).
+fn forgotten_flags(verb: &str, faults: &Faults) -> Vec<String> {
+    let mut out = Vec::new();
+    if verb == "APPEND" {
+        out.extend(faults.drop_append_flags.iter().cloned());
+    }
+    if verb == "APPEND" || verb == "UID STORE" || verb == "STORE" {
+        out.extend(faults.never_keep_flags.iter().cloned());
+    }
+    out
+}
+
+/// A command line with `flags` taken out of its first parenthesised list (an APPEND's or
+/// a STORE's flag list; a MULTIAPPEND's later lines start with theirs).
+fn without_flags(line: &[u8], flags: &[String]) -> Vec<u8> {
+    if flags.is_empty() {
+        return line.to_vec();
+    }
+    let text = String::from_utf8_lossy(line);
+    let (Some(open), Some(close)) = (text.find('('), text.find(')')) else {
+        return line.to_vec();
+    };
+    if close < open {
+        return line.to_vec();
+    }
+    let kept: Vec<&str> = text[open + 1..close]
+        .split_whitespace()
+        .filter(|f| !flags.iter().any(|d| d.eq_ignore_ascii_case(f)))
+        .collect();
+    format!(
+        "{}({}){}",
+        &text[..open],
+        kept.join(" "),
+        &text[close + 1..]
+    )
+    .into_bytes()
 }
 
 /// Passes client bytes to the server at the link's pace, until the link dies.
@@ -1247,6 +1337,32 @@ mod tests {
         );
         let two = b"* 1 FETCH (INTERNALDATE \"15-Mar-2010 00:14:00 +0000\")\r\n";
         assert_eq!(pad_days(two), two.to_vec());
+    }
+
+    #[test]
+    fn flags_are_taken_out_and_messages_rewritten() {
+        let drop = vec!["\\Flagged".to_string(), "$Foo".to_string()];
+        assert_eq!(
+            without_flags(
+                b"a1 APPEND \"INBOX\" (\\Seen \\flagged $Foo) {3+}\r\n",
+                &drop
+            ),
+            b"a1 APPEND \"INBOX\" (\\Seen) {3+}\r\n".to_vec()
+        );
+        assert_eq!(
+            without_flags(b"a2 UID STORE 4 +FLAGS.SILENT ($Foo)\r\n", &drop),
+            b"a2 UID STORE 4 +FLAGS.SILENT ()\r\n".to_vec()
+        );
+        let mut whole = WholeCommand {
+            lines: vec![b"a1 APPEND x () {12}\r\n".to_vec(), b"\r\n".to_vec()],
+            literals: vec![b"S: x\r\n\r\nbody".to_vec()],
+        };
+        whole.rewrite_messages();
+        let out = String::from_utf8(whole.into_bytes()).unwrap();
+        assert_eq!(
+            out,
+            "a1 APPEND x () {61+}\r\nX-Converted: by the rewriting proxy\r\nS: x\r\n\r\n[converted] body\r\n"
+        );
     }
 
     #[test]

@@ -16,7 +16,10 @@
 //! - Courier: NAMESPACE `(("INBOX." ".")) NIL (("#shared." ".")("shared." "."))`; no
 //!   LITERAL+, no MULTIAPPEND; keywords kept (IMAP_KEYWORDS=1, PERMANENTFLAGS `\*`); the
 //!   seed (bare LF included) comes back exact, but a lone CR or a missing final newline
-//!   does not. The engine counts every altered message as copied (`altered: []`).
+//!   does not. Appended messages enter the session's view only after a NOOP.
+//!
+//! The engine reads back what a target holds after APPEND and lists each message it
+//! changed in `altered` (still copied, not sent again).
 //!
 //! No skipping: when Cyrus or Courier is not unpacked, these tests fail (run
 //! scripts/install-test-deps.sh).
@@ -303,6 +306,18 @@ async fn copy_and_rerun(from: Family, to: Family) {
         "{from:?} -> {to:?}: {seeded} messages copied in {took:?}; the engine's altered list: {}",
         run.json["altered"]
     );
+    // The engine lists each alteration the target made (one per folder holding the
+    // altered seed message), and nothing the target keeps exactly.
+    let listed: Vec<String> = altered_list(&run);
+    assert_eq!(
+        listed.len(),
+        expect_target.altered_on_target.len() * folders,
+        "{to:?}: the engine's altered list {listed:?}"
+    );
+    assert!(
+        listed.iter().all(|a| a.contains("it changed the message")),
+        "{listed:?}"
+    );
     let source_now = user_view(&source).await.unwrap();
     assert_eq!(source_now, before, "the source is untouched");
     let mut target_now = user_view(&target).await.unwrap();
@@ -448,6 +463,79 @@ async fn courier_changes_lone_cr_and_a_missing_final_newline() {
         "Dovecot -> Courier: lone CR and no final newline altered; the engine's altered list: {}",
         run.json["altered"]
     );
+    // The engine says so: exactly UIDs 2 and 3, with the sizes, and not the plain one.
+    let listed = altered_list(&run);
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(
+        listed[0].starts_with("INBOX UID 2: the target stored ")
+            && listed[1].starts_with("INBOX UID 3: the target stored ")
+            && listed
+                .iter()
+                .all(|a| a.ends_with("sent: it changed the message")),
+        "{listed:?}"
+    );
+    assert!(
+        listed[1].contains(&format!("of {} sent", no_newline.len())),
+        "{listed:?}"
+    );
+    // Still copied: a re-run sends nothing again.
+    let again = migrate(&source, &target, &db).await.unwrap();
+    assert_eq!(
+        (again.count("copied"), again.count("already_present")),
+        (0, 3),
+        "{}",
+        again.json
+    );
+}
+
+/// Cyrus replaces raw 8-bit header bytes with `X` (munge8bit): the same size, another
+/// message. The engine compares the header of such messages and lists them; 8-bit bytes
+/// in a body (kept by Cyrus) and plain messages are not listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cyrus_rewriting_8bit_headers_is_reported() {
+    let source = Server::start(Family::Dovecot).unwrap();
+    let target = Server::start(Family::Cyrus).unwrap();
+    let db = MapDb::new().unwrap();
+    let plain = b"From: a@example.org\r\nSubject: plain\r\n\r\nplain text\r\n".to_vec();
+    let header = b"From: b@example.org\r\nSubject: Gr\xc3\xbc\xc3\x9fe\r\n\r\nhello\r\n".to_vec();
+    let body = b"From: c@example.org\r\nSubject: body\r\n\r\nGr\xc3\xbc\xc3\x9fe\r\n".to_vec();
+    for b in [&plain, &header, &body] {
+        engine_common::append_one(&source.account(), "INBOX", b, &[])
+            .await
+            .unwrap();
+    }
+    let run = migrate(&source, &target, &db).await.unwrap();
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.copied_skipped_failed(), (3, 0, 0), "{}", run.json);
+    let held: Vec<String> = user_view(&target).await.unwrap()["INBOX"]
+        .iter()
+        .map(|m| m.hash.clone())
+        .collect();
+    assert!(held.contains(&sha(&plain)) && held.contains(&sha(&body)));
+    assert!(
+        !held.contains(&sha(&header)),
+        "Cyrus now keeps raw 8-bit header bytes: update the expectations"
+    );
+    let listed = altered_list(&run);
+    eprintln!("Dovecot -> Cyrus: the engine's altered list: {listed:?}");
+    assert_eq!(
+        listed,
+        vec![
+            "INBOX UID 2: the target rewrote the header's raw 8-bit bytes: it changed the message"
+        ]
+    );
+}
+
+/// The engine's `altered` list of a run (absent when empty).
+fn altered_list(run: &Run) -> Vec<String> {
+    run.json["altered"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Changes on the source after a first copy: new messages in two folders, flags set and

@@ -46,7 +46,8 @@ pub enum Event {
     LabelPolicy {
         note: String,
     },
-    /// A message was copied without a keyword or its date, which the target refused.
+    /// A message was copied without a keyword or its date (the target refused them),
+    /// without a flag the target did not keep, or changed by the target.
     MessageAltered {
         folder: String,
         uid: u32,
@@ -120,8 +121,10 @@ pub struct Report {
     /// Labels added on a Gmail target by `UID COPY` (not counted in `copied`).
     pub label_copies: u64,
     /// Messages copied with less than the source had, because the target refused a
-    /// keyword or the date: "INBOX UID 7: copied without the keyword $Junk (the target
-    /// said ...)". They are on the target; this says what is not.
+    /// keyword or the date ("INBOX UID 7: copied without the keyword $Junk (the target
+    /// said ...)"), did not keep a flag ("keyword $Foo not kept by the target"), or
+    /// stored the message changed ("the target stored 1,203 bytes of 1,210 sent: it
+    /// changed the message"). They are on the target; this says what is not as sent.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub altered: Vec<String>,
     /// Source folders not copied because they are not this mailbox's own: "Other

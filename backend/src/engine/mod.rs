@@ -69,6 +69,9 @@ pub struct Settings {
     /// How long to wait before deciding that an APPEND left pending by an earlier
     /// (killed) run never arrived.
     pub settle_delay: std::time::Duration,
+    /// After each appended batch, read back what the target holds (one `UID FETCH
+    /// (FLAGS RFC822.SIZE)`): dropped flags are given again, alterations reported.
+    pub read_back: bool,
     /// The lease owner when a portal worker runs the job: every journal write first
     /// checks the job is still leased to it, so a worker whose lease another node took
     /// over stops before it sends anything more (a fencing token). `None` for the
@@ -113,6 +116,7 @@ impl Settings {
             max_attempts: 3,
             backoff: Backoff::default(),
             settle_delay: std::time::Duration::from_secs(3),
+            read_back: true,
             lease_owner: None,
             limits: Limits::default(),
             labels: gmail::LabelOptions::default(),

@@ -6,7 +6,9 @@ use super::append::{self, content_hash, AppendReply, Outgoing, Wanted};
 use super::fetch::{self, FetchOutcome, Fetched, ServerProfile, SourceMessage};
 use super::flags;
 use super::listing::{self, Incomplete};
+use super::recognise::{self, Sought};
 use super::rematch;
+use super::verify::{self, Appended};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::events::{Event, Events, SkippedMessage};
 use crate::engine::gmail::LabelPlan;
@@ -33,6 +35,9 @@ pub struct FolderTally {
     /// Source UIDs (with size) this run sent an APPEND for: if a retry finds them on the
     /// target, this run copied them.
     pub sent: HashMap<u32, u64>,
+    /// What survives a rewrite of each message this run sent (see [`recognise`]): a
+    /// retried folder still finds them on a target that stored them changed.
+    pub sought: HashMap<u32, Sought>,
     /// What the label policy could not do here, for the report.
     pub notes: Vec<String>,
     /// Messages copied without a keyword or the date the target refused (see
@@ -505,6 +510,30 @@ async fn settle_pending(
             dst.select(&target.wire, false).await?;
             found = scan(dst, floor, &wanted, &taken).await?;
         }
+        // Sent by this run (a folder retried after a lost connection) but not found by
+        // its bytes: the target may have stored it changed.
+        let unmatched: Vec<Sought> = found
+            .iter()
+            .filter(|(_, t)| t.is_none())
+            .filter_map(|(uid, _)| tally.sought.get(uid).cloned())
+            .collect();
+        if !unmatched.is_empty() {
+            let mut seen: HashSet<u32> = taken.clone();
+            seen.extend(found.iter().filter_map(|(_, t)| *t));
+            let session = dst.session().await?;
+            let recognised = match recognise::recognise(session, floor, &unmatched, &seen).await {
+                Ok(r) => r,
+                Err(e) => {
+                    dst.note_error(&e);
+                    return Err(e);
+                }
+            };
+            for (src_uid, t) in recognised {
+                if let (Some(t), Some(slot)) = (t, found.iter_mut().find(|(u, _)| *u == src_uid)) {
+                    slot.1 = Some(t);
+                }
+            }
+        }
         let mut done = Vec::new();
         let mut lost = Vec::new();
         for (src_uid, t) in found {
@@ -715,8 +744,12 @@ async fn store_batch(
         })
         .collect();
     ctx.map.write_intents(&intents).await?;
-    for r in &intents {
+    for (r, o) in intents.iter().zip(&outgoing) {
         tally.sent.insert(r.source_uid, r.size);
+        tally.sought.insert(
+            r.source_uid,
+            Sought::of(o.source_uid, o.bytes, o.internal_date),
+        );
     }
 
     let mut remaining: Vec<usize> = (0..outgoing.len()).collect();
@@ -726,6 +759,8 @@ async fn store_batch(
     let mut multi = remaining.len() > 1;
     let mut patience = dst.patience();
     let mut admitted: HashSet<usize> = HashSet::new();
+    // (index, target UID) of every message stored with a known UID: read back at the end.
+    let mut landed: Vec<(usize, u32)> = Vec::new();
     while !remaining.is_empty() {
         let mut group: Vec<usize> = if multi && dst.session().await?.capabilities().multiappend() {
             remaining.clone()
@@ -768,7 +803,8 @@ async fn store_batch(
             Ok(AppendReply::Stored(_)) => {
                 // The server took them but did not say where: look. A message it stored
                 // but changed (so no hash matches) is still stored: never send it twice.
-                let (found, missing) = find(dst, target, &outgoing, &group).await?;
+                let (found, missing) =
+                    look_again(dst, ctx, target, &outgoing, &group, false).await?;
                 let mut all: Vec<(usize, Option<u32>)> =
                     found.into_iter().map(|(i, u)| (i, Some(u))).collect();
                 all.extend(missing.into_iter().map(|i| (i, None)));
@@ -816,13 +852,14 @@ async fn store_batch(
             Err(e) if e.is_connection_failure() => {
                 dst.note_error(&e);
                 tracing::warn!(folder, error = %e, "connection lost during APPEND; checking the target before sending again");
-                let (mut found, mut missing) = find(dst, target, &outgoing, &group).await?;
+                let (mut found, mut missing) =
+                    look_again(dst, ctx, target, &outgoing, &group, false).await?;
                 if !missing.is_empty() {
-                    // The server may still be saving what it received: look again later.
+                    // The server may still be saving (or indexing) what it received: look
+                    // again later, in a fresh view (see `settle_pending`).
                     tokio::time::sleep(ctx.settings.settle_delay).await;
-                    // Re-select for a fresh view (see `settle_pending`).
-                    dst.select(&target.wire, false).await?;
-                    let (more, still) = find(dst, target, &outgoing, &missing).await?;
+                    let (more, still) =
+                        look_again(dst, ctx, target, &outgoing, &missing, true).await?;
                     found.extend(more);
                     missing = still;
                 }
@@ -856,6 +893,7 @@ async fn store_batch(
             ctx.map.clear_skips(folder, source_validity, &uids).await?;
             for &(i, uid) in &stored {
                 if let Some(uid) = uid {
+                    landed.push((i, uid));
                     target.taken.insert(uid);
                     target.floor = target.floor.max(uid.saturating_add(1));
                 }
@@ -876,7 +914,95 @@ async fn store_batch(
     ctx.map
         .drop_intents(folder, source_validity, &refused_uids)
         .await?;
+    if ctx.settings.read_back {
+        read_back(
+            dst,
+            ctx,
+            folder,
+            source_validity,
+            target,
+            &outgoing,
+            &fetched,
+            &landed,
+            tally,
+        )
+        .await?;
+    }
     Ok(refused)
+}
+
+/// What the target holds of the batch just stored: the map records its flags, and what
+/// it changed or did not keep is reported (see [`verify`]).
+#[allow(clippy::too_many_arguments)]
+async fn read_back(
+    dst: &mut Conn,
+    ctx: &FolderContext<'_>,
+    folder: &str,
+    source_validity: u32,
+    target: &TargetState,
+    outgoing: &[Outgoing<'_>],
+    fetched: &[Fetched],
+    landed: &[(usize, u32)],
+    tally: &mut FolderTally,
+) -> Result<()> {
+    // What each message should hold: the flags sent, and those not sent because the
+    // target's PERMANENTFLAGS leaves them out (reported too, not hidden). A flag the
+    // target refused by name was reported already, when it was taken away.
+    let wanted: Vec<Vec<String>> = landed
+        .iter()
+        .map(|&(i, _)| {
+            let mut want = outgoing[i].flags.clone();
+            let all = flags::flags_for_target(&fetched[i].meta.flags, None);
+            let allowed = flags::flags_for_target(&all, target.permanent.as_deref());
+            want.extend(
+                all.into_iter()
+                    .filter(|f| !allowed.iter().any(|a| a.eq_ignore_ascii_case(f))),
+            );
+            want
+        })
+        .collect();
+    let appended: Vec<Appended<'_>> = landed
+        .iter()
+        .zip(&wanted)
+        .map(|(&(i, uid), want)| Appended {
+            source_uid: outgoing[i].source_uid,
+            target_uid: uid,
+            flags: want,
+            bytes: outgoing[i].bytes,
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let Some(held) = verify::read_back(dst, target.permanent.as_deref(), &appended).await? else {
+        return Ok(());
+    };
+    tracing::debug!(
+        folder,
+        messages = appended.len(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "read back after APPEND"
+    );
+    let mut updates = Vec::new();
+    for (h, a) in held.iter().zip(&appended) {
+        let canon = flags::canonical(&h.flags);
+        if canon != flags::canonical(a.flags) {
+            updates.push((h.source_uid, canon));
+        }
+        for what in &h.altered {
+            tracing::warn!(folder, uid = h.source_uid, %what, "the target altered a message");
+            tally
+                .altered
+                .push(format!("{folder} UID {}: {what}", h.source_uid));
+            ctx.events.emit(Event::MessageAltered {
+                folder: folder.to_owned(),
+                uid: h.source_uid,
+                what: what.clone(),
+            });
+        }
+    }
+    if !updates.is_empty() {
+        ctx.map.set_flags(folder, source_validity, &updates).await?;
+    }
+    Ok(())
 }
 
 /// A refusal that names one of the message's keywords, or its date: takes that away so
@@ -913,6 +1039,37 @@ fn drop_what_was_named(message: &mut Outgoing<'_>, words: &str, folder: &str) ->
     None
 }
 
+/// [`find`] after a lost connection, itself kept going through further drops: giving up
+/// here would leave the batch to a retry that can only match exact bytes. `reselect`:
+/// open the folder again first, for a fresh view.
+async fn look_again(
+    dst: &mut Conn,
+    ctx: &FolderContext<'_>,
+    target: &mut TargetState,
+    outgoing: &[Outgoing<'_>],
+    group: &[usize],
+    reselect: bool,
+) -> Result<(Vec<(usize, u32)>, Vec<usize>)> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let looked = async {
+            if reselect {
+                dst.select(&target.wire, false).await?;
+            }
+            find(dst, target, outgoing, group).await
+        }
+        .await;
+        match looked {
+            Err(e) if e.is_connection_failure() && attempt < ctx.settings.max_attempts.max(2) => {
+                dst.note_error(&e);
+                tracing::warn!(error = %e, attempt, "connection lost while looking for appended messages; looking again");
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Finds which of `group` are on the target now. Returns (found (index, uid), missing).
 async fn find(
     dst: &mut Conn,
@@ -937,7 +1094,46 @@ async fn find(
             None => missing.push(i),
         }
     }
-    Ok((hits, missing))
+    if missing.is_empty() {
+        return Ok((hits, missing));
+    }
+    // No stored message has the bytes sent: the target may have changed them. Look again
+    // by what survives a rewrite (Message-ID, our date, a size window, the Subject).
+    let sought: Vec<Sought> = missing
+        .iter()
+        .map(|&i| {
+            Sought::of(
+                outgoing[i].source_uid,
+                outgoing[i].bytes,
+                outgoing[i].internal_date,
+            )
+        })
+        .collect();
+    let mut taken = target.taken.clone();
+    taken.extend(hits.iter().map(|h| h.1));
+    let session = dst.session().await?;
+    let recognised = match recognise::recognise(session, target.floor, &sought, &taken).await {
+        Ok(r) => r,
+        Err(e) => {
+            dst.note_error(&e);
+            return Err(e);
+        }
+    };
+    let mut still = Vec::new();
+    for (&i, (_, t)) in missing.iter().zip(recognised) {
+        match t {
+            Some(uid) => {
+                tracing::info!(
+                    uid = outgoing[i].source_uid,
+                    target_uid = uid,
+                    "found on the target stored changed (by Message-ID, date, size and Subject)"
+                );
+                hits.push((i, uid));
+            }
+            None => still.push(i),
+        }
+    }
+    Ok((hits, still))
 }
 
 /// An engine error that ends the whole job, not just this folder.

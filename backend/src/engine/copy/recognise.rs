@@ -1,0 +1,226 @@
+//! Finding a message we appended on a target that stored it changed (Exchange converts
+//! messages, Courier and Cyrus rewrite some bytes), where "same size and same hash" finds
+//! nothing. The evidence must survive a rewrite: the Message-ID, the INTERNALDATE we gave,
+//! and a size window; a message without a Message-ID needs the date, the size window and
+//! the same Subject. A candidate must pass every check, else the message is taken as not
+//! stored. Two commands per look, whatever the batch: the UIDs, dates and sizes above the
+//! floor, then the Message-ID and Subject fields of those that fit (not a SEARCH per
+//! message: one round trip, and no server-side index that may lag behind the APPEND).
+
+use super::flags::parse_internal_date;
+use crate::engine::error::Result;
+use crate::engine::imap::session::Session;
+use crate::engine::imap::wire::{uid_set, Status};
+use std::collections::{HashMap, HashSet};
+
+/// What is known of a message sent to the target, from the bytes and date we sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sought {
+    pub source_uid: u32,
+    pub size: u64,
+    /// The INTERNALDATE we gave (unix seconds); `None` when the target stamped its own.
+    pub internal_date: Option<i64>,
+    pub message_id: Option<String>,
+    pub subject: Option<Vec<u8>>,
+}
+
+impl Sought {
+    pub fn of(source_uid: u32, bytes: &[u8], internal_date: &str) -> Sought {
+        let header = header_of(bytes);
+        Sought {
+            source_uid,
+            size: bytes.len() as u64,
+            internal_date: parse_internal_date(internal_date),
+            message_id: field(header, b"message-id")
+                .map(|v| String::from_utf8_lossy(&v).into_owned())
+                .filter(|id| !id.is_empty() && id.is_ascii() && !id.contains(['\r', '\n'])),
+            subject: field(header, b"subject"),
+        }
+    }
+}
+
+/// How far a target's size may be from what was sent and still be the same message: a
+/// converting server adds or rewrites headers and re-encodes, it does not halve a message.
+fn size_fits(sent: u64, held: u64) -> bool {
+    sent.abs_diff(held) <= 2048 + sent / 5
+}
+
+/// The header part of a message (up to the blank line).
+fn header_of(bytes: &[u8]) -> &[u8] {
+    let end = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .or_else(|| bytes.windows(2).position(|w| w == b"\n\n"))
+        .unwrap_or(bytes.len());
+    &bytes[..end]
+}
+
+/// The first header field `name` (lower case), unfolded and trimmed.
+fn field(header: &[u8], name: &[u8]) -> Option<Vec<u8>> {
+    let mut value: Option<Vec<u8>> = None;
+    for line in header.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some(v) = value.as_mut() {
+            if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+                if !v.is_empty() {
+                    v.push(b' ');
+                }
+                v.extend_from_slice(line.trim_ascii());
+                continue;
+            }
+            break;
+        }
+        if let Some(colon) = line.iter().position(|b| *b == b':') {
+            if line[..colon].trim_ascii().eq_ignore_ascii_case(name) {
+                value = Some(line[colon + 1..].trim_ascii().to_vec());
+            }
+        }
+    }
+    value
+}
+
+/// Our Subject and the target's are the same: equal, or, where ours has raw 8-bit bytes
+/// (which a server may rewrite, as Cyrus does), theirs starts with ours' ASCII part
+/// before them and is as long.
+fn same_subject(ours: &[u8], theirs: &[u8]) -> bool {
+    if ours == theirs {
+        return true;
+    }
+    match ours.iter().position(|b| *b >= 0x80) {
+        Some(at) => theirs.starts_with(&ours[..at]) && theirs.len() == ours.len(),
+        None => false,
+    }
+}
+
+/// One message on the target above the floor.
+struct Present {
+    uid: u32,
+    date: Option<i64>,
+    size: u64,
+}
+
+impl Present {
+    fn fits(&self, s: &Sought) -> bool {
+        size_fits(s.size, self.size) && s.internal_date.is_none_or(|d| self.date == Some(d))
+    }
+}
+
+/// Looks for each of `sought` among the target folder's messages with UID >= `floor`
+/// (not `taken`). Returns (source UID, target UID if confidently found) for each.
+pub async fn recognise(
+    session: &mut Session,
+    floor: u32,
+    sought: &[Sought],
+    taken: &HashSet<u32>,
+) -> Result<Vec<(u32, Option<u32>)>> {
+    let mut present: Vec<Present> = Vec::new();
+    let done = session
+        .uid_fetch(
+            &format!("{}:*", floor.max(1)),
+            "UID INTERNALDATE RFC822.SIZE",
+            |item| {
+                if let (Some(uid), Some(size)) = (item.uid, item.size) {
+                    present.push(Present {
+                        uid,
+                        date: item.internal_date.as_deref().and_then(parse_internal_date),
+                        size,
+                    });
+                }
+            },
+        )
+        .await?;
+    if done.status != Status::Ok {
+        return Err(session.refused("UID FETCH (recognising appended messages)", &done));
+    }
+    present.retain(|p| p.uid >= floor && !taken.contains(&p.uid));
+    present.sort_by_key(|p| p.uid);
+    let mut used: HashSet<u32> = HashSet::new();
+    let mut result: HashMap<u32, u32> = HashMap::new();
+
+    // One look at the header fields of every message that fits one we look for (by our
+    // date and the size window): one command for the batch, not a SEARCH per message.
+    let candidates: Vec<u32> = present
+        .iter()
+        .filter(|p| sought.iter().any(|s| p.fits(s)))
+        .map(|p| p.uid)
+        .collect();
+    if candidates.is_empty() {
+        return Ok(sought.iter().map(|s| (s.source_uid, None)).collect());
+    }
+    let mut headers: HashMap<u32, Vec<u8>> = HashMap::new();
+    let done = session
+        .uid_fetch(
+            &uid_set(&candidates),
+            "UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID SUBJECT)]",
+            |item| {
+                if let (Some(uid), Some(h)) = (item.uid, item.header) {
+                    headers.insert(uid, h);
+                }
+            },
+        )
+        .await?;
+    if done.status != Status::Ok {
+        return Err(session.refused("UID FETCH (recognising appended messages)", &done));
+    }
+    for s in sought {
+        // With a Message-ID: the same one. Without: our date (never the target's own),
+        // and the same Subject, on a message that has no Message-ID either.
+        if s.message_id.is_none() && (s.internal_date.is_none() || s.subject.is_none()) {
+            continue;
+        }
+        let hit = present.iter().find(|p| {
+            if used.contains(&p.uid) || !p.fits(s) {
+                return false;
+            }
+            let Some(h) = headers.get(&p.uid) else {
+                return false;
+            };
+            let theirs = field(h, b"message-id").map(|v| String::from_utf8_lossy(&v).into_owned());
+            match &s.message_id {
+                Some(id) => theirs.as_deref() == Some(id.as_str()),
+                None => {
+                    theirs.is_none()
+                        && field(h, b"subject").is_some_and(|t| {
+                            same_subject(s.subject.as_deref().unwrap_or_default(), &t)
+                        })
+                }
+            }
+        });
+        if let Some(p) = hit {
+            used.insert(p.uid);
+            result.insert(s.source_uid, p.uid);
+        }
+    }
+    Ok(sought
+        .iter()
+        .map(|s| (s.source_uid, result.get(&s.source_uid).copied()))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_comes_from_the_header_we_sent() {
+        let m = b"From: a@b\r\nMessage-ID:\r\n <x.1@example.org>\r\nSubject: Hi\r\n there\r\n\r\nMessage-ID: <not@body>\r\n";
+        let s = Sought::of(7, m, "05-Mar-2024 10:00:00 +0000");
+        assert_eq!(s.message_id.as_deref(), Some("<x.1@example.org>"));
+        assert_eq!(s.subject.as_deref(), Some(&b"Hi there"[..]));
+        assert_eq!(s.internal_date, Some(1_709_632_800));
+        let none = Sought::of(8, b"Subject: x\n\nMessage-ID: <body@x>\n", "");
+        assert_eq!(none.message_id, None);
+        assert_eq!(none.internal_date, None);
+    }
+
+    #[test]
+    fn sizes_and_subjects_compare_across_a_rewrite() {
+        assert!(size_fits(1210, 1203));
+        assert!(size_fits(100_000, 118_000));
+        assert!(!size_fits(100_000, 130_000));
+        assert!(!size_fits(500, 3000));
+        assert!(same_subject(b"Gr\xc3\xbc\xc3\x9fe", b"GrXXXXe"));
+        assert!(!same_subject(b"Gr\xc3\xbc\xc3\x9fe", b"GrXXe"));
+        assert!(!same_subject(b"plain", b"plain too"));
+    }
+}
