@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailferry::engine::session::{FetchItem, Session};
-use mailferry::engine::wire::{self, Response};
+use mailferry::engine::imap::session::{FetchItem, Session};
+use mailferry::engine::imap::wire::{self, Response};
 use mailferry::engine::Limits;
 
 fuzz_target!(|data: &[u8]| {
