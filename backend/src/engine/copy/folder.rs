@@ -523,7 +523,7 @@ async fn settle_pending(
                 hash: r.content_hash.clone(),
             })
             .collect();
-        // What survives a rewrite of the unmatched ones, looked up once (see `sought_for`).
+        // What survives a rewrite of the unmatched ones, looked up once (see `recognise_unmatched`).
         let mut sought: HashMap<u32, Sought> = HashMap::new();
         let mut found = scan(dst, floor, &wanted, &taken).await?;
         recognise_unmatched(
