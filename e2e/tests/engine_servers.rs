@@ -570,7 +570,7 @@ async fn change_source(source: &Server) -> Result<()> {
 }
 
 /// A delta run through a fault proxy in front of the family under test (the one that is
-/// not Dovecot) that drops the connection after every 13th command has reached the server,
+/// not Dovecot) that drops the connection after every 9th command has reached the server,
 /// before its reply reaches the engine (the lost-OK case that makes duplicates): the new
 /// messages arrive once each, the flag changes are carried over, nothing else moves.
 async fn delta_through_lost_replies(from: Family, to: Family) {
@@ -586,7 +586,7 @@ async fn delta_through_lost_replies(from: Family, to: Family) {
     let proxy = FaultProxy::start(
         upstream,
         Faults {
-            drop_every: Some(13),
+            drop_every: Some(9),
             ..Faults::default()
         },
     )

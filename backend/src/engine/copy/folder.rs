@@ -90,11 +90,30 @@ pub async fn copy_folder(
 
     let mut rows = ctx.map.folder_rows(&folder).await?;
     if rows.iter().any(|r| r.state == PENDING) {
-        settle_pending(dst, ctx, &folder, &mut target, &rows, tally).await?;
+        settle_pending(
+            (src, sinfo.uidvalidity),
+            dst,
+            ctx,
+            &folder,
+            &mut target,
+            &rows,
+            tally,
+        )
+        .await?;
         rows = ctx.map.folder_rows(&folder).await?;
     }
     if rows.iter().any(|r| stale_copy(r, &target)) {
-        refill_recreated_target(dst, ctx, &folder, &mut target, tinfo.exists, &rows, tally).await?;
+        refill_recreated_target(
+            (src, sinfo.uidvalidity),
+            dst,
+            ctx,
+            &folder,
+            &mut target,
+            tinfo.exists,
+            &rows,
+            tally,
+        )
+        .await?;
         rows = ctx.map.folder_rows(&folder).await?;
     }
     if rows
@@ -404,7 +423,9 @@ fn stale_copy(row: &MapRow, target: &TargetState) -> bool {
 /// The target folder has a new UIDVALIDITY: copies recorded under the old one are looked
 /// for in it (by size and content, like unsettled APPENDs) and re-mapped where found;
 /// the others are forgotten, so this run copies them again.
+#[allow(clippy::too_many_arguments)]
 async fn refill_recreated_target(
+    src: (&mut Conn, u32),
     dst: &mut Conn,
     ctx: &FolderContext<'_>,
     folder: &str,
@@ -434,7 +455,7 @@ async fn refill_recreated_target(
                 r
             })
             .collect();
-        settle_pending(dst, ctx, folder, target, &as_pending, tally).await?;
+        settle_pending(src, dst, ctx, folder, target, &as_pending, tally).await?;
     }
     let rows = ctx.map.folder_rows(folder).await?;
     let mut gone: HashMap<u32, Vec<u32>> = HashMap::new();
@@ -454,8 +475,10 @@ async fn refill_recreated_target(
     Ok(())
 }
 
-/// After a crash or a lost reply: which pending APPENDs did arrive?
+/// After a crash or a lost reply: which pending APPENDs did arrive? `src`: the source
+/// connection (the folder selected) and its UIDVALIDITY.
 async fn settle_pending(
+    src: (&mut Conn, u32),
     dst: &mut Conn,
     ctx: &FolderContext<'_>,
     folder: &str,
@@ -474,6 +497,7 @@ async fn settle_pending(
         by_validity.entry(r.source_uidvalidity).or_default().push(r);
     }
     let mut taken = taken;
+    let (src, source_validity) = src;
     for (validity, group) in by_validity {
         let (here, elsewhere): (Vec<&MapRow>, Vec<&MapRow>) = group
             .into_iter()
@@ -499,7 +523,20 @@ async fn settle_pending(
                 hash: r.content_hash.clone(),
             })
             .collect();
+        // What survives a rewrite of the unmatched ones, looked up once (see `recognise_unmatched`).
+        let mut sought: HashMap<u32, Sought> = HashMap::new();
         let mut found = scan(dst, floor, &wanted, &taken).await?;
+        recognise_unmatched(
+            (&mut *src, validity == source_validity),
+            dst,
+            floor,
+            &here,
+            &mut found,
+            &taken,
+            &mut sought,
+            tally,
+        )
+        .await?;
         if found.iter().any(|(_, t)| t.is_none()) {
             // A killed run's last APPEND may still be being saved by the server (it got the
             // whole command; the client was gone before the reply). Give it time, then
@@ -509,30 +546,17 @@ async fn settle_pending(
             // view during FETCH, so without a new SELECT the second look sees nothing new.
             dst.select(&target.wire, false).await?;
             found = scan(dst, floor, &wanted, &taken).await?;
-        }
-        // Sent by this run (a folder retried after a lost connection) but not found by
-        // its bytes: the target may have stored it changed.
-        let unmatched: Vec<Sought> = found
-            .iter()
-            .filter(|(_, t)| t.is_none())
-            .filter_map(|(uid, _)| tally.sought.get(uid).cloned())
-            .collect();
-        if !unmatched.is_empty() {
-            let mut seen: HashSet<u32> = taken.clone();
-            seen.extend(found.iter().filter_map(|(_, t)| *t));
-            let session = dst.session().await?;
-            let recognised = match recognise::recognise(session, floor, &unmatched, &seen).await {
-                Ok(r) => r,
-                Err(e) => {
-                    dst.note_error(&e);
-                    return Err(e);
-                }
-            };
-            for (src_uid, t) in recognised {
-                if let (Some(t), Some(slot)) = (t, found.iter_mut().find(|(u, _)| *u == src_uid)) {
-                    slot.1 = Some(t);
-                }
-            }
+            recognise_unmatched(
+                (&mut *src, validity == source_validity),
+                dst,
+                floor,
+                &here,
+                &mut found,
+                &taken,
+                &mut sought,
+                tally,
+            )
+            .await?;
         }
         let mut done = Vec::new();
         let mut lost = Vec::new();
@@ -566,6 +590,87 @@ async fn settle_pending(
             .mark_done(folder, validity, target.uidvalidity, &done)
             .await?;
         ctx.map.drop_intents(folder, validity, &lost).await?;
+    }
+    Ok(())
+}
+
+/// Settling pending APPENDs: those of `found` no stored message has the bytes of may be
+/// stored changed; looks for them by what survives a rewrite ([`recognise`]). What that is
+/// comes from this run's `tally` when this run sent them, else (sent by an earlier run,
+/// a process that ended: the map kept only the size, date and hash of the bytes) their
+/// Message-ID and Subject are read again from the source (`src`, when the rows are of
+/// its current UIDVALIDITY). `sought` keeps it for a second look.
+#[allow(clippy::too_many_arguments)]
+async fn recognise_unmatched(
+    src: (&mut Conn, bool),
+    dst: &mut Conn,
+    floor: u32,
+    rows: &[&MapRow],
+    found: &mut [(u32, Option<u32>)],
+    taken: &HashSet<u32>,
+    sought: &mut HashMap<u32, Sought>,
+    tally: &FolderTally,
+) -> Result<()> {
+    let (src, same_source) = src;
+    let unmatched: Vec<u32> = found
+        .iter()
+        .filter(|(_, t)| t.is_none())
+        .map(|(uid, _)| *uid)
+        .collect();
+    if unmatched.is_empty() {
+        return Ok(());
+    }
+    let mut earlier: Vec<(u32, u64, Option<i64>)> = Vec::new();
+    for uid in &unmatched {
+        if sought.contains_key(uid) {
+            continue;
+        }
+        if let Some(s) = tally.sought.get(uid) {
+            sought.insert(*uid, s.clone());
+        } else if let Some(r) = rows.iter().find(|r| r.source_uid == *uid) {
+            earlier.push((
+                r.source_uid,
+                r.size,
+                (r.internal_date != 0).then_some(r.internal_date),
+            ));
+        }
+    }
+    if !earlier.is_empty() && same_source {
+        let session = src.session().await?;
+        match recognise::sought_from_source(session, &earlier).await {
+            Ok(read) => sought.extend(read.into_iter().map(|s| (s.source_uid, s))),
+            Err(e) => {
+                src.note_error(&e);
+                return Err(e);
+            }
+        }
+    }
+    let looked_for: Vec<Sought> = unmatched
+        .iter()
+        .filter_map(|uid| sought.get(uid).cloned())
+        .collect();
+    if looked_for.is_empty() {
+        return Ok(());
+    }
+    let mut seen: HashSet<u32> = taken.clone();
+    seen.extend(found.iter().filter_map(|(_, t)| *t));
+    let session = dst.session().await?;
+    let recognised = match recognise::recognise(session, floor, &looked_for, &seen).await {
+        Ok(r) => r,
+        Err(e) => {
+            dst.note_error(&e);
+            return Err(e);
+        }
+    };
+    for (src_uid, t) in recognised {
+        if let (Some(t), Some(slot)) = (t, found.iter_mut().find(|(u, _)| *u == src_uid)) {
+            tracing::info!(
+                uid = src_uid,
+                target_uid = t,
+                "a pending APPEND found on the target stored changed"
+            );
+            slot.1 = Some(t);
+        }
     }
     Ok(())
 }

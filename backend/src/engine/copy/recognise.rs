@@ -26,17 +26,66 @@ pub struct Sought {
 
 impl Sought {
     pub fn of(source_uid: u32, bytes: &[u8], internal_date: &str) -> Sought {
-        let header = header_of(bytes);
+        Sought::from_header(
+            source_uid,
+            header_of(bytes),
+            bytes.len() as u64,
+            parse_internal_date(internal_date),
+        )
+    }
+
+    /// From the header fields alone, with the size and date of the bytes that were sent
+    /// (as a map row keeps them): for a message an earlier run sent.
+    pub fn from_header(
+        source_uid: u32,
+        header: &[u8],
+        size: u64,
+        internal_date: Option<i64>,
+    ) -> Sought {
+        let header = header_of(header);
         Sought {
             source_uid,
-            size: bytes.len() as u64,
-            internal_date: parse_internal_date(internal_date),
+            size,
+            internal_date,
             message_id: field(header, b"message-id")
                 .map(|v| String::from_utf8_lossy(&v).into_owned())
                 .filter(|id| !id.is_empty() && id.is_ascii() && !id.contains(['\r', '\n'])),
             subject: field(header, b"subject"),
         }
     }
+}
+
+/// What survives a rewrite of messages an earlier run sent, of which the map keeps only
+/// the size, date and hash of the bytes (`(source UID, size, date)` each): their
+/// Message-ID and Subject, read again from the source folder (selected). A message the
+/// source no longer has is left out (so it is not recognised).
+pub async fn sought_from_source(
+    session: &mut Session,
+    sent: &[(u32, u64, Option<i64>)],
+) -> Result<Vec<Sought>> {
+    let uids: Vec<u32> = sent.iter().map(|s| s.0).collect();
+    let mut headers: HashMap<u32, Vec<u8>> = HashMap::new();
+    let done = session
+        .uid_fetch(
+            &uid_set(&uids),
+            "UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID SUBJECT)]",
+            |item| {
+                if let (Some(uid), Some(h)) = (item.uid, item.header) {
+                    headers.insert(uid, h);
+                }
+            },
+        )
+        .await?;
+    if done.status != Status::Ok {
+        return Err(session.refused("UID FETCH (headers of messages sent before)", &done));
+    }
+    Ok(sent
+        .iter()
+        .filter_map(|&(uid, size, date)| {
+            let h = headers.get(&uid)?;
+            Some(Sought::from_header(uid, h, size, date))
+        })
+        .collect())
 }
 
 /// How far a target's size may be from what was sent and still be the same message: a
@@ -211,6 +260,25 @@ mod tests {
         let none = Sought::of(8, b"Subject: x\n\nMessage-ID: <body@x>\n", "");
         assert_eq!(none.message_id, None);
         assert_eq!(none.internal_date, None);
+    }
+
+    #[test]
+    fn what_an_earlier_run_sent_is_known_again_from_the_source_header() {
+        // The seed's 8-bit message: no Message-ID, raw bytes in the Subject (Cyrus rewrites
+        // them). A later run has only the map row (size, date) and the header fields read
+        // again from the source; it must look for the message as the run that sent it did.
+        let m = b"From: z@example.org\r\nSubject: [8bit] Gr\xfc\xdfe\r\n\r\n\xe4\xf6\xfc\r\n";
+        let sent = Sought::of(6, m, "06-Mar-2010 05:15:00 +0000");
+        let fields = b"Subject: [8bit] Gr\xfc\xdfe\r\n\r\n";
+        let again = Sought::from_header(6, fields, m.len() as u64, sent.internal_date);
+        assert_eq!(again, sent);
+        assert_eq!(again.message_id, None);
+        assert!(again.internal_date.is_some() && again.subject.is_some());
+        // What Cyrus stored (same length, the 8-bit bytes replaced) is still its Subject.
+        assert!(same_subject(
+            again.subject.as_deref().unwrap(),
+            b"[8bit] GrXXe"
+        ));
     }
 
     #[test]
