@@ -181,3 +181,16 @@ impl Events {
             .map_or_else(Hold::none, Watchdog::hold)
     }
 }
+
+/// `1210` as `1,210`: numbers in the words of the report and the job log.
+pub fn with_commas(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

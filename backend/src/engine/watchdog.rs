@@ -11,7 +11,7 @@
 //!
 //! [`EngineError::Stalled`]: super::EngineError::Stalled
 
-use super::events::Event;
+use super::events::{with_commas, Event};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -133,8 +133,8 @@ impl Watchdog {
             let (done, of) = seen.map_or((0, 0), |f| (f.settled, f.to_copy));
             s.doing = format!(
                 "copying {folder}, {} of {}",
-                thousands(done),
-                thousands(of.max(done))
+                with_commas(done),
+                with_commas(of.max(done))
             );
         };
         match event {
@@ -239,8 +239,8 @@ impl State {
         match stuck {
             Some((name, f)) => format!(
                 "copying {name}, {} of {}",
-                thousands(f.settled),
-                thousands(f.to_copy.max(f.settled))
+                with_commas(f.settled),
+                with_commas(f.to_copy.max(f.settled))
             ),
             None => self.doing.clone(),
         }
@@ -260,19 +260,6 @@ pub fn duration_words(d: Duration) -> String {
     }
 }
 
-/// 1204 -> "1,204".
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,9 +269,9 @@ mod tests {
         assert_eq!(duration_words(Duration::from_secs(1800)), "30 min");
         assert_eq!(duration_words(Duration::from_secs(3)), "3 s");
         assert_eq!(duration_words(Duration::from_secs(5400)), "1 h 30 min");
-        assert_eq!(thousands(1204), "1,204");
-        assert_eq!(thousands(3_000_000), "3,000,000");
-        assert_eq!(thousands(12), "12");
+        assert_eq!(with_commas(1204), "1,204");
+        assert_eq!(with_commas(3_000_000), "3,000,000");
+        assert_eq!(with_commas(12), "12");
     }
 
     fn planned(dog: &Watchdog, folder: &str, to_copy: u64) {

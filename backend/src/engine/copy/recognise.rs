@@ -64,10 +64,32 @@ pub async fn sought_from_source(
     sent: &[(u32, u64, Option<i64>)],
 ) -> Result<Vec<Sought>> {
     let uids: Vec<u32> = sent.iter().map(|s| s.0).collect();
+    let headers = id_headers(
+        session,
+        &uids,
+        "UID FETCH (headers of messages sent before)",
+    )
+    .await?;
+    Ok(sent
+        .iter()
+        .filter_map(|&(uid, size, date)| {
+            let h = headers.get(&uid)?;
+            Some(Sought::from_header(uid, h, size, date))
+        })
+        .collect())
+}
+
+/// The Message-ID and Subject fields of these messages of the selected folder, by UID, in
+/// one command (`what` names it in a refusal).
+async fn id_headers(
+    session: &mut Session,
+    uids: &[u32],
+    what: &str,
+) -> Result<HashMap<u32, Vec<u8>>> {
     let mut headers: HashMap<u32, Vec<u8>> = HashMap::new();
     let done = session
         .uid_fetch(
-            &uid_set(&uids),
+            &uid_set(uids),
             "UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID SUBJECT)]",
             |item| {
                 if let (Some(uid), Some(h)) = (item.uid, item.header) {
@@ -77,15 +99,9 @@ pub async fn sought_from_source(
         )
         .await?;
     if done.status != Status::Ok {
-        return Err(session.refused("UID FETCH (headers of messages sent before)", &done));
+        return Err(session.refused(what, &done));
     }
-    Ok(sent
-        .iter()
-        .filter_map(|&(uid, size, date)| {
-            let h = headers.get(&uid)?;
-            Some(Sought::from_header(uid, h, size, date))
-        })
-        .collect())
+    Ok(headers)
 }
 
 /// How far a target's size may be from what was sent and still be the same message: a
@@ -196,21 +212,12 @@ pub async fn recognise(
     if candidates.is_empty() {
         return Ok(sought.iter().map(|s| (s.source_uid, None)).collect());
     }
-    let mut headers: HashMap<u32, Vec<u8>> = HashMap::new();
-    let done = session
-        .uid_fetch(
-            &uid_set(&candidates),
-            "UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID SUBJECT)]",
-            |item| {
-                if let (Some(uid), Some(h)) = (item.uid, item.header) {
-                    headers.insert(uid, h);
-                }
-            },
-        )
-        .await?;
-    if done.status != Status::Ok {
-        return Err(session.refused("UID FETCH (recognising appended messages)", &done));
-    }
+    let headers = id_headers(
+        session,
+        &candidates,
+        "UID FETCH (recognising appended messages)",
+    )
+    .await?;
     for s in sought {
         // With a Message-ID: the same one. Without: our date (never the target's own),
         // and the same Subject, on a message that has no Message-ID either.

@@ -6,6 +6,7 @@
 //! report. The UID map then records the flags the target holds.
 
 use crate::engine::error::Result;
+use crate::engine::events::with_commas;
 use crate::engine::imap::conn::Conn;
 use crate::engine::imap::wire::{uid_set, CommandBuilder, Status};
 use std::collections::{BTreeMap, HashMap};
@@ -51,19 +52,6 @@ fn lacks<'f>(sent: &'f [String], held: &[String]) -> Vec<&'f String> {
     sent.iter()
         .filter(|f| !held.iter().any(|h| h.eq_ignore_ascii_case(f)))
         .collect()
-}
-
-/// `1210` as `1,210`.
-pub fn with_commas(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// The header of a message (up to and with the blank line), if it holds raw 8-bit bytes:
