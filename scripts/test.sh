@@ -26,7 +26,7 @@ cargo clippy --all-targets -- -D warnings
 step "clippy (web app, wasm32)"
 cargo clippy -p mailferry-frontend --target wasm32-unknown-unknown -- -D warnings
 
-step "fuzzing the IMAP response reader and the CSV import (cargo-fuzz, ${MAILFERRY_FUZZ_SECONDS:-45} s per target)"
+step "fuzzing the IMAP response reader and the CSV import (cargo-fuzz, ${MAILFERRY_FUZZ_SECONDS:-30} s per target)"
 # libFuzzer through cargo-fuzz on the stable toolchain: RUSTC_BOOTSTRAP=1 allows the
 # -Z flags it needs, and --sanitizer none keeps the build quick (safe Rust: we look for
 # panics, stack overflows, runaway memory and hangs). New inputs go to a scratch corpus;
@@ -42,7 +42,7 @@ for target in imap_response csv_import; do
   fuzz_log=$(mktemp)
   (cd backend && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/../target}/fuzz" \
     cargo fuzz run --sanitizer none "$target" "$scratch" "fuzz/corpus/$target" -- \
-    -max_total_time="${MAILFERRY_FUZZ_SECONDS:-45}" -rss_limit_mb=1024 -max_len=65536 \
+    -max_total_time="${MAILFERRY_FUZZ_SECONDS:-30}" -rss_limit_mb=1024 -max_len=65536 \
     -timeout=10 -print_final_stats=1) >"$fuzz_log" 2>&1 || fuzz_status=$?
   runs=$(awk '/stat::number_of_executed_units:/ { print $2 }' "$fuzz_log")
   secs=$(awk '/stat::average_exec_per_sec:/ { print $2 }' "$fuzz_log")
@@ -56,20 +56,14 @@ for target in imap_response csv_import; do
   rm -rf "$scratch" "$fuzz_log"
 done
 
-step "tests"
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-status=$fuzz_status
-cargo test --no-fail-fast -- "$@" 2>&1 | tee "$log" || status=$?
-
-# The integration suite once more with PostgreSQL behind every portal and migrate command
-# (each test starts its own private server on loopback). The multi-node tests already run
-# on PostgreSQL above, and the test kit's own tests use no database. Left out too: the
-# engine's protocol tests (hostile and quirky servers, throttling, the wire, fetch forms,
-# other server families, the stall watchdog), which use the UID map exactly as
-# engine_copy, engine_faults and engine_crash do, and those run here. (No `-p`: selecting the workspace's default
-# members keeps the features of the first pass, so nothing rebuilds.)
-step "integration tests again, on PostgreSQL"
+# The integration suite runs twice: as it is (SQLite behind every portal and migrate
+# command), and again with PostgreSQL behind them (each test starts its own private server
+# on loopback). The multi-node tests already run on PostgreSQL in the first pass, and the
+# test kit's own tests use no database. Left out of the second: the engine's protocol
+# tests (hostile and quirky servers, throttling, the wire, fetch forms, other server
+# families, the stall watchdog), which use the UID map exactly as engine_copy,
+# engine_faults and engine_crash do, and those run there. (No `-p`: selecting the
+# workspace's default members keeps the features of the first pass, so nothing rebuilds.)
 pg_tests=()
 for file in e2e/tests/*.rs; do
   name=$(basename "$file" .rs)
@@ -79,8 +73,27 @@ for file in e2e/tests/*.rs; do
   esac
   pg_tests+=(--test "$name")
 done
-MAILFERRY_TEST_DATABASE=postgres cargo test "${pg_tests[@]}" --no-fail-fast -- "$@" 2>&1 |
-  tee -a "$log" || status=$?
+
+step "building the tests"
+cargo test --no-run 2>&1 | grep -Ev '^ +(Executable|Compiling|Checking) ' || true
+
+# Most of the suite's time is spent waiting (token lifetimes, throttles, slow links), so
+# the two passes run side by side, each with its own half of the test ports. The
+# PostgreSQL pass's output follows the first pass's.
+step "tests (SQLite), with the PostgreSQL pass alongside"
+log=$(mktemp)
+pg_log=$(mktemp)
+trap 'rm -f "$log" "$pg_log"' EXIT
+status=$fuzz_status
+(MAILFERRY_TEST_PORTS=21000-32000 MAILFERRY_TEST_DATABASE=postgres \
+  cargo test "${pg_tests[@]}" --no-fail-fast -- "$@" >"$pg_log" 2>&1) &
+pg_pid=$!
+MAILFERRY_TEST_PORTS=10000-21000 cargo test --no-fail-fast -- "$@" 2>&1 | tee "$log" || status=$?
+pg_status=0
+wait "$pg_pid" || pg_status=$?
+step "integration tests again, on PostgreSQL (ran alongside the first pass)"
+tee -a "$log" <"$pg_log"
+[ "$pg_status" -eq 0 ] || status=$pg_status
 # One closing line with the totals of every test binary (unit, integration, end-to-end).
 totals=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i; if ($(i+1) ~ /^ignored;?$/) s += $i } }
      END { printf "tests: %d passed, %d failed, %d skipped", p, f, s }' "$log")

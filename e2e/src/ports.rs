@@ -10,32 +10,57 @@ use std::sync::atomic::{AtomicU16, Ordering};
 /// or to `bind(0)`, so a port chosen now is still free when its server starts a few
 /// seconds later (a port from `bind(0)` could meanwhile be taken by any connection a
 /// test makes, e.g. to PostgreSQL). Each port goes to one caller per process.
+/// `MAILFERRY_TEST_PORTS=LOW-HIGH` narrows the range, so that test runs going on at the
+/// same time (the README's test command runs its SQLite and PostgreSQL passes side by
+/// side) never pick the same port.
 pub fn free_port() -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    const FLOOR: u16 = 10_000;
-    let ceiling = ephemeral_low().unwrap_or(32_768);
-    if ceiling <= FLOOR + 1_000 {
+    let (floor, ceiling) = port_range();
+    if ceiling <= floor + 1_000 {
         return os_port();
     }
-    let span = ceiling - FLOOR;
+    free_port_in(&NEXT, floor, ceiling)
+}
+
+/// Walks `floor..ceiling` from where this process last stopped.
+fn free_port_in(next: &AtomicU16, floor: u16, ceiling: u16) -> u16 {
+    let span = ceiling - floor;
     // Successive test binaries start at different places (ports they used may linger).
-    let _ = NEXT.compare_exchange(
+    let _ = next.compare_exchange(
         0,
-        FLOOR + (std::process::id() % u32::from(span)) as u16,
+        floor + (std::process::id() % u32::from(span)) as u16,
         Ordering::SeqCst,
         Ordering::SeqCst,
     );
     for _ in 0..span {
-        let port = NEXT
+        let port = next
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| {
-                Some(if p + 1 >= ceiling { FLOOR } else { p + 1 })
+                Some(if p + 1 >= ceiling { floor } else { p + 1 })
             })
-            .unwrap_or(FLOOR);
+            .unwrap_or(floor);
         if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
             return port;
         }
     }
     os_port()
+}
+
+/// The ports to choose from: `MAILFERRY_TEST_PORTS` if it names a range inside
+/// 10000..(the ephemeral range), else all of that.
+fn port_range() -> (u16, u16) {
+    const FLOOR: u16 = 10_000;
+    let ceiling = ephemeral_low().unwrap_or(32_768);
+    let narrowed = std::env::var("MAILFERRY_TEST_PORTS").ok().and_then(|v| {
+        let (low, high) = v.split_once('-')?;
+        Some((
+            low.trim().parse::<u16>().ok()?,
+            high.trim().parse::<u16>().ok()?,
+        ))
+    });
+    match narrowed {
+        Some((low, high)) if low >= FLOOR && high <= ceiling && low < high => (low, high),
+        _ => (FLOOR, ceiling),
+    }
 }
 
 /// The first port of the kernel's ephemeral range.
@@ -67,5 +92,20 @@ mod tests {
         for p in ports {
             TcpListener::bind((Ipv4Addr::LOCALHOST, p)).expect("still free");
         }
+    }
+
+    #[test]
+    fn a_narrowed_range_is_kept_to_and_wraps_around() {
+        let next = AtomicU16::new(0);
+        let ports: Vec<u16> = (0..40)
+            .map(|_| free_port_in(&next, 20_000, 20_030))
+            .collect();
+        assert!(
+            ports.iter().all(|p| (20_000..20_030).contains(p)),
+            "{ports:?}"
+        );
+        // Forty picks from thirty ports: the walk went round.
+        let distinct: std::collections::HashSet<u16> = ports.iter().copied().collect();
+        assert!(distinct.len() > 20, "{ports:?}");
     }
 }
