@@ -235,6 +235,14 @@ pub async fn standing(pool: &AnyPool, username: &str) -> Result<Option<StaffStan
 }
 
 /// Everyone on the staff, for the admin overview.
+/// Whether any staff account exists (while none does, the server offers a setup link).
+pub async fn any(pool: &AnyPool) -> Result<bool, StaffError> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT username FROM staff LIMIT 1")
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.is_some())
+}
+
 pub async fn list(pool: &AnyPool) -> Result<Vec<(String, StaffRole)>, StaffError> {
     let rows: Vec<(String, String)> =
         sqlx::query_as("SELECT username, role FROM staff ORDER BY username")

@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::db::{redact_url, Database, DatabaseKind};
 use crate::http::headers::SecurityHeaders;
 use crate::http::origin::AllowedOrigins;
+use crate::http::setup::SetupToken;
 use crate::http::{self, rate_limit::RateLimiter, AppState, Edge};
 use crate::jobs::{JobStore, Notifier, WorkerPool, WorkerSettings};
 use crate::vault::Vault;
@@ -100,6 +101,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
     };
 
+    let public_url = config
+        .public_origin
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let setup = first_run_setup(&db, &public_url).await?;
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let state = AppState {
         db: db.clone(),
@@ -114,14 +120,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             origins,
             session_lifetime: Duration::from_secs(config.session_lifetime_seconds),
             sessions: sessions.shared(),
-            oauth_redirect: format!(
-                "{}/api/oauth/callback",
-                config
-                    .public_origin
-                    .clone()
-                    .unwrap_or_else(|| format!("http://{addr}"))
-            ),
+            oauth_redirect: format!("{public_url}/api/oauth/callback"),
         }),
+        setup: Arc::new(setup),
     };
     let app = http::router(state, &config.static_dir);
     let cookies = CookieRules {
@@ -159,6 +160,24 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     .context("the web server stopped unexpectedly")?;
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// While no staff account exists: a one-time setup token, and its link printed on the
+/// terminal and in the log, so that whoever started the server can create the first admin
+/// from the browser.
+async fn first_run_setup(db: &Database, public_url: &str) -> anyhow::Result<SetupToken> {
+    if crate::staff::any(db.pool()).await? {
+        return Ok(SetupToken::default());
+    }
+    let (held, token) =
+        SetupToken::issue().map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
+    let link = format!("{public_url}/setup#{}", token.as_str());
+    tracing::warn!(%link, "no staff account exists yet: open the setup link to create the first admin (it works once, until this server restarts)");
+    eprintln!(
+        "\n  No staff account exists yet. To create the first admin, open:\n\n    {link}\n\n  \
+         (It works once, until this server restarts. `mailferry staff add` works too.)\n"
+    );
+    Ok(held)
 }
 
 /// The session store, of the database's kind.

@@ -2,9 +2,10 @@
 
 use gloo_net::http::{Request, Response};
 use mailferry_shared::{
-    ApiError, BatchView, CheckRequest, CheckResult, Health, ImportPreview, ImportRequest,
-    ImportResult, JobDetail, JobPage, JobView, Me, OAuthStatus, PasswordUpdate, RouteInfo,
-    SignInRequest, SignInResult, SkippedMessageView, StaffAccount, StaffSignIn,
+    ApiError, BatchView, CheckRequest, CheckResult, FirstAdmin, Health, ImportPreview,
+    ImportRequest, ImportResult, JobDetail, JobPage, JobView, Me, OAuthStatus, PasswordUpdate,
+    RouteInfo, SetupStatus, SignInRequest, SignInResult, SkippedMessageView, StaffAccount,
+    StaffSignIn,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -155,6 +156,14 @@ pub async fn sign_out() -> ApiResult<()> {
 
 pub async fn staff_sign_in(request: StaffSignIn) -> ApiResult<Me> {
     post("/api/staff/session", &request).await
+}
+
+pub async fn setup_status() -> ApiResult<SetupStatus> {
+    get("/api/setup").await
+}
+
+pub async fn create_first_admin(request: FirstAdmin) -> ApiResult<Me> {
+    post("/api/setup", &request).await
 }
 
 pub async fn my_job() -> ApiResult<JobView> {

@@ -1,7 +1,7 @@
 use crate::api;
 use crate::pages::{
     admin::Admin, helpdesk::Helpdesk, job_detail::JobDetailPage, migration::Migration,
-    not_found::NotFound, sign_in::SignIn, staff_sign_in::StaffSignIn,
+    not_found::NotFound, setup::Setup, sign_in::SignIn, staff_sign_in::StaffSignIn,
 };
 use crate::session::{use_session, Session};
 use leptos::prelude::*;
@@ -35,6 +35,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/helpdesk") view=Helpdesk />
                     <Route path=path!("/helpdesk/jobs/:id") view=JobDetailPage />
                     <Route path=path!("/admin") view=Admin />
+                    <Route path=path!("/setup") view=Setup />
                 </Routes>
             </main>
             <footer>"Mailferry — move every message, folder, flag and date."</footer>

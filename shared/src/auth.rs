@@ -172,6 +172,30 @@ impl std::fmt::Debug for StaffSignIn {
     }
 }
 
+/// `GET /api/setup`: whether this server still waits for its first administrator (no
+/// staff account exists and this node holds a setup link).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetupStatus {
+    pub needed: bool,
+}
+
+/// `POST /api/setup`: the first administrator, with the one-time token from the setup link
+/// the server printed when it started.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirstAdmin {
+    pub token: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for FirstAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FirstAdmin")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Who is signed in (`GET /api/me`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

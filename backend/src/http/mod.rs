@@ -15,6 +15,7 @@ mod my_job;
 pub mod oauth;
 pub mod origin;
 pub mod rate_limit;
+pub mod setup;
 mod spa;
 
 pub use error::ApiFailure;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// What the web edge enforces: origins, session lifetime.
     pub edge: Arc<Edge>,
+    /// The first-run setup link's token, while no staff account exists.
+    pub setup: Arc<setup::SetupToken>,
 }
 
 /// The web edge's rules, fixed at start-up.
@@ -73,6 +76,7 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
         .merge(my_job::routes())
         .merge(helpdesk::routes())
         .merge(admin_import::routes())
+        .merge(setup::routes())
         .route(
             "/csp-report",
             axum::routing::post(headers::csp_report)

@@ -67,6 +67,9 @@ pub fn SignIn() -> impl IntoView {
                     <p class="note bad" role="alert">
                         "No migration is set up on this server yet. Please contact your helpdesk."
                     </p>
+                    <p class="muted small">
+                        "Setting up this server? Open the setup link it printed when it started."
+                    </p>
                 </section>
             }
             .into_any(),

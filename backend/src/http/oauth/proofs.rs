@@ -8,6 +8,7 @@ use crate::oauth::TokenSet;
 use crate::vault::Vault;
 use mailferry_shared::{AccountSide, OAuthNotice};
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 use zeroize::Zeroizing;
 
@@ -68,15 +69,11 @@ pub async fn take_flow(session: &Session, state: &str) -> Result<Option<PendingF
     let mut flows: Vec<PendingFlow> = session.get(FLOWS).await?.unwrap_or_default();
     let found = flows.iter().position(|f| {
         // Compared in constant time: the state guards the callback.
-        constant_time_eq(f.secrets.state.as_bytes(), state.as_bytes())
+        bool::from(f.secrets.state.as_bytes().ct_eq(state.as_bytes()))
     });
     let flow = found.map(|i| flows.remove(i));
     session.insert(FLOWS, flows).await?;
     Ok(flow.filter(|f| crate::clock::unix_seconds() - f.started_at < FLOW_SECONDS))
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 pub async fn add_proof(
