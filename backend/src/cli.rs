@@ -289,4 +289,9 @@ pub struct ServeArgs {
     /// Set to false only for plain-HTTP development on loopback [default: true].
     #[arg(long, env = "MAILFERRY_SECURE_COOKIES", value_name = "true|false")]
     pub secure_cookies: Option<bool>,
+
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics, apart from the portal
+    /// (e.g. 127.0.0.1:9464) [default: off].
+    #[arg(long, env = "MAILFERRY_METRICS_LISTEN", value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }

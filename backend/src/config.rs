@@ -54,6 +54,8 @@ pub struct Config {
     /// Idle and absolute session lifetimes, in seconds.
     pub session_idle_seconds: u64,
     pub session_lifetime_seconds: u64,
+    /// Where `/metrics` is served (Prometheus text), apart from the portal; off when unset.
+    pub metrics_listen: Option<SocketAddr>,
     /// The config file this came from (checked for safe permissions at start-up).
     pub config_file: Option<PathBuf>,
     /// Files holding secrets named by the config (master password files).
@@ -86,6 +88,7 @@ struct FileConfig {
     public_url: Option<String>,
     session_idle_seconds: Option<u64>,
     session_lifetime_seconds: Option<u64>,
+    metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +169,7 @@ impl Config {
                 .session_lifetime_seconds
                 .unwrap_or(DEFAULT_SESSION_LIFETIME_SECONDS)
                 .max(1),
+            metrics_listen: args.metrics_listen.or(from_file.metrics_listen),
             config_file: file.map(Path::to_path_buf),
             secret_files,
             routes,

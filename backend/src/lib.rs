@@ -11,6 +11,7 @@ pub mod engine;
 pub mod http;
 pub mod import;
 pub mod jobs;
+pub mod metrics;
 pub mod migrate_cmd;
 pub mod oauth;
 pub mod profiles;

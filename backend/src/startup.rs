@@ -107,6 +107,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("http://{addr}"));
     let setup = first_run_setup(&db, &public_url).await?;
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    if let Some(listen) = config.metrics_listen {
+        let listener = http::metrics::bind(listen).await?;
+        let handle = crate::metrics::install()?;
+        let mut stopping = shutdown_rx.clone();
+        let stopped = async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        };
+        let serving = http::metrics::serve(listener, handle, store.clone(), stopped);
+        tokio::spawn(async move {
+            if let Err(err) = serving.await {
+                tracing::error!(error = %err, "the metrics listener stopped");
+            }
+        });
+    }
     let state = AppState {
         db: db.clone(),
         store,

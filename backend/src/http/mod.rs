@@ -11,6 +11,7 @@ mod events;
 pub mod headers;
 mod health;
 mod helpdesk;
+pub mod metrics;
 mod my_job;
 pub mod oauth;
 pub mod origin;

@@ -30,7 +30,8 @@ const QUEUE_LOCK_KEY: i64 = 0x004d_4671_7565_7565;
 
 /// Jobs due now: queued, interrupted mid-run (their lease ran out), due a delta sync, or
 /// paused by a pacing cap (or a throttling server) whose `resume_at` has come.
-const DUE: &str = "(lease_until IS NULL OR lease_until < $1) AND cancel_requested = 0 AND ( \
+pub(super) const DUE: &str =
+    "(lease_until IS NULL OR lease_until < $1) AND cancel_requested = 0 AND ( \
      status IN ('queued', 'connecting', 'copying') \
      OR (next_sync_at IS NOT NULL AND next_sync_at <= $1 AND credentials IS NOT NULL \
          AND status IN ('synced', 'completed_with_skips')) \

@@ -10,6 +10,7 @@ pub mod notify;
 pub mod progress;
 pub mod relay;
 pub mod store;
+pub mod totals;
 pub mod worker;
 
 pub use batch::{BatchJob, NewBatch};

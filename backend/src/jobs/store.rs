@@ -387,6 +387,7 @@ impl JobStore {
             .await;
             match appended {
                 Ok(seq) => {
+                    crate::metrics::count_event(kind);
                     if seq > self.events_kept {
                         sqlx::query("DELETE FROM job_events WHERE job_id = $1 AND seq <= $2")
                             .bind(job_id)
