@@ -264,7 +264,7 @@ async fn run_job(
     // A job keeps each folder's target across runs (unless --map says otherwise now).
     let remembered = map.folder_targets().await?;
     for plan in &mut plans {
-        let source = plan.source.display();
+        let source = plan.source.map_key();
         if plan.reason != "--map" {
             if let Some(earlier) = remembered
                 .get(&source)
@@ -325,6 +325,10 @@ async fn run_job(
         .iter()
         .map(|(f, reason)| format!("{}: {reason}", f.display()))
         .collect();
+    outcome.report.renamed = plans
+        .iter()
+        .filter_map(|p| p.source.renamed_note(&p.target_display(), &p.target_wire))
+        .collect();
     if settings.dry_run {
         for plan in plans {
             let wire = plan.source.wire.clone();
@@ -333,7 +337,7 @@ async fn run_job(
             })
             .await?;
             let mapped = map
-                .folder_rows(&plan.source.display())
+                .folder_rows(&plan.source.map_key())
                 .await?
                 .iter()
                 .filter(|r| r.state == uidmap::DONE && r.source_uidvalidity == status.uidvalidity)
