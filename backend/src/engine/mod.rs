@@ -261,6 +261,26 @@ async fn run_job(
         rules.all_mail_target = Some(settings.labels.archive_folder.clone());
     }
     let mut plans = plan::folders::plan_folders(&source_tree, &target_tree, &rules);
+    // Rows an earlier version kept under a non-standard name's display form move to its
+    // exact-bytes key, unless another source folder now has that key.
+    if !settings.dry_run {
+        for plan in &plans {
+            let Some(old) = plan.source.legacy_map_key() else {
+                continue;
+            };
+            let claimed = source_tree
+                .folders
+                .iter()
+                .filter(|f| f.map_key() == old || f.legacy_map_key().as_ref() == Some(&old))
+                .count();
+            if claimed == 1 {
+                let moved = map.adopt_folder(&old, &plan.source.map_key()).await?;
+                if moved > 0 {
+                    tracing::info!(folder = %plan.source.map_key(), moved, "UID map rows of an earlier version's name taken over");
+                }
+            }
+        }
+    }
     // A job keeps each folder's target across runs (unless --map says otherwise now).
     let remembered = map.folder_targets().await?;
     for plan in &mut plans {

@@ -70,7 +70,10 @@ impl WireName {
                     None => (text.to_owned(), Decoding::InvalidModifiedUtf7),
                 };
             }
-            return (text.to_owned(), Decoding::RawUtf8);
+            // `&` sequences in it are decoded where they are valid (as this engine always
+            // read such names: their display form, and so their old map key, stays).
+            let decoded = utf7::decode(text).unwrap_or_else(|| text.to_owned());
+            return (decoded, Decoding::RawUtf8);
         }
         (
             self.0.iter().map(|&b| windows_1252(b)).collect(),

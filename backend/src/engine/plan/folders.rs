@@ -204,6 +204,17 @@ impl RemoteFolder {
         }
     }
 
+    /// The map key earlier versions gave this folder, when it differs from
+    /// [`RemoteFolder::map_key`]: the display form, for a name that is UTF-8 but not
+    /// standard (those were read without loss before). Non-UTF-8 names had none (they
+    /// could not be opened).
+    pub fn legacy_map_key(&self) -> Option<String> {
+        if self.wire.standard().is_some() || std::str::from_utf8(self.wire.as_bytes()).is_err() {
+            return None;
+        }
+        Some(self.display())
+    }
+
     /// How the name's bytes were read, when they are not standard modified UTF-7.
     pub fn name_note(&self) -> Option<&'static str> {
         self.wire.decoded().1.note()
