@@ -989,6 +989,50 @@ mod tests {
     }
 
     #[test]
+    fn any_bytes_as_a_name_are_planned_without_a_panic() {
+        // Every byte, alone and around `&`, `.` and the prefix; and pseudo-random strings.
+        let mut names: Vec<Vec<u8>> = (0..=255u8)
+            .flat_map(|b| {
+                [
+                    vec![b],
+                    vec![b'&', b],
+                    b"INBOX.".iter().copied().chain([b, b'.', b]).collect(),
+                ]
+            })
+            .collect();
+        let mut x: u32 = 7;
+        for len in 0..200 {
+            names.push(
+                (0..len % 23)
+                    .map(|_| {
+                        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                        (x >> 16) as u8
+                    })
+                    .collect(),
+            );
+        }
+        let entries = names
+            .iter()
+            .map(|n| (WireName::new(n.clone()), Some('.'), Vec::new()))
+            .collect();
+        let src = FolderTree::from_list(entries, "INBOX.", HashSet::new());
+        let dst = tree(&[("INBOX", "/", &[])], "");
+        for plan in plan_folders(&src, &dst, &FolderRules::default()) {
+            let _ = plan.source.map_key();
+            let _ = plan.source.legacy_map_key();
+            let _ = plan
+                .source
+                .renamed_note(&plan.target_display(), &plan.target_wire);
+            assert!(plan.target_wire.is_ascii(), "{:?}", plan.target_wire);
+            assert!(
+                utf7::decode(&plan.target_wire).is_some(),
+                "target names are modified UTF-7: {:?}",
+                plan.target_wire
+            );
+        }
+    }
+
+    #[test]
     fn globs_match_like_shells() {
         assert!(glob_match("a*c", "abbbc"));
         assert!(glob_match("*", ""));
