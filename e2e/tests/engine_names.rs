@@ -117,6 +117,36 @@ async fn raw_8bit_and_invalid_utf7_names_are_opened_by_their_bytes_and_copied_on
     assert_eq!(again.count("already_present"), total as u64, "{again:?}");
     pair.assert_exact_copy(&before).await;
 
+    // Rows an earlier version kept under the display form of a name that is UTF-8 but
+    // not modified UTF-7 (`Grüße`, `Bad&Jjo`) are taken over by the exact-bytes key.
+    for (legacy, key) in [
+        ("Grüße", "Grüße (raw name%"),
+        ("Bad&Jjo", "Bad&Jjo (raw name%"),
+    ] {
+        for table in ["uid_map", "folder_map"] {
+            sql(
+                &pair,
+                &format!("UPDATE {table} SET source_folder = '{legacy}' WHERE source_folder LIKE '{key}'"),
+            );
+        }
+    }
+    let count = |folder: &str| {
+        sql(
+            &pair,
+            &format!("SELECT COUNT(*) FROM uid_map WHERE source_folder LIKE '{folder}'"),
+        )
+    };
+    assert_eq!(count("Grüße"), "2");
+    let adopted = pair
+        .migrate_through(Side::Source, &proxy, &[])
+        .await
+        .unwrap();
+    assert_eq!(adopted.copied_skipped_failed(), (0, 0, 0), "{adopted:?}");
+    assert_eq!((count("Grüße"), count("Bad&Jjo")), ("0".into(), "0".into()));
+    assert_eq!(count("Grüße (raw name%"), "2");
+    assert_eq!(count("Bad&Jjo (raw name%"), "1");
+    pair.assert_exact_copy(&before).await;
+
     // The dry run's listing shows the names decoded, with their bytes, and never panics.
     let dry = pair
         .migrate_through(Side::Source, &proxy, &["--dry-run"])
@@ -128,6 +158,28 @@ async fn raw_8bit_and_invalid_utf7_names_are_opened_by_their_bytes_and_copied_on
         Some(4),
         "{dry:?}"
     );
+}
+
+/// Runs `query` on the UID map's database (SQLite file or the suite's PostgreSQL).
+fn sql(pair: &Pair, query: &str) -> String {
+    if let Some(pg) = &pair.postgres {
+        let database = pg.url.rsplit('/').next().unwrap_or_default();
+        let database = database.split('?').next().unwrap_or_default();
+        return pg.server.psql(database, query).unwrap().trim().to_owned();
+    }
+    let out = std::process::Command::new("sqlite3")
+        .arg("-cmd")
+        .arg(".timeout 10000")
+        .arg(pair.dir.path().join("map.db"))
+        .arg(query)
+        .output()
+        .expect("sqlite3 runs (scripts/install-test-deps.sh installs it)");
+    assert!(
+        out.status.success(),
+        "sqlite3 {query:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// One plain-text exchange with a server: every line it sent, as bytes.
