@@ -11,6 +11,7 @@
 mod engine_common;
 
 use engine_common::*;
+use mailferry_e2e::courier::Courier;
 use mailferry_e2e::dovecot::{Dovecot, DovecotOptions};
 use mailferry_e2e::imap_client::connect;
 use mailferry_e2e::proxy::{AliasForm, Faults, MailboxAlias};
@@ -257,4 +258,41 @@ fn dovecot_never_lists_raw_names_and_refuses_them_in_create() {
         text.contains("t3 NO Mailbox name is not valid mUTF-7"),
         "8-bit SELECT refused: {text}"
     );
+}
+
+/// Courier lists a UTF-8 maildir name encoded, refuses 8-bit in commands, and never sends
+/// a raw 8-bit name (over a Latin-1 one it ends the connection on LIST).
+#[test]
+fn courier_never_lists_raw_names() {
+    for (dir, listed) in [
+        (&b".Caf\xc3\xa9"[..], Some("INBOX.Caf&AOk-")),
+        (b".Caf\xe9", None),
+    ] {
+        let courier = Courier::start(&[("carol", "pw")]).unwrap();
+        let path = courier
+            .maildir_of("carol")
+            .join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(dir));
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(path.join(sub)).unwrap();
+        }
+        let chown = std::process::Command::new("chown")
+            .arg("-R")
+            .arg("65534:65534")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(chown.success());
+        let out = talk(
+            courier.imap_port(),
+            "carol",
+            "pw",
+            &[b"LIST \"\" \"*\"", b"CREATE \"INBOX.Ne\xe9u\""],
+        );
+        let text = out.escape_ascii().to_string();
+        assert!(out.is_ascii(), "no 8-bit byte in any reply: {text}");
+        if let Some(name) = listed {
+            assert!(text.contains(name), "{text}");
+            assert!(text.contains("t2 BAD"), "8-bit CREATE refused: {text}");
+        }
+    }
 }
