@@ -495,6 +495,9 @@ struct JsonResult<'a> {
     altered: &'a [String],
     /// Source folders not copied: other users' and shared folders.
     left_out: &'a [String],
+    /// Source folders with raw 8-bit names, and the name each got on the target.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    renamed: &'a [String],
 }
 
 /// Why a run ended without a report: the words, and the exit status.
@@ -546,6 +549,7 @@ pub async fn run(config_file: Option<&Path>, args: MigrateArgs) -> ExitCode {
                     label_copies: 0,
                     altered: &[],
                     left_out: &[],
+                    renamed: &[],
                 };
                 println!("{}", serde_json::to_string(&out).unwrap_or_default());
             }
@@ -645,7 +649,7 @@ async fn run_inner(
         for p in &outcome.planned {
             println!(
                 "  {:<40} -> {:<40} {:>7} messages, {:>7} to copy ({}{})",
-                p.plan.source.display(),
+                p.plan.source.map_key(),
                 p.plan.target_display(),
                 p.messages,
                 p.messages.saturating_sub(p.already_mapped),
@@ -659,6 +663,9 @@ async fn run_inner(
         }
         for left_out in &report.left_out {
             println!("  left out: {left_out}");
+        }
+        for renamed in &report.renamed {
+            println!("  renamed: {renamed}");
         }
     }
     if args.json {
@@ -681,6 +688,7 @@ async fn run_inner(
             label_copies: report.label_copies,
             altered: &report.altered,
             left_out: &report.left_out,
+            renamed: &report.renamed,
         };
         println!(
             "{}",
@@ -703,6 +711,9 @@ async fn run_inner(
         }
         for note in &report.altered {
             println!("  altered: {note}");
+        }
+        for note in &report.renamed {
+            println!("  renamed: {note}");
         }
         for s in &report.skipped_messages {
             println!(

@@ -187,6 +187,11 @@ impl Courier {
         Ok(())
     }
 
+    /// The Maildir of `user` on disk (folders are its `.Name` directories).
+    pub fn maildir_of(&self, user: &str) -> PathBuf {
+        self.dir.path().join("home").join(user).join("Maildir")
+    }
+
     /// Port of plain IMAP on 127.0.0.1.
     pub fn imap_port(&self) -> u16 {
         self.port

@@ -13,7 +13,9 @@
 //! - limit the bandwidth (bytes per second, each direction of each connection);
 //! - stop forwarding on a connection after some bytes from its client (a dead link);
 //! - keep a timestamped log of the commands of each connection, so a test can tell how
-//!   long the client waited before it sent a refused command again.
+//!   long the client waited before it sent a refused command again;
+//! - show mailboxes under other bytes than the server's names (an old server's raw 8-bit
+//!   names), and give the server its own name back in commands that use those bytes.
 //!
 //! The proxy understands just enough IMAP to do this: lines, and literals passed through
 //! untouched in both directions.
@@ -108,6 +110,95 @@ pub struct Faults {
     /// INTERNALDATEs the server sends with a one-digit day (`"05-Mar-2024 ..."`) reach
     /// the client space-padded (`" 5-Mar-2024 ..."`), as other servers write them.
     pub space_padded_days: bool,
+    /// Mailboxes the client sees under other bytes (see [`MailboxAlias`]).
+    pub aliases: Vec<MailboxAlias>,
+}
+
+/// A mailbox shown to the client as an old server would list it: `client` (e.g. the raw
+/// Latin-1 bytes `Caf\xe9`) instead of the server's `server` (`Caf&AOk-`) in LIST, LSUB
+/// and STATUS replies; a SELECT, EXAMINE, STATUS or SUBSCRIBE naming exactly the
+/// `client` bytes (as a literal, a quoted string or an atom) reaches the server with its
+/// own name. Any other bytes (e.g. a lossy `Caf\u{FFFD}`) pass unchanged, and the server
+/// refuses them.
+#[derive(Debug, Clone)]
+pub struct MailboxAlias {
+    pub server: Vec<u8>,
+    pub client: Vec<u8>,
+    pub form: AliasForm,
+}
+
+/// How the client gets an aliased name in replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AliasForm {
+    /// Bare bytes (an 8-bit atom, as some old servers send).
+    Atom,
+    /// A quoted string holding the bytes (8-bit in a quoted string).
+    Quoted,
+    /// A literal `{n}`.
+    Literal,
+}
+
+impl MailboxAlias {
+    fn token(&self) -> Vec<u8> {
+        match self.form {
+            AliasForm::Atom => self.client.clone(),
+            AliasForm::Quoted => quoted(&self.client),
+            AliasForm::Literal => {
+                let mut out = format!("{{{}}}\r\n", self.client.len()).into_bytes();
+                out.extend_from_slice(&self.client);
+                out
+            }
+        }
+    }
+}
+
+fn quoted(bytes: &[u8]) -> Vec<u8> {
+    let mut out = vec![b'"'];
+    for &b in bytes {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
+    out
+}
+
+/// A server's LIST, LSUB or STATUS line with aliased names in their client form.
+fn alias_reply(line: &[u8], aliases: &[MailboxAlias]) -> Vec<u8> {
+    let upper = line.to_ascii_uppercase();
+    if aliases.is_empty()
+        || !(upper.starts_with(b"* LIST ")
+            || upper.starts_with(b"* LSUB ")
+            || upper.starts_with(b"* STATUS "))
+    {
+        return line.to_vec();
+    }
+    for alias in aliases {
+        for server in [alias.server.clone(), quoted(&alias.server)] {
+            for end in [&b"\r\n"[..], b" ("] {
+                let mut needle = vec![b' '];
+                needle.extend_from_slice(&server);
+                needle.extend_from_slice(end);
+                if let Some(at) = find(line, &needle) {
+                    let mut out = line[..at + 1].to_vec();
+                    out.extend_from_slice(&alias.token());
+                    out.extend_from_slice(&line[at + 1 + server.len()..]);
+                    return out;
+                }
+            }
+        }
+    }
+    line.to_vec()
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Whether a command of this verb names a mailbox an alias may stand for.
+fn names_mailbox(verb: &str) -> bool {
+    matches!(verb, "SELECT" | "EXAMINE" | "STATUS" | "SUBSCRIBE")
 }
 
 /// A test hook: the `after`-th body FETCH in `folder` (counted over all connections)
@@ -298,6 +389,8 @@ pub struct ProxyStats {
     pub refusals: AtomicU64,
     /// Untagged lines put before a `+` (see [`Faults::untagged_before_continue`]).
     pub injected_untagged: AtomicU64,
+    /// Commands that named an aliased mailbox by its client bytes (see [`MailboxAlias`]).
+    pub aliased_commands: AtomicU64,
     /// APPENDs whose reply `drop_every` lost (the server stored them).
     pub lost_append_replies: AtomicU64,
     /// Every command, in order, with when it came (see [`ProxyStats::commands_logged`]).
@@ -523,6 +616,10 @@ async fn relay(
                 None => rewrite_listing(&rewritten, &s2c_faults, &s2c_shared),
                 Some(_) => rewritten,
             };
+            let line = match &literal {
+                None => alias_reply(&line, &s2c_faults.aliases),
+                Some(_) => line,
+            };
             if s2c_link.dead.load(Ordering::SeqCst) {
                 // Dead link: hold the connection open, pass nothing.
                 tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -609,10 +706,12 @@ async fn relay(
                     }
                 }
             };
-            let whole = verb0 == "APPEND"
-                && (faults.refuse.iter().any(Refuse::needs_whole)
-                    || faults.refuse_nonsync_literals_over.is_some()
-                    || faults.rewrite_appended);
+            let aliasing = !faults.aliases.is_empty() && names_mailbox(&verb0);
+            let whole = aliasing
+                || verb0 == "APPEND"
+                    && (faults.refuse.iter().any(Refuse::needs_whole)
+                        || faults.refuse_nonsync_literals_over.is_some()
+                        || faults.rewrite_appended);
             let forgets = forgotten_flags(&verb_name, &faults);
             // The whole command (lines and literals) when a rule must look inside it.
             let mut buffered = if whole {
@@ -705,6 +804,9 @@ async fn relay(
             if let Some(mut whole) = buffered.take() {
                 if faults.rewrite_appended {
                     whole.rewrite_messages();
+                }
+                if aliasing && whole.unalias(&faults.aliases) {
+                    stats.aliased_commands.fetch_add(1, Ordering::SeqCst);
                 }
                 for line in &mut whole.lines {
                     *line = without_flags(line, &forgets);
@@ -922,6 +1024,52 @@ impl WholeCommand {
                 *line = format!("{}{{{}{plus}}}\r\n", &text[..open], literal.len()).into_bytes();
             }
         }
+    }
+
+    /// A mailbox named by an alias's client bytes named by the server's own name (a
+    /// literal of exactly those bytes, or the quoted string or atom of them). Whether
+    /// one was.
+    fn unalias(&mut self, aliases: &[MailboxAlias]) -> bool {
+        let mut changed = false;
+        let mut i = self.literals.len();
+        while i > 0 {
+            i -= 1;
+            let Some(alias) = aliases.iter().find(|a| a.client == self.literals[i]) else {
+                continue;
+            };
+            let line = &self.lines[i];
+            let Some(open) = line.iter().rposition(|&b| b == b'{') else {
+                continue;
+            };
+            let mut joined = line[..open].to_vec();
+            joined.extend_from_slice(&quoted(&alias.server));
+            joined.extend_from_slice(&self.lines[i + 1]);
+            self.lines[i] = joined;
+            self.lines.remove(i + 1);
+            self.literals.remove(i);
+            changed = true;
+        }
+        for line in &mut self.lines {
+            for alias in aliases {
+                for (client, end) in [
+                    (quoted(&alias.client), &b""[..]),
+                    (alias.client.clone(), b" "),
+                    (alias.client.clone(), b"\r\n"),
+                ] {
+                    let mut needle = vec![b' '];
+                    needle.extend_from_slice(&client);
+                    needle.extend_from_slice(end);
+                    if let Some(at) = find(line, &needle) {
+                        let mut out = line[..at + 1].to_vec();
+                        out.extend_from_slice(&quoted(&alias.server));
+                        out.extend_from_slice(&line[at + 1 + client.len()..]);
+                        *line = out;
+                        changed = true;
+                    }
+                }
+            }
+        }
+        changed
     }
 
     /// The command as the server gets it: told not to wait for the `+`s the proxy gave.

@@ -131,6 +131,11 @@ pub struct Report {
     /// Users/bob/Projects: another user's folder, not this mailbox".
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub left_out: Vec<String>,
+    /// Source folders whose names an old server sent as raw 8-bit bytes or invalid
+    /// modified UTF-7, with the name each got on the target and why: "Caf\xe9 -> Café
+    /// (Caf&AOk- on the target): the source name is raw 8-bit bytes...".
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub renamed: Vec<String>,
 }
 
 impl Report {

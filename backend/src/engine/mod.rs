@@ -261,10 +261,30 @@ async fn run_job(
         rules.all_mail_target = Some(settings.labels.archive_folder.clone());
     }
     let mut plans = plan::folders::plan_folders(&source_tree, &target_tree, &rules);
+    // Rows an earlier version kept under a non-standard name's display form move to its
+    // exact-bytes key, unless another source folder now has that key.
+    if !settings.dry_run {
+        for plan in &plans {
+            let Some(old) = plan.source.legacy_map_key() else {
+                continue;
+            };
+            let claimed = source_tree
+                .folders
+                .iter()
+                .filter(|f| f.map_key() == old || f.legacy_map_key().as_ref() == Some(&old))
+                .count();
+            if claimed == 1 {
+                let moved = map.adopt_folder(&old, &plan.source.map_key()).await?;
+                if moved > 0 {
+                    tracing::info!(folder = %plan.source.map_key(), moved, "UID map rows of an earlier version's name taken over");
+                }
+            }
+        }
+    }
     // A job keeps each folder's target across runs (unless --map says otherwise now).
     let remembered = map.folder_targets().await?;
     for plan in &mut plans {
-        let source = plan.source.display();
+        let source = plan.source.map_key();
         if plan.reason != "--map" {
             if let Some(earlier) = remembered
                 .get(&source)
@@ -325,6 +345,10 @@ async fn run_job(
         .iter()
         .map(|(f, reason)| format!("{}: {reason}", f.display()))
         .collect();
+    outcome.report.renamed = plans
+        .iter()
+        .filter_map(|p| p.source.renamed_note(&p.target_display(), &p.target_wire))
+        .collect();
     if settings.dry_run {
         for plan in plans {
             let wire = plan.source.wire.clone();
@@ -333,7 +357,7 @@ async fn run_job(
             })
             .await?;
             let mapped = map
-                .folder_rows(&plan.source.display())
+                .folder_rows(&plan.source.map_key())
                 .await?
                 .iter()
                 .filter(|r| r.state == uidmap::DONE && r.source_uidvalidity == status.uidvalidity)

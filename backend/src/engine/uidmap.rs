@@ -402,6 +402,41 @@ impl UidMap {
         .await
     }
 
+    /// Moves the rows an earlier version kept under a source folder's old name (`from`)
+    /// to its name now (`to`): the UID map, the skipped messages and the folder target.
+    /// Nothing is moved when `to` has rows already. Returns the UID map rows moved.
+    pub async fn adopt_folder(&self, from: &str, to: &str) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let taken: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM uid_map WHERE job_id = $1 AND source_folder = $2) \
+             + (SELECT COUNT(*) FROM folder_map WHERE job_id = $1 AND source_folder = $2)",
+        )
+        .bind(&self.job_id)
+        .bind(to)
+        .fetch_one(&mut *tx)
+        .await?;
+        if taken > 0 {
+            tx.rollback().await?;
+            return Ok(0);
+        }
+        let mut moved = 0;
+        for table in ["uid_map", "skipped_messages", "folder_map"] {
+            let done = sqlx::query(&format!(
+                "UPDATE {table} SET source_folder = $1 WHERE job_id = $2 AND source_folder = $3"
+            ))
+            .bind(to)
+            .bind(&self.job_id)
+            .bind(from)
+            .execute(&mut *tx)
+            .await?;
+            if table == "uid_map" {
+                moved = done.rows_affected();
+            }
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+
     /// Target folder (display name, `/`-separated) of every source folder seen before.
     pub async fn folder_targets(&self) -> Result<std::collections::HashMap<String, String>> {
         let rows =
@@ -602,6 +637,51 @@ mod tests {
         let json: serde_json::Value =
             serde_json::from_str(&map.export_json().await.unwrap()).unwrap();
         assert_eq!(json[0]["target_uid"], 11);
+    }
+
+    #[tokio::test]
+    async fn rows_kept_under_a_folder_s_old_name_are_adopted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&crate::config::sqlite_url(&dir.path().join("m.db")))
+            .await
+            .unwrap();
+        let job = find_or_create_job(db.pool(), "a@h:1", "b@h:2")
+            .await
+            .unwrap();
+        let map = UidMap::new(db.pool().clone(), job);
+        let row = MapRow {
+            source_folder: "Grüße".into(),
+            source_uidvalidity: 7,
+            source_uid: 3,
+            target_folder: "Gr&APwA3w-e".into(),
+            target_uidvalidity: Some(9),
+            target_uid: Some(1),
+            state: DONE.into(),
+            target_uidnext_before: Some(1),
+            size: 100,
+            internal_date: 1_600_000_000,
+            content_hash: "ab".into(),
+            flags: String::new(),
+            identity: None,
+        };
+        map.write_intents(std::slice::from_ref(&row)).await.unwrap();
+        map.remember_folder("Grüße", "Grüße").await.unwrap();
+        let new = "Grüße (raw name Gr\\xc3\\xbc\\xc3\\x9fe)";
+        assert_eq!(map.adopt_folder("Grüße", new).await.unwrap(), 1);
+        assert!(map.folder_rows("Grüße").await.unwrap().is_empty());
+        assert_eq!(map.folder_rows(new).await.unwrap().len(), 1);
+        assert_eq!(
+            map.folder_targets()
+                .await
+                .unwrap()
+                .get(new)
+                .map(String::as_str),
+            Some("Grüße")
+        );
+        // Rows under the new name: nothing more is moved onto them.
+        map.write_intents(&[row]).await.unwrap();
+        assert_eq!(map.adopt_folder("Grüße", new).await.unwrap(), 0);
+        assert_eq!(map.folder_rows("Grüße").await.unwrap().len(), 1);
     }
 
     #[tokio::test]

@@ -74,7 +74,8 @@ pub async fn copy_folder(
     plan: &FolderPlan,
     tally: &mut FolderTally,
 ) -> Result<()> {
-    let folder = plan.source.display();
+    // The UID map's name of the folder (exact bytes for an old server's raw name).
+    let folder = plan.source.map_key();
     let sinfo = src.select(&plan.source.wire, true).await?;
     let listing = listing::list_messages(src).await?;
     let mut messages = listing.messages;

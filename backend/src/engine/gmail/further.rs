@@ -39,7 +39,7 @@ pub async fn copy_further_labels(
     }
     let target_of: HashMap<String, String> = plans
         .iter()
-        .map(|p| (p.source.display(), p.target_wire.clone()))
+        .map(|p| (p.source.map_key(), p.target_wire.clone()))
         .collect();
     let rows = map.all_rows().await?;
     let home_copy: HashMap<(&str, &str), &MapRow> = rows

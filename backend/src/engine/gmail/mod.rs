@@ -283,7 +283,7 @@ mod tests {
                 .iter()
                 .map(|(n, a)| {
                     (
-                        n.to_string(),
+                        crate::engine::imap::name::WireName::from(*n),
                         Some('/'),
                         a.iter().map(|s| s.to_string()).collect(),
                     )

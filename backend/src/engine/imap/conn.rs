@@ -8,6 +8,7 @@
 //! the middle of one.
 
 use super::endpoint::Endpoint;
+use super::name::WireName;
 use super::session::{MailboxInfo, Session};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::limits::Limits;
@@ -43,8 +44,8 @@ pub struct Conn {
     limits: Limits,
     session: Option<Session>,
     /// The folder to have open (wire name, read-only) after a reconnect.
-    want_selected: Option<(String, bool)>,
-    selected: Option<(String, bool)>,
+    want_selected: Option<(WireName, bool)>,
+    selected: Option<(WireName, bool)>,
     /// The UIDVALIDITY the wanted folder had when [`Conn::select`] opened it: a re-select
     /// after a reconnect must find the same, or the UIDs in hand name other messages.
     opened_validity: Option<u32>,
@@ -247,7 +248,7 @@ impl Conn {
                             return Err(EngineError::UidValidityChanged {
                                 side: self.endpoint.side,
                                 host: self.endpoint.address(),
-                                folder: name,
+                                folder: name.to_string(),
                                 was,
                                 now,
                             });
@@ -267,8 +268,8 @@ impl Conn {
 
     /// Opens a folder (and keeps it open across reconnects: each re-select checks that its
     /// UIDVALIDITY is still the one seen here, else [`EngineError::UidValidityChanged`]).
-    pub async fn select(&mut self, wire: &str, read_only: bool) -> Result<MailboxInfo> {
-        self.want_selected = Some((wire.to_owned(), read_only));
+    pub async fn select(&mut self, wire: impl AsRef<[u8]>, read_only: bool) -> Result<MailboxInfo> {
+        self.want_selected = Some((WireName::new(wire.as_ref()), read_only));
         self.selected = None;
         self.opened_validity = None;
         self.session().await?;
@@ -287,7 +288,7 @@ impl Conn {
     }
 
     /// The folder this connection keeps open (wire name, read-only).
-    pub fn selected_folder(&self) -> Option<(String, bool)> {
+    pub fn selected_folder(&self) -> Option<(WireName, bool)> {
         self.want_selected.clone()
     }
 

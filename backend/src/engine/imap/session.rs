@@ -3,6 +3,7 @@
 
 use super::capabilities::Capabilities;
 use super::endpoint::{Endpoint, Security};
+use super::name::WireName;
 use super::wire::{self, CommandBuilder, Part, Response, Status, StatusLine, Value};
 use crate::engine::auth::login::{self, Renewal};
 use crate::engine::error::{EngineError, Result, Side};
@@ -924,15 +925,16 @@ impl Session {
     }
 
     /// SELECT (read-write) or EXAMINE (read-only) a mailbox by its wire name.
-    pub async fn select(&mut self, wire_name: &str, read_only: bool) -> Result<MailboxInfo> {
+    /// The name goes with exactly its bytes (a literal when they are 8-bit).
+    pub async fn select(
+        &mut self,
+        wire_name: impl AsRef<[u8]>,
+        read_only: bool,
+    ) -> Result<MailboxInfo> {
+        let wire_name = wire_name.as_ref();
         let verb = if read_only { "EXAMINE" } else { "SELECT" };
         let reply = self
-            .run_ok(
-                CommandBuilder::new(verb)
-                    .string(wire_name.as_bytes())
-                    .build(),
-                verb,
-            )
+            .run_ok(CommandBuilder::new(verb).string(wire_name).build(), verb)
             .await?;
         let mut info = MailboxInfo::default();
         for r in reply.untagged.iter() {
@@ -969,16 +971,16 @@ impl Session {
     }
 
     /// [`Session::status`] with an owned name, for retry loops.
-    pub async fn status_owned(&mut self, wire_name: String) -> Result<MailboxInfo> {
+    pub async fn status_owned(&mut self, wire_name: WireName) -> Result<MailboxInfo> {
         self.status(&wire_name).await
     }
 
     /// STATUS (UIDNEXT UIDVALIDITY MESSAGES) of a mailbox.
-    pub async fn status(&mut self, wire_name: &str) -> Result<MailboxInfo> {
+    pub async fn status(&mut self, wire_name: impl AsRef<[u8]>) -> Result<MailboxInfo> {
         let reply = self
             .run_ok(
                 CommandBuilder::new("STATUS")
-                    .string(wire_name.as_bytes())
+                    .string(wire_name.as_ref())
                     .raw(" (UIDNEXT UIDVALIDITY MESSAGES)")
                     .build(),
                 "STATUS",

@@ -34,6 +34,15 @@ impl Value {
         }
     }
 
+    /// An atom, quoted string or literal as the bytes the server sent (a mailbox name).
+    pub fn as_name_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Value::Atom(a) => Some(a.as_bytes()),
+            Value::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+
     pub fn as_u64(&self) -> Option<u64> {
         self.as_atom().and_then(|a| a.parse().ok())
     }
@@ -339,6 +348,11 @@ impl Parser<'_> {
     /// ordinary character (keywords and mailbox names may hold one). Inside a response
     /// code (`in_code`) a `]` ends the atom; elsewhere it is part of it (`astring` allows it).
     fn atom_text_in(&mut self, in_code: bool) -> String {
+        String::from_utf8_lossy(self.atom_bytes_in(in_code)).into_owned()
+    }
+
+    /// [`Parser::atom_text_in`] as the bytes the server sent.
+    fn atom_bytes_in(&mut self, in_code: bool) -> &[u8] {
         let start = self.pos;
         let mut depth = 0usize;
         while let Some(b) = self.peek() {
@@ -354,7 +368,7 @@ impl Parser<'_> {
             }
             self.pos += 1;
         }
-        String::from_utf8_lossy(&self.buf[start..self.pos]).into_owned()
+        &self.buf[start..self.pos]
     }
 
     /// An atom outside a response code (tags, status words, data).
@@ -484,15 +498,18 @@ impl Parser<'_> {
                 Ok(Value::Bytes(bytes.to_vec()))
             }
             Some(_) => {
-                let atom = self.atom_text_in(in_code);
+                let atom = self.atom_bytes_in(in_code);
                 if atom.is_empty() {
                     return Err("unexpected character");
                 }
-                if atom.eq_ignore_ascii_case("NIL") {
-                    Ok(Value::Nil)
-                } else {
-                    Ok(Value::Atom(atom))
+                if atom.eq_ignore_ascii_case(b"NIL") {
+                    return Ok(Value::Nil);
                 }
+                // An 8-bit atom (an old server's mailbox name) keeps its bytes.
+                Ok(match std::str::from_utf8(atom) {
+                    Ok(text) => Value::Atom(text.to_owned()),
+                    Err(_) => Value::Bytes(atom.to_vec()),
+                })
             }
             None => Err("unexpected end"),
         }

@@ -4,6 +4,7 @@
 
 use super::namespaces::Namespaces;
 use crate::engine::error::Result;
+use crate::engine::imap::name::WireName;
 use crate::engine::imap::session::Session;
 use crate::engine::imap::utf7;
 use crate::engine::imap::wire::{CommandBuilder, Response, Status, Value};
@@ -176,8 +177,9 @@ impl SpecialUse {
 /// One folder as LIST shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteFolder {
-    /// The name exactly as the server sends it (modified UTF-7), for commands.
-    pub wire: String,
+    /// The name exactly as the server sends it (modified UTF-7, or an old server's raw
+    /// bytes), for commands.
+    pub wire: WireName,
     /// The name's segments, decoded, without the personal namespace prefix.
     pub path: Vec<String>,
     pub attributes: Vec<String>,
@@ -189,6 +191,43 @@ impl RemoteFolder {
     /// The name as a user reads and writes it: segments joined with `/`.
     pub fn display(&self) -> String {
         self.path.join("/")
+    }
+
+    /// The folder's name in the UID map and the folder map, stable across runs: the
+    /// display form for a standard (modified UTF-7) name, as ever; for any other name the
+    /// display form with the exact source bytes (`Café (raw name Caf\xe9)`), so that two
+    /// names that read alike (`Caf\xe9` in Latin-1, `Caf\xc3\xa9` in UTF-8) stay apart.
+    pub fn map_key(&self) -> String {
+        match self.wire.standard() {
+            Some(_) => self.display(),
+            None => format!("{} (raw name {})", self.display(), self.wire.escaped()),
+        }
+    }
+
+    /// The map key earlier versions gave this folder, when it differs from
+    /// [`RemoteFolder::map_key`]: the display form, for a name that is UTF-8 but not
+    /// standard (those were read without loss before). Non-UTF-8 names had none (they
+    /// could not be opened).
+    pub fn legacy_map_key(&self) -> Option<String> {
+        if self.wire.standard().is_some() || std::str::from_utf8(self.wire.as_bytes()).is_err() {
+            return None;
+        }
+        Some(self.display())
+    }
+
+    /// How the name's bytes were read, when they are not standard modified UTF-7.
+    pub fn name_note(&self) -> Option<&'static str> {
+        self.wire.decoded().1.note()
+    }
+
+    /// For the plan and the report: what a non-standard source name became on the
+    /// target, and why; `None` for standard names.
+    pub fn renamed_note(&self, target_display: &str, target_wire: &str) -> Option<String> {
+        let note = self.name_note()?;
+        Some(format!(
+            "{} -> {target_display} ({target_wire} on the target): {note}; servers take only modified UTF-7 names in CREATE",
+            self.wire.escaped()
+        ))
     }
 
     pub fn is_inbox(&self) -> bool {
@@ -204,7 +243,7 @@ pub struct FolderTree {
     /// The personal namespace prefix on the wire (`INBOX.` on Courier-style servers).
     pub prefix: String,
     /// Wire names of subscribed folders.
-    pub subscribed: HashSet<String>,
+    pub subscribed: HashSet<WireName>,
     /// Folders listed but not this user's own (other users', shared), with the reason:
     /// never planned, named in the plan and the report.
     pub left_out: Vec<(RemoteFolder, &'static str)>,
@@ -213,15 +252,16 @@ pub struct FolderTree {
 impl FolderTree {
     /// Builds a tree from raw LIST entries (wire name, delimiter, attributes).
     pub fn from_list(
-        entries: Vec<(String, Option<char>, Vec<String>)>,
+        entries: Vec<(WireName, Option<char>, Vec<String>)>,
         prefix: &str,
-        subscribed: HashSet<String>,
+        subscribed: HashSet<WireName>,
     ) -> FolderTree {
         let delimiter = entries.iter().find_map(|(_, d, _)| *d);
         let mut folders = Vec::new();
         for (wire, delim, attributes) in entries {
-            let decoded = utf7::decode(&wire).unwrap_or_else(|| wire.clone());
-            let is_inbox = wire.eq_ignore_ascii_case("INBOX");
+            // Old servers' raw 8-bit names are read as UTF-8 or Latin-1 (see `name`).
+            let (decoded, _) = wire.decoded();
+            let is_inbox = wire.as_bytes().eq_ignore_ascii_case(b"INBOX");
             let stripped = if is_inbox || prefix.is_empty() {
                 decoded.as_str()
             } else {
@@ -269,10 +309,10 @@ impl FolderTree {
         let (foreign, own): (Vec<RemoteFolder>, Vec<RemoteFolder>) =
             std::mem::take(&mut self.folders)
                 .into_iter()
-                .partition(|f| namespaces.foreign(&f.wire).is_some());
+                .partition(|f| namespaces.foreign(&f.wire.text()).is_some());
         self.folders = own;
         for f in foreign {
-            if let Some(reason) = namespaces.foreign(&f.wire) {
+            if let Some(reason) = namespaces.foreign(&f.wire.text()) {
                 if f.selectable {
                     tracing::info!(folder = %f.wire, reason, "left out of the folder plan");
                     self.left_out.push((f, reason));
@@ -292,6 +332,13 @@ impl FolderTree {
             .map(|s| utf7::encode(&s.replace(delim, "_")))
             .collect();
         format!("{}{}", self.prefix, segments.join(&delim.to_string()))
+    }
+
+    /// An existing folder at this path whose name can be kept as a target's wire name
+    /// (standard modified UTF-7: a raw 8-bit name is never given to a target).
+    fn find_target(&self, path: &[String]) -> Option<(&RemoteFolder, &str)> {
+        let f = self.find_path(path)?;
+        Some((f, f.wire.standard()?))
     }
 
     fn find_path(&self, path: &[String]) -> Option<&RemoteFolder> {
@@ -393,12 +440,12 @@ impl FolderPlan {
 impl FolderPlan {
     /// Points the plan at another target folder (e.g. the one earlier runs used).
     pub fn retarget(&mut self, target: &FolderTree, path: Vec<String>, reason: &'static str) {
-        let existing = target.find_path(&path);
-        self.target_exists = existing.is_some_and(|f| f.selectable);
+        let existing = target.find_target(&path);
+        self.target_exists = existing.is_some_and(|(f, _)| f.selectable);
         self.target_wire = existing
-            .map(|f| f.wire.clone())
+            .map(|(_, w)| w.to_owned())
             .unwrap_or_else(|| target.wire_name(&path));
-        self.target_path = existing.map(|f| f.path.clone()).unwrap_or(path);
+        self.target_path = existing.map(|(f, _)| f.path.clone()).unwrap_or(path);
         self.reason = reason;
     }
 }
@@ -433,15 +480,15 @@ pub fn plan_folders(
             ),
             None => target_path_for(folder, target, rules),
         };
-        let existing = target.find_path(&path);
+        let existing = target.find_target(&path);
         let (target_path, target_wire) = match existing {
-            Some(f) => (f.path.clone(), f.wire.clone()),
+            Some((f, w)) => (f.path.clone(), w.to_owned()),
             None => (path.clone(), target.wire_name(&path)),
         };
         plans.push(FolderPlan {
             subscribe: source.subscribed.contains(&folder.wire),
             source: folder.clone(),
-            target_exists: existing.is_some_and(|f| f.selectable),
+            target_exists: existing.is_some_and(|(f, _)| f.selectable),
             target_path,
             target_wire,
             reason,
@@ -578,7 +625,7 @@ pub async fn list_tree(session: &mut Session) -> Result<FolderTree> {
     Ok(tree)
 }
 
-fn list_entries(untagged: &[Response], verb: &str) -> Vec<(String, Option<char>, Vec<String>)> {
+fn list_entries(untagged: &[Response], verb: &str) -> Vec<(WireName, Option<char>, Vec<String>)> {
     let mut out = Vec::new();
     for r in untagged {
         let Response::Untagged(v) = r else { continue };
@@ -598,8 +645,9 @@ fn list_entries(untagged: &[Response], verb: &str) -> Vec<(String, Option<char>,
             .get(2)
             .and_then(Value::as_text)
             .and_then(|d| d.chars().next());
-        if let Some(name) = v.get(3).and_then(Value::as_text) {
-            out.push((name, delimiter, attributes));
+        // The name's exact bytes: an old server's 8-bit name is SELECTed with them.
+        if let Some(name) = v.get(3).and_then(Value::as_name_bytes) {
+            out.push((WireName::new(name), delimiter, attributes));
         }
     }
     out
@@ -686,7 +734,7 @@ mod tests {
                 .iter()
                 .map(|(n, d, a)| {
                     (
-                        n.to_string(),
+                        WireName::from(*n),
                         d.chars().next(),
                         a.iter().map(|s| s.to_string()).collect(),
                     )
@@ -880,6 +928,108 @@ mod tests {
         assert_eq!(plan_of(&plans, "Aé").target_display(), "Aé");
         assert!(!glob_match("é*", "e"));
         assert!(glob_match("?x", "éx"));
+    }
+
+    #[test]
+    fn raw_8bit_source_names_get_a_modified_utf7_target_and_their_own_map_key() {
+        let entries = [
+            (&b"INBOX"[..], "."),
+            (b"INBOX.Caf\xe9", "."),
+            (b"INBOX.Caf\xc3\xa9", "."),
+            (b"INBOX.Bad&Jjo", "."),
+            (b"INBOX.Caf&AOk-", "."),
+        ];
+        let src = FolderTree::from_list(
+            entries
+                .iter()
+                .map(|(n, d)| (WireName::new(*n), d.chars().next(), Vec::new()))
+                .collect(),
+            "INBOX.",
+            HashSet::new(),
+        );
+        // A target that lists a raw name too: it is never reused as a wire name.
+        let dst = FolderTree::from_list(
+            vec![
+                (WireName::from("INBOX"), Some('/'), Vec::new()),
+                (WireName::new(&b"Caf\xe9"[..]), Some('/'), Vec::new()),
+            ],
+            "",
+            HashSet::new(),
+        );
+        let plans = plan_folders(&src, &dst, &FolderRules::default());
+        let by_wire = |w: &[u8]| {
+            plans
+                .iter()
+                .find(|p| p.source.wire.as_bytes() == w)
+                .unwrap()
+        };
+        let latin1 = by_wire(b"INBOX.Caf\xe9");
+        assert_eq!(latin1.source.display(), "Café");
+        assert_eq!(latin1.target_wire, "Caf&AOk-");
+        assert!(!latin1.target_exists);
+        assert_eq!(latin1.source.map_key(), "Café (raw name INBOX.Caf\\xe9)");
+        let utf8 = by_wire(b"INBOX.Caf\xc3\xa9");
+        assert_eq!(utf8.source.display(), "Café");
+        assert_eq!(utf8.source.map_key(), "Café (raw name INBOX.Caf\\xc3\\xa9)");
+        let standard = by_wire(b"INBOX.Caf&AOk-");
+        assert_eq!(standard.source.map_key(), "Café");
+        assert_eq!(standard.source.renamed_note("Café", "Caf&AOk-"), None);
+        let bad = by_wire(b"INBOX.Bad&Jjo");
+        assert_eq!(bad.source.display(), "Bad&Jjo");
+        assert_eq!(bad.target_wire, "Bad&-Jjo");
+        let note = latin1
+            .source
+            .renamed_note(&latin1.target_display(), &latin1.target_wire)
+            .unwrap();
+        assert!(
+            note.starts_with("INBOX.Caf\\xe9 -> Café (Caf&AOk- on the target)"),
+            "{note}"
+        );
+        assert!(note.contains("Latin-1"), "{note}");
+    }
+
+    #[test]
+    fn any_bytes_as_a_name_are_planned_without_a_panic() {
+        // Every byte, alone and around `&`, `.` and the prefix; and pseudo-random strings.
+        let mut names: Vec<Vec<u8>> = (0..=255u8)
+            .flat_map(|b| {
+                [
+                    vec![b],
+                    vec![b'&', b],
+                    b"INBOX.".iter().copied().chain([b, b'.', b]).collect(),
+                ]
+            })
+            .collect();
+        let mut x: u32 = 7;
+        for len in 0..200 {
+            names.push(
+                (0..len % 23)
+                    .map(|_| {
+                        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                        (x >> 16) as u8
+                    })
+                    .collect(),
+            );
+        }
+        let entries = names
+            .iter()
+            .map(|n| (WireName::new(n.clone()), Some('.'), Vec::new()))
+            .collect();
+        let src = FolderTree::from_list(entries, "INBOX.", HashSet::new());
+        let dst = tree(&[("INBOX", "/", &[])], "");
+        for plan in plan_folders(&src, &dst, &FolderRules::default()) {
+            let _ = plan.source.map_key();
+            let _ = plan.source.legacy_map_key();
+            let _ = plan
+                .source
+                .renamed_note(&plan.target_display(), &plan.target_wire);
+            assert!(plan.target_wire.is_ascii(), "{:?}", plan.target_wire);
+            assert!(
+                utf7::decode(&plan.target_wire).is_some(),
+                "target names are modified UTF-7: {:?}",
+                plan.target_wire
+            );
+        }
     }
 
     #[test]
