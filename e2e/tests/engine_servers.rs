@@ -611,7 +611,9 @@ async fn delta_through_lost_replies(from: Family, to: Family) {
             .unwrap();
             let done = run.code == Some(0);
             runs.push(run);
-            if done || runs.len() == 4 {
+            // Every run gets further (the map keeps what was copied); how many it takes
+            // depends on where the drops fall, which a loaded machine shifts.
+            if done || runs.len() == 8 {
                 return runs;
             }
         }
