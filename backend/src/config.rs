@@ -54,6 +54,9 @@ pub struct Config {
     /// Idle and absolute session lifetimes, in seconds.
     pub session_idle_seconds: u64,
     pub session_lifetime_seconds: u64,
+    /// When the node stops (SIGTERM, Ctrl-C): how long running jobs may go on before they
+    /// are stopped and released to other nodes.
+    pub shutdown_grace_seconds: u64,
     /// Where `/metrics` is served (Prometheus text), apart from the portal; off when unset.
     pub metrics_listen: Option<SocketAddr>,
     /// The config file this came from (checked for safe permissions at start-up).
@@ -89,6 +92,7 @@ struct FileConfig {
     session_idle_seconds: Option<u64>,
     session_lifetime_seconds: Option<u64>,
     metrics_listen: Option<SocketAddr>,
+    shutdown_grace_seconds: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +174,10 @@ impl Config {
                 .unwrap_or(DEFAULT_SESSION_LIFETIME_SECONDS)
                 .max(1),
             metrics_listen: args.metrics_listen.or(from_file.metrics_listen),
+            shutdown_grace_seconds: from_file
+                .shutdown_grace_seconds
+                .unwrap_or(crate::jobs::worker::DEFAULT_SHUTDOWN_GRACE.as_secs())
+                .min(3600),
             config_file: file.map(Path::to_path_buf),
             secret_files,
             routes,

@@ -67,13 +67,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     worker_settings.stall_timeout = config
         .stall_timeout_seconds
         .map(std::time::Duration::from_secs);
+    worker_settings.shutdown_grace = Duration::from_secs(config.shutdown_grace_seconds);
     let workers = WorkerPool::new(
         store.clone(),
         routes.clone(),
         vault.clone(),
         worker_settings,
     );
-    tokio::spawn(workers.run());
+    if db.kind() == DatabaseKind::Postgres {
+        // Jobs this node (by its name) held when it last stopped without releasing them
+        // (killed, crashed): its own, so taken back at once rather than after the lease.
+        let own = store.release_leases_of(&config.node_name).await?;
+        if own > 0 {
+            tracing::info!(jobs = own, node = %config.node_name, "taking back this node's jobs from its last run");
+        }
+    }
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let workers_stopped = tokio::spawn(workers.run_until(shutdown_rx.clone()));
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -106,7 +116,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
     let setup = first_run_setup(&db, &public_url).await?;
-    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     if let Some(listen) = config.metrics_listen {
         let listener = http::metrics::bind(listen).await?;
         let handle = crate::metrics::install()?;
@@ -172,6 +181,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     })
     .await
     .context("the web server stopped unexpectedly")?;
+    // The workers saw the same signal: they stop claiming, and release what they run
+    // once the grace is over.
+    let bound = Duration::from_secs(config.shutdown_grace_seconds) + Duration::from_secs(30);
+    if tokio::time::timeout(bound, workers_stopped).await.is_err() {
+        tracing::warn!(
+            "the job workers did not stop within {bound:?}; their leases run out by themselves"
+        );
+    }
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -289,6 +289,28 @@ impl Portal {
         }
     }
 
+    /// Sends SIGTERM, as a service manager stopping the node would, and waits up to
+    /// `limit` for the process to exit: its exit status.
+    pub fn terminate(&mut self, limit: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let Some(mut child) = self.child.take() else {
+            anyhow::bail!("the portal is not running");
+        };
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                anyhow::bail!("the portal did not exit within {limit:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Starts the server again on the same port and database.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.kill();

@@ -2,7 +2,8 @@
 //! jobs are shared out, each runs on one node at a time, the per-server limit holds across
 //! nodes (checked from Dovecot's own login log), live progress reaches a browser connected
 //! to a node that is not running the job, and the jobs of a node killed mid-copy are
-//! finished by the other node with exact copies and no duplicates.
+//! finished by the other node with exact copies and no duplicates; a node stopped with
+//! SIGTERM hands its jobs over at once, and one restarted under its name takes its own back.
 
 use futures::StreamExt;
 use mailferry_e2e::api::Api;
@@ -629,4 +630,118 @@ async fn benchmark_two_hundred_mailboxes_across_two_nodes() {
         mb / secs,
         mailboxes as f64 / secs
     );
+}
+
+/// A node's run of `job` and the other node's run after it: (first run, second run).
+fn two_runs(runs: &[JobRunView]) -> (&JobRunView, &JobRunView) {
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    (&runs[0], &runs[1])
+}
+
+/// Waits until every job is copying with some messages done.
+async fn wait_mid_copy(staff: &Api, jobs: usize) {
+    let started = Instant::now();
+    loop {
+        let page: JobPage = staff.get_json("/api/helpdesk/jobs").await.unwrap();
+        if page.jobs.len() == jobs
+            && page
+                .jobs
+                .iter()
+                .all(|j| j.status == JobStatus::Copying && j.counts.messages_done > 0)
+        {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "{page:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// SIGTERM to a node mid-copy: it stops claiming, releases its jobs once the grace is
+/// over and exits 0; the other node resumes them at once (the leases would have held them
+/// for five minutes), and the copies are exact.
+#[tokio::test]
+async fn a_node_stopped_with_sigterm_hands_its_jobs_over_at_once() {
+    let mut cluster = Cluster::new(2, 2500, 4, 10, 2).await;
+    cluster.config = cluster.config.replace(
+        "lease_seconds = 6",
+        "lease_seconds = 300\nshutdown_grace_seconds = 1",
+    );
+    let a = cluster.add_node("node-a").await;
+    cluster.node(a).add_staff("ada", ADMIN_PW, "admin").unwrap();
+    let admin_a = cluster.staff(a).await;
+    cluster.import(&admin_a, 1..=2).await;
+    wait_mid_copy(&admin_a, 2).await;
+    let b = cluster.add_node("node-b").await;
+    let admin_b = cluster.staff(b).await;
+
+    let status = cluster.nodes[a].terminate(Duration::from_secs(60)).unwrap();
+    assert!(status.success(), "node A exited with {status}");
+    let log_a = cluster.node(a).log_text();
+    assert!(log_a.contains("released to another node"), "{log_a}");
+
+    let jobs = cluster
+        .wait_all_settled(&admin_b, 2, Duration::from_secs(240))
+        .await;
+    for job in &jobs {
+        assert_eq!(job.status, JobStatus::Synced, "{job:?}");
+        let runs = runs_of(&admin_b, job).await;
+        let (first, second) = two_runs(&runs);
+        assert_eq!(
+            (first.node.as_str(), first.outcome.as_deref()),
+            ("node-a", Some("node_stopped")),
+            "{runs:?}"
+        );
+        assert_eq!(
+            (second.node.as_str(), second.outcome.as_deref()),
+            ("node-b", Some("synced")),
+            "{runs:?}"
+        );
+        // Taken over well before the 300 s lease could have run out.
+        let handed_over = second.started_at_ms - first.finished_at_ms.unwrap();
+        assert!(handed_over < 60_000, "{handed_over} ms: {runs:?}");
+        cluster.assert_exact_copy(job).await;
+    }
+}
+
+/// A node killed mid-copy (no chance to release anything) and started again under the
+/// same name takes its own jobs back at once instead of waiting out its old leases.
+#[tokio::test]
+async fn a_restarted_node_takes_its_own_jobs_back_at_once() {
+    let mut cluster = Cluster::new(1, 2500, 4, 10, 2).await;
+    cluster.config = cluster
+        .config
+        .replace("lease_seconds = 6", "lease_seconds = 300");
+    let a = cluster.add_node("node-a").await;
+    cluster.node(a).add_staff("ada", ADMIN_PW, "admin").unwrap();
+    let admin = cluster.staff(a).await;
+    cluster.import(&admin, 1..=1).await;
+    wait_mid_copy(&admin, 1).await;
+    cluster.nodes[a].kill();
+    cluster.nodes[a].restart().await.unwrap();
+    let admin = cluster.staff(a).await;
+    let jobs = cluster
+        .wait_all_settled(&admin, 1, Duration::from_secs(240))
+        .await;
+    let job = &jobs[0];
+    assert_eq!(job.status, JobStatus::Synced, "{job:?}");
+    let runs = runs_of(&admin, job).await;
+    let (first, second) = two_runs(&runs);
+    assert_eq!(
+        (first.outcome.as_deref(), second.outcome.as_deref()),
+        (Some("abandoned"), Some("synced")),
+        "{runs:?}"
+    );
+    assert!(
+        second.started_at_ms - first.started_at_ms < 120_000,
+        "{runs:?}"
+    );
+    assert!(
+        cluster
+            .node(a)
+            .log_text()
+            .contains("taking back this node's jobs"),
+        "{}",
+        cluster.node(a).log_text()
+    );
+    cluster.assert_exact_copy(job).await;
 }

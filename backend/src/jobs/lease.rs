@@ -244,6 +244,30 @@ impl JobStore {
         .rows_affected())
     }
 
+    /// Drops the leases held under `node`'s name: at the start of a node with that name,
+    /// they are from its own previous life (killed before it could release them).
+    pub async fn release_leases_of(&self, node: &str) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let now_ms = self.clock_on(&mut *tx).await?;
+        sqlx::query(
+            "UPDATE job_runs SET finished_at_ms = $1, outcome = 'abandoned' \
+             WHERE finished_at_ms IS NULL AND node = $2",
+        )
+        .bind(now_ms)
+        .bind(node)
+        .execute(&mut *tx)
+        .await?;
+        let released = sqlx::query(
+            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1",
+        )
+        .bind(node)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(released)
+    }
+
     /// The node holding the job now, if its lease is current (for tests).
     #[cfg(test)]
     pub async fn holder(&self, job_id: &str) -> Result<Option<String>> {

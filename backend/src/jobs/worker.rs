@@ -13,7 +13,8 @@ use crate::vault::Vault;
 use mailferry_shared::{AccountSide, JobEventKind, JobStatus};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinSet;
 use tokio::time::{interval, MissedTickBehavior};
 use tracing::Instrument;
 
@@ -36,11 +37,17 @@ pub struct WorkerSettings {
     /// A run without progress this long is stopped and retried (`None`: never); see
     /// `engine::watchdog`.
     pub stall_timeout: Option<Duration>,
+    /// When the node stops: how long running jobs may go on before they are stopped and
+    /// released to other nodes.
+    pub shutdown_grace: Duration,
 }
 
 /// Passwords of jobs waiting for their user (signed in but not started, failed, paused)
 /// are kept at least this long, also with a retention of 0: 0 means "erase when the
 /// copy is complete", not "before the user can press Start or Retry".
+/// How long running jobs may go on when the node stops, by default.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 pub const IDLE_CREDENTIALS_KEPT_AT_LEAST: Duration = Duration::from_secs(3600);
 
 impl WorkerSettings {
@@ -54,6 +61,7 @@ impl WorkerSettings {
             credential_retention_hours: 0,
             credential_sweep_every: Duration::from_secs(5 * 60),
             stall_timeout: Some(engine::DEFAULT_STALL_TIMEOUT),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
     }
 }
@@ -133,20 +141,38 @@ impl WorkerPool {
     /// Runs until the process ends: leases due jobs while a worker slot is free, and
     /// erases passwords past their retention.
     pub async fn run(self) {
+        let (_never, stop) = watch::channel(false);
+        self.run_until(stop).await;
+    }
+
+    /// As [`WorkerPool::run`], until `stop` turns true: then no new job is claimed,
+    /// running ones get `shutdown_grace` to end, the rest are stopped and released (each
+    /// due at once for any node), and this returns.
+    pub async fn run_until(self, mut stop: watch::Receiver<bool>) {
         tokio::spawn(self.clone().sweep_credentials_forever());
         let slots = Arc::new(Semaphore::new(self.settings.workers));
+        let mut running = JoinSet::new();
         tracing::info!(node = %self.settings.node, workers = self.settings.workers, "job workers started");
         loop {
-            let Ok(permit) = slots.clone().acquire_owned().await else {
-                return;
+            while running.try_join_next().is_some() {}
+            let permit = tokio::select! {
+                permit = slots.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+                () = stopping(&mut stop) => break,
             };
+            if *stop.borrow() {
+                break;
+            }
             match self.claim().await {
                 Ok(Some(job)) => {
                     let pool = self.clone();
+                    let stop = stop.clone();
                     let span = tracing::info_span!("job", job = %job.id);
-                    tokio::spawn(
+                    running.spawn(
                         async move {
-                            pool.run_job(job).await;
+                            pool.run_job(job, stop).await;
                             drop(permit);
                         }
                         .instrument(span),
@@ -157,6 +183,7 @@ impl WorkerPool {
                     tokio::select! {
                         () = self.store.notifier().wait_for_work() => {}
                         () = tokio::time::sleep(self.settings.poll) => {}
+                        () = stopping(&mut stop) => break,
                     }
                 }
                 Err(err) => {
@@ -166,6 +193,15 @@ impl WorkerPool {
                 }
             }
         }
+        if !running.is_empty() {
+            tracing::info!(
+                jobs = running.len(),
+                grace_seconds = self.settings.shutdown_grace.as_secs(),
+                "stopping: no new jobs; the running ones are released to other nodes unless they end within the grace"
+            );
+        }
+        while running.join_next().await.is_some() {}
+        tracing::info!("job workers stopped");
     }
 
     async fn claim(&self) -> Result<Option<LeasedJob>, super::StoreError> {
@@ -179,12 +215,18 @@ impl WorkerPool {
             .await
     }
 
-    async fn run_job(&self, job: LeasedJob) {
+    async fn run_job(&self, job: LeasedJob, stop: watch::Receiver<bool>) {
         let node = &self.settings.node;
-        let result = match self.copy(&job).await {
-            Ok(Some(end)) => self.finish(&job, end).await,
+        let result = match self.copy(&job, stop).await {
+            Ok(Ended::Run(end)) => self.finish(&job, end).await,
             // Another node holds the job now: its status is that node's to write.
-            Ok(None) => self.store.release(&job, node, None, "lease_lost").await,
+            Ok(Ended::LeaseLost) => self.store.release(&job, node, None, "lease_lost").await,
+            // Its status stays (copying): due at once for any node, this one restarted
+            // included.
+            Ok(Ended::NodeStopping) => {
+                tracing::info!("released to another node: this node is stopping");
+                self.store.release(&job, node, None, "node_stopped").await
+            }
             Err(err) => {
                 tracing::error!(error = %err, "job store error while running the job");
                 let failed = (
@@ -239,10 +281,14 @@ impl WorkerPool {
     /// Runs the engine for one job. Returns the final status, its reason, and whether the
     /// credentials must be kept (the job is not over); `None` when the lease was lost to
     /// another node, which now owns the job's status.
-    async fn copy(&self, job: &LeasedJob) -> Result<Option<RunEnd>, super::StoreError> {
+    async fn copy(
+        &self,
+        job: &LeasedJob,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Ended, super::StoreError> {
         let store = &self.store;
         let Some(sealed) = job.credentials.as_deref() else {
-            return Ok(Some((
+            return Ok(Ended::Run((
                 JobStatus::PausedPasswordChanged,
                 Some("The passwords for this migration are no longer stored: sign in again to continue.".into()),
                 true,
@@ -252,7 +298,7 @@ impl WorkerPool {
             Ok(c) => c,
             Err(err) => {
                 tracing::error!(error = %err, "stored credentials cannot be opened");
-                return Ok(Some((
+                return Ok(Ended::Run((
                     JobStatus::PausedPasswordChanged,
                     Some("The stored passwords cannot be read (the server key changed): sign in again.".into()),
                     true,
@@ -307,7 +353,7 @@ impl WorkerPool {
         let endpoints = match endpoints {
             (Ok(source), Ok(target)) => (source, target),
             (Err(label), _) | (_, Err(label)) => {
-                return Ok(Some((
+                return Ok(Ended::Run((
                     JobStatus::PausedSignInAgain,
                     Some(format!("Sign in with {label} to continue: the portal holds no sign-in for this mailbox.")),
                     true,
@@ -315,7 +361,7 @@ impl WorkerPool {
             }
         };
         let (Some(source), Some(target)) = endpoints else {
-            return Ok(Some((
+            return Ok(Ended::Run((
                 JobStatus::Failed,
                 Some(format!(
                     "The route {:?} is no longer configured; ask your administrator.",
@@ -379,6 +425,8 @@ impl WorkerPool {
         ));
         beat.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut engine_task = engine_task;
+        let node_stopping = stop_after_grace(stop, self.settings.shutdown_grace);
+        tokio::pin!(node_stopping);
         let result = loop {
             tokio::select! {
                 event = rx.recv() => {
@@ -408,15 +456,25 @@ impl WorkerPool {
                             let _ = (&mut engine_task).await;
                             while let Ok(event) = rx.try_recv() { tracker.apply(&event); }
                             store.save_progress(&job.id, &tracker.snapshot()).await?;
-                            return Ok(Some((JobStatus::Cancelled, Some("Cancelled.".into()), false)));
+                            return Ok(Ended::Run((JobStatus::Cancelled, Some("Cancelled.".into()), false)));
                         }
                         None => {
                             abort.abort();
                             let _ = (&mut engine_task).await;
                             tracing::warn!("{}; stopping here", EngineError::LeaseLost);
-                            return Ok(None);
+                            return Ok(Ended::LeaseLost);
                         }
                     }
+                }
+                () = &mut node_stopping => {
+                    // This node is stopping and the run did not end within the grace:
+                    // stopped here (safe: the engine journals before it writes), it
+                    // resumes from the UID map on whichever node claims it next.
+                    abort.abort();
+                    let _ = (&mut engine_task).await;
+                    while let Ok(event) = rx.try_recv() { tracker.apply(&event); }
+                    store.save_progress(&job.id, &tracker.snapshot()).await?;
+                    return Ok(Ended::NodeStopping);
                 }
                 joined = &mut engine_task => {
                     break joined;
@@ -436,7 +494,7 @@ impl WorkerPool {
         }
         // The final counts always reach live watchers, also for a run shorter than a tick.
         store.publish_progress(&job.id, &tracker.snapshot()).await?;
-        Ok(Some(match result {
+        Ok(Ended::Run(match result {
             Err(join_error) => {
                 tracing::error!(error = %join_error, "the copy task ended abnormally");
                 (
@@ -472,7 +530,7 @@ impl WorkerPool {
             }
             Ok(Err(EngineError::LeaseLost)) => {
                 tracing::warn!("{}; stopped before writing more", EngineError::LeaseLost);
-                return Ok(None);
+                return Ok(Ended::LeaseLost);
             }
             Ok(Err(err)) => classify(&err),
         }))
@@ -490,6 +548,30 @@ impl Drop for AbortOnDrop {
 /// How a run ends: the job's status, its reason, and whether the stored credentials must
 /// be kept (the job is not over).
 type RunEnd = (JobStatus, Option<String>, bool);
+
+/// How [`WorkerPool::copy`] ended.
+enum Ended {
+    /// The run ended (done, failed, paused, cancelled): the job gets this status.
+    Run(RunEnd),
+    /// Another node holds the job now; its status is that node's to write.
+    LeaseLost,
+    /// This node is stopping: the job goes back to the queue as it stands.
+    NodeStopping,
+}
+
+/// Resolves once `stop` turned true and `grace` passed since; never if its sender is gone
+/// without saying stop.
+async fn stop_after_grace(mut stop: watch::Receiver<bool>, grace: Duration) {
+    stopping(&mut stop).await;
+    tokio::time::sleep(grace).await;
+}
+
+/// Resolves once `stop` is true (never if its sender is gone without saying so).
+async fn stopping(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
 
 /// What a fatal engine error means for the job, in words for the user.
 fn classify(err: &EngineError) -> (JobStatus, Option<String>, bool) {
