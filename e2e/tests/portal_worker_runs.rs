@@ -10,7 +10,7 @@ use mailferry_e2e::dovecot::Dovecot;
 use mailferry_e2e::portal::Portal;
 use mailferry_e2e::proxy::{FaultProxy, Faults};
 use mailferry_e2e::seed::{seeded_servers, SeedSpec};
-use mailferry_shared::{JobStatus, JobView};
+use mailferry_shared::{JobStatus, JobView, ProgressPoint};
 use std::time::{Duration, Instant};
 
 const SOURCE_PW: &str = "src-pw-1";
@@ -242,4 +242,73 @@ async fn a_worker_whose_lease_is_taken_mid_run_writes_nothing_more_to_the_uid_ma
         &format!("SELECT lease_owner FROM jobs WHERE id = '{id}'"),
     );
     assert_eq!(owner, "node-elsewhere");
+}
+
+/// The job's progress over time is stored: a page opened mid-run or afterwards draws the
+/// run so far. The source link is slow (about 12 s for the mailbox), so the run spans
+/// several samples on any machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_progress_history_tells_the_run_so_far() {
+    let (source, target) = seeded_servers("alice", SOURCE_PW, TARGET_PW, &SeedSpec::new(16, 120))
+        .await
+        .unwrap();
+    let mailbox_bytes: u64 = snapshot(&source.account("alice", SOURCE_PW))
+        .await
+        .unwrap()
+        .folders
+        .values()
+        .flat_map(|f| f.messages.iter().map(|m| m.size as u64))
+        .sum();
+    let proxy = FaultProxy::start(
+        source.imap_port(),
+        Faults {
+            // Per connection: the job copies over three at once.
+            bandwidth: Some(mailbox_bytes / 36),
+            ..Faults::default()
+        },
+    )
+    .await
+    .unwrap();
+    let portal =
+        Portal::start_with_config(&config("workers = 1", proxy.port(), target.imap_port()))
+            .await
+            .unwrap();
+    let (api, _) = start_job(&portal).await;
+    let done = wait_settled(&api, Duration::from_secs(120)).await;
+    assert_eq!(done.status, JobStatus::Synced, "{done:?}");
+    let history: Vec<ProgressPoint> = api.get_json("/api/my/job/history").await.unwrap();
+    eprintln!("{} samples: {history:?}", history.len());
+    assert!(history.len() >= 2, "{history:?}");
+    assert!(
+        history.windows(2).all(|w| w[0].at < w[1].at
+            && w[0].messages_done <= w[1].messages_done
+            && w[1].at - w[0].at >= 5),
+        "in order, growing, one per 5 s at most: {history:?}"
+    );
+    let last = history.last().unwrap();
+    assert_eq!(
+        last.messages_done, done.counts.messages_total,
+        "{history:?}"
+    );
+    assert!(history.iter().any(|p| p.rate_messages > 0.0), "{history:?}");
+    // Staff see the same; a job that does not exist is a 404.
+    portal
+        .add_staff("ada", "admin-password-1", "helpdesk")
+        .unwrap();
+    let staff = Api::new(&portal.url(""));
+    staff
+        .staff_sign_in("ada", "admin-password-1")
+        .await
+        .unwrap();
+    let theirs: Vec<ProgressPoint> = staff
+        .get_json(&format!("/api/helpdesk/jobs/{}/history", done.id))
+        .await
+        .unwrap();
+    assert_eq!(theirs, history);
+    let missing = staff
+        .get("/api/helpdesk/jobs/no-such-job/history")
+        .await
+        .unwrap();
+    assert_eq!(missing.status, 404);
+    assert_exact(&source, &target, &done).await;
 }

@@ -4,8 +4,8 @@ use gloo_net::http::{Request, Response};
 use mailferry_shared::{
     ApiError, BatchView, CheckRequest, CheckResult, FirstAdmin, Health, ImportPreview,
     ImportRequest, ImportResult, JobDetail, JobPage, JobView, Me, OAuthStatus, PasswordUpdate,
-    RouteInfo, SetupStatus, SignInRequest, SignInResult, SkippedMessageView, StaffAccount,
-    StaffSignIn,
+    ProgressPoint, RouteInfo, SetupStatus, SignInRequest, SignInResult, SkippedMessageView,
+    StaffAccount, StaffSignIn,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -168,6 +168,14 @@ pub async fn create_first_admin(request: FirstAdmin) -> ApiResult<Me> {
 
 pub async fn my_job() -> ApiResult<JobView> {
     get("/api/my/job").await
+}
+
+pub async fn my_history() -> ApiResult<Vec<ProgressPoint>> {
+    get("/api/my/job/history").await
+}
+
+pub async fn job_history(id: &str) -> ApiResult<Vec<ProgressPoint>> {
+    get(&format!("{}/history", job_url(id))).await
 }
 
 pub async fn my_skipped() -> ApiResult<Vec<SkippedMessageView>> {

@@ -9,7 +9,7 @@
 use crate::api::{self, ApiResult, Failure};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use mailferry_shared::{JobEvent, JobEventKind, JobStatus, JobView};
+use mailferry_shared::{JobEvent, JobEventKind, JobStatus, JobView, ProgressPoint};
 use send_wrapper::SendWrapper;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -19,7 +19,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{EventSource, MessageEvent};
 
 /// How far back the throughput chart looks, in seconds.
-pub const CHART_WINDOW: i64 = 300;
+pub const CHART_WINDOW: i64 = 30 * 60;
 /// While copying, how often the whole view (with per-folder numbers) is fetched again.
 const FOLDER_REFRESH: Duration = Duration::from_secs(4);
 /// After the browser gave up on the stream, how long to wait before opening a new one.
@@ -39,6 +39,13 @@ impl JobSource {
         match self {
             JobSource::Mine => "/api/my/job/events".into(),
             JobSource::Staff(id) => format!("{}/events", api::job_url(id)),
+        }
+    }
+
+    async fn history(&self) -> ApiResult<Vec<ProgressPoint>> {
+        match self {
+            JobSource::Mine => api::my_history().await,
+            JobSource::Staff(id) => api::job_history(id).await,
         }
     }
 
@@ -147,6 +154,18 @@ pub fn follow(source: JobSource) -> LiveJob {
     });
     *inner_slot.borrow_mut() = Some(inner.clone());
     open(inner.clone());
+    // The run so far, from the store: the chart is drawn also for a page opened mid-run
+    // or afterwards.
+    {
+        let inner = inner.clone();
+        spawn_local(async move {
+            if let Ok(points) = inner.source.history().await {
+                if !inner.disposed.get() {
+                    seed_samples(inner.live, &points);
+                }
+            }
+        });
+    }
 
     // Progress events carry only the totals: refresh the folder bars now and then.
     let ticker = {
@@ -323,15 +342,42 @@ fn eta(total: u64, done: u64, rate: f64) -> Option<u64> {
     (rate > 0.0 && total > done).then(|| ((total - done) as f64 / rate).ceil() as u64)
 }
 
+/// Samples closer together than this are merged (the newest counts): the chart keeps
+/// about one point per this many seconds, however often progress arrives.
+const SAMPLE_SPACING: i64 = 5;
+
 fn push_sample(live: LiveJob, sample: RateSample) {
     live.samples.try_update(|samples| {
-        match samples.last_mut() {
-            Some(last) if last.at == sample.at => *last = sample,
-            Some(last) if last.at > sample.at => return,
+        match samples.as_slice() {
+            [.., last] if last.at > sample.at => return,
+            [.., before, _] if sample.at - before.at < SAMPLE_SPACING => {
+                *samples.last_mut().expect("two samples") = sample;
+            }
+            [.., last] if last.at == sample.at => *samples.last_mut().expect("one") = sample,
             _ => samples.push(sample),
         }
         let oldest = sample.at - CHART_WINDOW;
         samples.retain(|s| s.at >= oldest);
+    });
+}
+
+/// Puts the stored history before what the live stream brought meanwhile.
+fn seed_samples(live: LiveJob, points: &[ProgressPoint]) {
+    live.samples.try_update(|samples| {
+        let first_live = samples.first().map_or(i64::MAX, |s| s.at);
+        let mut merged: Vec<RateSample> = points
+            .iter()
+            .filter(|p| p.at < first_live)
+            .map(|p| RateSample {
+                at: p.at,
+                rate: p.rate_messages,
+            })
+            .collect();
+        merged.append(samples);
+        if let Some(newest) = merged.last().map(|s| s.at) {
+            merged.retain(|s| s.at >= newest - CHART_WINDOW);
+        }
+        *samples = merged;
     });
 }
 

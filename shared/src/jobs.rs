@@ -284,6 +284,18 @@ pub enum JobEventKind {
     },
 }
 
+/// One sample of a job's progress over time (`GET /api/my/job/history`,
+/// `/api/helpdesk/jobs/{id}/history`), oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProgressPoint {
+    /// Unix seconds.
+    pub at: i64,
+    pub messages_done: u64,
+    pub bytes_done: u64,
+    /// Messages per second then (over the minute before).
+    pub rate_messages: f64,
+}
+
 /// A page of jobs for the helpdesk table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobPage {

@@ -19,6 +19,7 @@ pub fn routes() -> Router<AppState> {
         .route("/helpdesk/jobs", get(list))
         .route("/helpdesk/jobs/{id}", get(detail))
         .route("/helpdesk/jobs/{id}/events", get(stream))
+        .route("/helpdesk/jobs/{id}/history", get(history))
         .route("/helpdesk/jobs/{id}/uid-map.csv", get(uid_map_csv))
         .route("/helpdesk/jobs/{id}/uid-map.json", get(uid_map_json))
         .route("/helpdesk/jobs/{id}/retry-skipped", post(retry_skipped))
@@ -65,6 +66,16 @@ async fn list(
         per_page: query.per_page.unwrap_or(50),
     };
     Ok(Json(state.store.list(&filter).await?))
+}
+
+/// The job's progress over time (404 for a job that does not exist).
+async fn history(
+    State(state): State<AppState>,
+    _staff: StaffAuth,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<mailferry_shared::ProgressPoint>>, ApiFailure> {
+    state.store.view(&id).await?;
+    Ok(Json(state.store.history(&id).await?))
 }
 
 async fn detail(

@@ -26,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/my/job/cancel", post(cancel))
         .route("/my/job/password", post(password))
         .route("/my/job/skipped", get(skipped))
+        .route("/my/job/history", get(history))
 }
 
 async fn view(State(state): State<AppState>, user: UserAuth) -> Result<Json<JobView>, ApiFailure> {
@@ -74,6 +75,14 @@ async fn skipped(
     user: UserAuth,
 ) -> Result<Json<Vec<mailferry_shared::SkippedMessageView>>, ApiFailure> {
     Ok(Json(state.store.skipped_messages(&user.job_id).await?))
+}
+
+/// The job's progress over time (the speed chart of a page opened mid-run or later).
+async fn history(
+    State(state): State<AppState>,
+    user: UserAuth,
+) -> Result<Json<Vec<mailferry_shared::ProgressPoint>>, ApiFailure> {
+    Ok(Json(state.store.history(&user.job_id).await?))
 }
 
 /// Checks the new password with a real login first (rate-limited like a sign-in); only

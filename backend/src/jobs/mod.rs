@@ -4,6 +4,7 @@
 
 pub mod batch;
 pub mod credentials;
+pub mod history;
 pub mod job_tokens;
 pub mod lease;
 pub mod notify;

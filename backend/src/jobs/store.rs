@@ -13,6 +13,12 @@ use sqlx::{AnyConnection, AnyPool, Connection};
 /// streams lose nothing by it: they start with a snapshot of the job, and a client
 /// resuming after a deleted event gets every event still kept.
 pub const EVENTS_KEPT_PER_JOB: i64 = 1000;
+/// Progress events kept per job, apart from the others (live streams only need the
+/// newest; the chart's history is in `job_progress_history`).
+pub const PROGRESS_EVENTS_KEPT: i64 = 300;
+/// Whether a `job_events` row is a progress event (its JSON begins with its kind).
+const IS_PROGRESS: &str = "data LIKE '{\"kind\":\"progress\"%'";
+const NOT_PROGRESS: &str = "data NOT LIKE '{\"kind\":\"progress\"%'";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -388,12 +394,23 @@ impl JobStore {
             match appended {
                 Ok(seq) => {
                     crate::metrics::count_event(kind);
-                    if seq > self.events_kept {
-                        sqlx::query("DELETE FROM job_events WHERE job_id = $1 AND seq <= $2")
-                            .bind(job_id)
-                            .bind(seq - self.events_kept)
-                            .execute(&mut *attempt)
-                            .await?;
+                    // Progress (about one a second) and the rest are kept apart: a long
+                    // copy's progress never pushes what happened out of the log.
+                    let (progress, kept) = match kind {
+                        JobEventKind::Progress { .. } => (true, PROGRESS_EVENTS_KEPT),
+                        _ => (false, self.events_kept),
+                    };
+                    if seq > kept {
+                        sqlx::query(&format!(
+                            "DELETE FROM job_events WHERE job_id = $1 AND {cond} AND seq < ( \
+                               SELECT seq FROM job_events WHERE job_id = $1 AND {cond} \
+                               ORDER BY seq DESC LIMIT 1 OFFSET $2)",
+                            cond = if progress { IS_PROGRESS } else { NOT_PROGRESS }
+                        ))
+                        .bind(job_id)
+                        .bind(kept - 1)
+                        .execute(&mut *attempt)
+                        .await?;
                     }
                     attempt.commit().await?;
                     return Ok(seq);
@@ -554,6 +571,7 @@ impl JobStore {
     /// Saves the snapshot and tells live watchers (a `Progress` event).
     pub async fn publish_progress(&self, job_id: &str, progress: &ProgressSnapshot) -> Result<()> {
         self.save_progress(job_id, progress).await?;
+        self.record_history(job_id, now(), progress).await?;
         self.append_event(
             job_id,
             JobEventKind::Progress {
@@ -689,5 +707,44 @@ mod tests {
         assert_eq!(store.last_event_seq(&job).await.unwrap(), 100);
         // Another job's log is not touched.
         assert_eq!(store.events_after(&other, 0, 10).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn progress_never_pushes_what_happened_out_of_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await.keeping_events(10);
+        let job = store
+            .open_job("a@old:993", "a@new:993", "r", "a", "a", None)
+            .await
+            .unwrap();
+        let progress = super::super::progress::ProgressSnapshot::default();
+        store.append_event(&job, action(1)).await.unwrap();
+        for _ in 0..(PROGRESS_EVENTS_KEPT + 50) {
+            store.publish_progress(&job, &progress).await.unwrap();
+        }
+        store.append_event(&job, action(2)).await.unwrap();
+        let events = store.events_after(&job, 0, 10_000).await.unwrap();
+        let (progress_events, others): (Vec<_>, Vec<_>) = events
+            .iter()
+            .partition(|e| matches!(e.kind, JobEventKind::Progress { .. }));
+        assert_eq!(progress_events.len() as i64, PROGRESS_EVENTS_KEPT);
+        assert_eq!(others.len(), 2, "{others:?}");
+        // The others are still capped, by their own count.
+        for n in 3..=30 {
+            store.append_event(&job, action(n)).await.unwrap();
+        }
+        let events = store.events_after(&job, 0, 10_000).await.unwrap();
+        let others: Vec<_> = events
+            .iter()
+            .filter(|e| !matches!(e.kind, JobEventKind::Progress { .. }))
+            .collect();
+        assert_eq!(others.len(), 10);
+        assert!(matches!(
+            &others[0].kind,
+            JobEventKind::Action { action, .. } if action == "step 21"
+        ));
+        // Samples for the chart: one per SAMPLE_EVERY seconds, not one per publish.
+        let history = store.history(&job).await.unwrap();
+        assert!(!history.is_empty() && history.len() <= 2, "{history:?}");
     }
 }
