@@ -495,6 +495,13 @@ struct JsonResult<'a> {
     altered: &'a [String],
     /// Source folders not copied: other users' and shared folders.
     left_out: &'a [String],
+    /// The budget of message bytes in flight (`--memory-budget-mb`), and the most listed
+    /// bytes that were in flight at once (above the budget only for one message larger
+    /// than it, copied alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory_budget_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peak_bytes_in_flight: Option<u64>,
 }
 
 /// Why a run ended without a report: the words, and the exit status.
@@ -546,6 +553,8 @@ pub async fn run(config_file: Option<&Path>, args: MigrateArgs) -> ExitCode {
                     label_copies: 0,
                     altered: &[],
                     left_out: &[],
+                    memory_budget_bytes: None,
+                    peak_bytes_in_flight: None,
                 };
                 println!("{}", serde_json::to_string(&out).unwrap_or_default());
             }
@@ -602,6 +611,8 @@ async fn run_inner(
     settings.read_back = !args.no_read_back;
     settings.connections = args.connections.max(1);
     settings.limits.max_message = args.max_message_mb.max(1).saturating_mul(1 << 20);
+    settings.budget =
+        engine::copy::budget::ByteBudget::new(args.memory_budget_mb.max(1).saturating_mul(1 << 20));
     settings.patience = Duration::from_secs(args.patience);
     settings.stall_timeout = Some(Duration::from_secs(args.stall_timeout)).filter(|t| !t.is_zero());
 
@@ -681,6 +692,8 @@ async fn run_inner(
             label_copies: report.label_copies,
             altered: &report.altered,
             left_out: &report.left_out,
+            memory_budget_bytes: Some(settings.budget.capacity()),
+            peak_bytes_in_flight: Some(settings.budget.peak()),
         };
         println!(
             "{}",

@@ -66,6 +66,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     worker_settings.stall_timeout = config
         .stall_timeout_seconds
         .map(std::time::Duration::from_secs);
+    worker_settings.budget =
+        crate::engine::copy::budget::ByteBudget::new(config.memory_budget_mb << 20);
     let workers = WorkerPool::new(
         store.clone(),
         routes.clone(),

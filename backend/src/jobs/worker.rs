@@ -36,6 +36,9 @@ pub struct WorkerSettings {
     /// A run without progress this long is stopped and retried (`None`: never); see
     /// `engine::watchdog`.
     pub stall_timeout: Option<Duration>,
+    /// Message bytes in flight (fetched, not yet appended), all of this node's jobs
+    /// together: one budget, cloned into every job it runs.
+    pub budget: engine::copy::budget::ByteBudget,
 }
 
 /// Passwords of jobs waiting for their user (signed in but not started, failed, paused)
@@ -54,6 +57,7 @@ impl WorkerSettings {
             credential_retention_hours: 0,
             credential_sweep_every: Duration::from_secs(5 * 60),
             stall_timeout: Some(engine::DEFAULT_STALL_TIMEOUT),
+            budget: engine::copy::budget::ByteBudget::default(),
         }
     }
 }
@@ -339,6 +343,7 @@ impl WorkerPool {
         settings.connections = connections;
         settings.lease_owner = Some(self.settings.node.clone());
         settings.stall_timeout = self.settings.stall_timeout;
+        settings.budget = self.settings.budget.clone();
         if let Some(route) = self.routes.route(&job.route) {
             settings.labels = route.label_options().unwrap_or_default();
         }
