@@ -11,3 +11,23 @@ pub fn peak_rss_kb(pid: u32) -> Option<u64> {
         .parse()
         .ok()
 }
+
+/// Runs a child to its end, sampling its peak resident memory (VmHWM, KiB) meanwhile:
+/// how long it took, the peak, and how it ended.
+pub async fn run_measured(
+    mut cmd: tokio::process::Command,
+) -> (std::time::Duration, u64, std::process::ExitStatus) {
+    let start = std::time::Instant::now();
+    let mut child = cmd.spawn().expect("spawn");
+    let pid = child.id().unwrap_or(0);
+    let mut peak_kb = 0u64;
+    loop {
+        if let Some(kb) = peak_rss_kb(pid) {
+            peak_kb = peak_kb.max(kb);
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            return (start.elapsed(), peak_kb, status);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -62,7 +62,12 @@ async fn a_message_larger_than_the_budget_is_copied_exactly_and_alone() {
         } else {
             Vec::new()
         };
-        messages.push(("INBOX", message(n, 150_000), flags, "15-Jun-2021 12:00:00 +0200"));
+        messages.push((
+            "INBOX",
+            message(n, 150_000),
+            flags,
+            "15-Jun-2021 12:00:00 +0200",
+        ));
         if n == 6 {
             messages.push((
                 "INBOX",

@@ -8,12 +8,12 @@
 //! stored as the message.
 
 use super::flags;
-use bytes::Bytes;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::imap::conn::Conn;
 use crate::engine::imap::wire::{uid_set, Status};
 use crate::engine::limits::{BodyBudget, Limits};
 use crate::engine::retry::{classify, CommandKind, Refusal};
+use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 

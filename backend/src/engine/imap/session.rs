@@ -2,12 +2,12 @@
 //! then send commands and read their responses, every step under a timeout.
 
 use super::capabilities::Capabilities;
-use bytes::Bytes;
 use super::endpoint::{Endpoint, Security};
 use super::wire::{self, CommandBuilder, Part, Response, Status, StatusLine, Value};
 use crate::engine::auth::login::{self, Renewal};
 use crate::engine::error::{EngineError, Result, Side};
 use crate::engine::limits::{BodyBudget, Limits};
+use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -643,7 +643,8 @@ impl Session {
     }
 
     /// Reads one whole response, literals included. Literals are read as their bytes
-    /// arrive (never allocated from the announced length) and capped by the state of the
+    /// arrive (allocated from the announced length only for a message body, whose cap
+    /// follows from the listed size) and capped by the state of the
     /// connection; every response and byte counts against the command's caps.
     ///
     /// A response that cannot be parsed does not end the command: an untagged one is
@@ -739,7 +740,8 @@ impl Session {
             if self.budget.body.is_some() {
                 // A message body, within what its listed size allows: one allocation of
                 // its size, not a buffer doubled (and copied) as it grows.
-                raw.reserve_exact(usize::try_from(announced).unwrap_or(0));
+                // Refused (no such memory): it grows as the bytes arrive instead.
+                let _ = raw.try_reserve_exact(usize::try_from(announced).unwrap_or(0));
             }
             self.read_literal_into(&mut raw, announced).await?;
         }
