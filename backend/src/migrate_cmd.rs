@@ -693,7 +693,7 @@ async fn run_inner(
             altered: &report.altered,
             left_out: &report.left_out,
             memory_budget_bytes: Some(settings.budget.capacity()),
-            peak_bytes_in_flight: Some(settings.budget.peak()),
+            peak_bytes_in_flight: Some(engine::copy::budget::process_peak()),
         };
         println!(
             "{}",

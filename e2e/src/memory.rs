@@ -31,3 +31,40 @@ pub async fn run_measured(
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
+
+/// `text` without ANSI colour sequences (`ESC [ ... m`).
+pub fn strip_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// (the most message bytes in flight at once, the budget) from each line a node logs
+/// after a run, in order.
+pub fn in_flight_from_log(log: &str) -> Vec<(u64, u64)> {
+    let field = |line: &str, name: &str| -> Option<u64> {
+        let rest = &line[line.find(&format!("{name}="))? + name.len() + 1..];
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    };
+    // Without the terminal colours the log may carry around each field's name.
+    let plain = strip_colours(log);
+    plain
+        .lines()
+        .filter(|l| l.contains("message bytes in flight on this node"))
+        .filter_map(|l| Some((field(l, "peak")?, field(l, "budget")?)))
+        .collect()
+}

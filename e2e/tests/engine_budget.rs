@@ -9,22 +9,10 @@ mod engine_common;
 use engine_common::*;
 use mailferry_e2e::dovecot::DovecotOptions;
 use mailferry_e2e::imap_client::{connect, AppendItem};
+use mailferry_e2e::seed::sized_message;
 
-/// A message of about `size` bytes: headers, then lines of text (CRLF), unique by `n`.
 fn message(n: usize, size: usize) -> Vec<u8> {
-    let mut out = format!(
-        "From: a@example.org\r\nTo: b@example.org\r\nSubject: budget {n}\r\n\
-         Message-ID: <budget-{n}@example.org>\r\nDate: Tue, 15 Jun 2021 12:00:00 +0200\r\n\r\n"
-    )
-    .into_bytes();
-    let mut line = 0usize;
-    while out.len() < size {
-        out.extend_from_slice(
-            format!("{n:06} line {line:08} of a message copied within its budget.\r\n").as_bytes(),
-        );
-        line += 1;
-    }
-    out
+    sized_message(n, size)
 }
 
 /// Appends `(folder, body, flags, date)` to the source (folders other than INBOX made first).

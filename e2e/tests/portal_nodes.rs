@@ -9,7 +9,7 @@ use mailferry_e2e::api::Api;
 use mailferry_e2e::compare::{compare, snapshot, FolderMap};
 use mailferry_e2e::dovecot::{Dovecot, DovecotOptions};
 use mailferry_e2e::login_log::{peak_concurrency, sessions};
-use mailferry_e2e::memory::peak_rss_kb;
+use mailferry_e2e::memory::{in_flight_from_log, peak_rss_kb};
 use mailferry_e2e::portal::Portal;
 use mailferry_e2e::postgres::{PgOptions, PgServer};
 use mailferry_e2e::seed::{seed_mailbox, SeedSpec};
@@ -631,22 +631,6 @@ async fn benchmark_two_hundred_mailboxes_across_two_nodes() {
     );
 }
 
-/// The most message bytes a node's log says were in flight at once (the engine logs the
-/// node's figure after each run), and the budget it names.
-fn in_flight_from_log(log: &str) -> Option<(u64, u64)> {
-    let field = |line: &str, name: &str| -> Option<u64> {
-        let rest = &line[line.find(&format!("{name}="))? + name.len() + 1..];
-        rest.split(|c: char| !c.is_ascii_digit())
-            .next()?
-            .parse()
-            .ok()
-    };
-    log.lines()
-        .filter(|l| l.contains("message bytes in flight on this node"))
-        .filter_map(|l| Some((field(l, "peak")?, field(l, "budget")?)))
-        .max()
-}
-
 /// Benchmark, not a test (scripts/bench.sh runs it with release builds): one node running
 /// 200 small mailboxes at once (200 workers, one connection per side per job, plain IMAP
 /// so Dovecot's login processes do not proxy every connection). Prints the throughput,
@@ -694,8 +678,10 @@ async fn benchmark_two_hundred_mailboxes_at_once_on_one_node() {
         total_bytes += job.counts.bytes_done;
     }
     let mb = total_bytes as f64 / 1e6;
-    let (peak_in_flight, budget) =
-        in_flight_from_log(&cluster.node(a).log_text()).unwrap_or_default();
+    let (peak_in_flight, budget) = in_flight_from_log(&cluster.node(a).log_text())
+        .into_iter()
+        .max()
+        .unwrap_or_default();
     println!(
         "mailferry, 1 node x {mailboxes} workers: {mailboxes} mailboxes, {total_messages} messages, {mb:.1} MB in {secs:.1} s \
          = {:.0} msg/s, {:.1} MB/s; peak memory {:.0} MB (idle {idle_mb:.0} MB); message bytes in flight at most {:.1} MiB of a {:.0} MiB budget",

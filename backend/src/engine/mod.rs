@@ -466,7 +466,7 @@ async fn run_job(
     futures::future::join_all(worker_futures).await;
     tracing::info!(
         budget = settings.budget.capacity(),
-        peak = settings.budget.peak(),
+        peak = copy::budget::process_peak(),
         in_flight = settings.budget.in_flight(),
         "message bytes in flight on this node (all jobs): the most at once so far, within the budget unless one message was larger"
     );

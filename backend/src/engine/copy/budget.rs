@@ -19,6 +19,17 @@ pub const DEFAULT_BUDGET_BYTES: u64 = 64 << 20;
 /// The smallest budget accepted (anything lower is raised to it).
 const MIN_BUDGET_KIB: u64 = 64;
 
+/// Listed bytes reserved now from any budget of this process, and the most at any time:
+/// with one budget per node (as it must be) this never passes that budget, except by one
+/// message larger than it alone; budgets made per job would show here.
+static PROCESS_IN_FLIGHT: AtomicU64 = AtomicU64::new(0);
+static PROCESS_PEAK: AtomicU64 = AtomicU64::new(0);
+
+/// The most listed message bytes reserved at once in this process, all budgets together.
+pub fn process_peak() -> u64 {
+    PROCESS_PEAK.load(Ordering::Relaxed)
+}
+
 /// A budget of message bytes in flight, shared by cloning (one per node or process).
 #[derive(Clone)]
 pub struct ByteBudget {
@@ -95,6 +106,8 @@ impl ByteBudget {
             .ok();
         let now = self.inner.in_flight.fetch_add(bytes, Ordering::Relaxed) + bytes;
         self.inner.peak.fetch_max(now, Ordering::Relaxed);
+        let all = PROCESS_IN_FLIGHT.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        PROCESS_PEAK.fetch_max(all, Ordering::Relaxed);
         Reservation {
             budget: self.clone(),
             bytes,
@@ -159,6 +172,7 @@ impl Drop for Reservation {
             .inner
             .in_flight
             .fetch_sub(self.bytes, Ordering::Relaxed);
+        PROCESS_IN_FLIGHT.fetch_sub(self.bytes, Ordering::Relaxed);
     }
 }
 

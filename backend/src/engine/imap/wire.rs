@@ -765,7 +765,10 @@ mod tests {
             .build();
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[0], Part::Text(b"LOGIN \"user\" ".to_vec()));
-        assert_eq!(parts[1], Part::Literal(Bytes::from_static("pässword".as_bytes())));
+        assert_eq!(
+            parts[1],
+            Part::Literal(Bytes::from_static("pässword".as_bytes()))
+        );
     }
 
     #[test]
