@@ -352,14 +352,14 @@ async fn skip(
     Ok(())
 }
 
-/// Fetches a batch once the node's budget has room for it and the source account's
-/// pacing lets its bytes through; the reservation goes with the bytes.
+/// Fetches a batch once the source account's pacing lets its bytes through and the
+/// node's budget has room for them (not held during a pacing wait: other jobs may use
+/// it meanwhile); the reservation goes with the bytes.
 async fn paced_fetch(
     src: &mut Conn,
     ctx: &FolderContext<'_>,
     batch: &[SourceMessage],
 ) -> Result<(FetchOutcome, Reservation)> {
-    let reserved = reserve(ctx, batch).await;
     {
         // Waiting for the account's caps is a pacing pause, not a stall.
         let _pause = ctx.events.pausing();
@@ -368,6 +368,7 @@ async fn paced_fetch(
             .before_fetch(batch.iter().map(|m| m.size))
             .await?;
     }
+    let reserved = reserve(ctx, batch).await;
     let outcome = fetch::fetch_batch(src, ctx.profile, batch, ctx.settings.max_attempts).await?;
     Ok((outcome, reserved))
 }
