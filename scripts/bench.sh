@@ -3,7 +3,9 @@
 # seeded 10,000-message mailbox between two private Dovecot servers (messages/s, MB/s,
 # peak memory of each), the admin CSV import's validation speed on 10,000 rows, and two
 # portal nodes sharing one PostgreSQL copying 200 mailboxes of 200 messages (total
-# throughput, each node's share and memory) beside mbsync with the same concurrency.
+# throughput, each node's share and memory) beside mbsync with the same concurrency; the
+# peak memory of one 100 MB message (and idle) beside mbsync's; and one node running 200
+# small mailboxes at once (throughput, peak memory, message bytes in flight).
 # The copy runs with no caps and again through server profiles whose pacing caps are on
 # but never reached (the cost of the bookkeeping); MAILFERRY_BIN_BEFORE=PATH adds an earlier
 # build's run beside them, BENCH_ROUNDS=N repeats the variants in turn.
@@ -21,4 +23,10 @@ MAILFERRY_BIN="$target/release/mailferry" \
   cargo test --release -p mailferry-e2e --test engine_bench -- --ignored --nocapture
 echo "== Two nodes on PostgreSQL: 200 mailboxes of 200 messages (and mbsync, 8 at a time)"
 MAILFERRY_BIN="$target/release/mailferry" \
-  cargo test --release -p mailferry-e2e --test portal_nodes benchmark -- --ignored --nocapture
+  cargo test --release -p mailferry-e2e --test portal_nodes benchmark_two_hundred_mailboxes_across_two_nodes -- --ignored --nocapture
+echo "== Memory: one 100 MB message (and idle), mailferry vs mbsync"
+MAILFERRY_BIN="$target/release/mailferry" \
+  cargo test --release -p mailferry-e2e --test engine_bench_memory -- --ignored --nocapture
+echo "== One node, 200 small mailboxes at once"
+MAILFERRY_BIN="$target/release/mailferry" \
+  cargo test --release -p mailferry-e2e --test portal_nodes benchmark_two_hundred_mailboxes_at_once_on_one_node -- --ignored --nocapture

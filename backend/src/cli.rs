@@ -235,6 +235,11 @@ pub struct MigrateArgs {
     #[arg(long, default_value_t = crate::engine::DEFAULT_STALL_TIMEOUT.as_secs(), value_name = "SECONDS")]
     pub stall_timeout: u64,
 
+    /// Message bytes in flight (fetched, not yet appended) at once, all folders
+    /// together, in MiB. A larger message is still copied, alone.
+    #[arg(long, default_value_t = crate::engine::copy::budget::DEFAULT_BUDGET_BYTES >> 20, value_name = "MIB")]
+    pub memory_budget_mb: u64,
+
     /// Largest message copied, in MiB; larger ones are skipped and reported.
     #[arg(long, default_value_t = 512, value_name = "MIB")]
     pub max_message_mb: u64,

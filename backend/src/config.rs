@@ -44,6 +44,8 @@ pub struct Config {
     pub credential_retention_hours: u64,
     /// A job that makes no progress this long is stopped and retried (`None`: 0, never).
     pub stall_timeout_seconds: Option<u64>,
+    /// Message bytes in flight on this node, all jobs together, in MiB.
+    pub memory_budget_mb: u64,
     /// Mark cookies `Secure` and name the session cookie `__Host-mailferry_session`, and
     /// send HSTS. On by default; off only for plain-HTTP development on loopback.
     pub secure_cookies: bool,
@@ -85,6 +87,7 @@ struct FileConfig {
     delta_sync_minutes: Option<u64>,
     credential_retention_hours: Option<u64>,
     stall_timeout_seconds: Option<u64>,
+    memory_budget_mb: Option<u64>,
     secure_cookies: Option<bool>,
     #[serde(default)]
     trusted_proxies: Vec<String>,
@@ -205,6 +208,10 @@ impl Config {
                 Some(0) => None,
                 Some(seconds) => Some(seconds),
             },
+            memory_budget_mb: from_file
+                .memory_budget_mb
+                .unwrap_or(crate::engine::copy::budget::DEFAULT_BUDGET_BYTES >> 20)
+                .max(1),
             secure_cookies: args
                 .secure_cookies
                 .or(from_file.secure_cookies)

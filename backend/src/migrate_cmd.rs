@@ -498,6 +498,13 @@ struct JsonResult<'a> {
     /// Source folders with raw 8-bit names, and the name each got on the target.
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     renamed: &'a [String],
+    /// The budget of message bytes in flight (`--memory-budget-mb`), and the most listed
+    /// bytes that were in flight at once (above the budget only for one message larger
+    /// than it, copied alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory_budget_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peak_bytes_in_flight: Option<u64>,
 }
 
 /// Why a run ended without a report: the words, and the exit status.
@@ -550,6 +557,8 @@ pub async fn run(config_file: Option<&Path>, args: MigrateArgs) -> ExitCode {
                     altered: &[],
                     left_out: &[],
                     renamed: &[],
+                    memory_budget_bytes: None,
+                    peak_bytes_in_flight: None,
                 };
                 println!("{}", serde_json::to_string(&out).unwrap_or_default());
             }
@@ -606,6 +615,8 @@ async fn run_inner(
     settings.read_back = !args.no_read_back;
     settings.connections = args.connections.max(1);
     settings.limits.max_message = args.max_message_mb.max(1).saturating_mul(1 << 20);
+    settings.budget =
+        engine::copy::budget::ByteBudget::new(args.memory_budget_mb.max(1).saturating_mul(1 << 20));
     settings.patience = Duration::from_secs(args.patience);
     settings.stall_timeout = Some(Duration::from_secs(args.stall_timeout)).filter(|t| !t.is_zero());
 
@@ -689,6 +700,8 @@ async fn run_inner(
             altered: &report.altered,
             left_out: &report.left_out,
             renamed: &report.renamed,
+            memory_budget_bytes: Some(settings.budget.capacity()),
+            peak_bytes_in_flight: Some(engine::copy::budget::process_peak()),
         };
         println!(
             "{}",

@@ -68,6 +68,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .stall_timeout_seconds
         .map(std::time::Duration::from_secs);
     worker_settings.shutdown_grace = Duration::from_secs(config.shutdown_grace_seconds);
+    worker_settings.budget =
+        crate::engine::copy::budget::ByteBudget::new(config.memory_budget_mb << 20);
     let workers = WorkerPool::new(
         store.clone(),
         routes.clone(),

@@ -538,6 +538,25 @@ pub async fn seeded_servers(
     Ok((source, target))
 }
 
+/// A plain text message of about `size` bytes (headers, then CRLF lines), unique by `n`:
+/// for tests that need messages of chosen sizes.
+pub fn sized_message(n: usize, size: usize) -> Vec<u8> {
+    let mut out = format!(
+        "From: a@example.org\r\nTo: b@example.org\r\nSubject: sized {n}\r\n\
+         Message-ID: <sized-{n}@example.org>\r\nDate: Tue, 15 Jun 2021 12:00:00 +0200\r\n\r\n"
+    )
+    .into_bytes();
+    out.reserve(size + 100);
+    let mut line = 0usize;
+    while out.len() < size {
+        out.extend_from_slice(
+            format!("{n:06} line {line:08} of a message of a chosen size.\r\n").as_bytes(),
+        );
+        line += 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use mailferry_e2e::api::Api;
 use mailferry_e2e::compare::{compare, snapshot, FolderMap};
 use mailferry_e2e::dovecot::{Dovecot, DovecotOptions};
 use mailferry_e2e::login_log::{peak_concurrency, sessions};
-use mailferry_e2e::memory::peak_rss_kb;
+use mailferry_e2e::memory::{in_flight_from_log, peak_rss_kb};
 use mailferry_e2e::portal::Portal;
 use mailferry_e2e::postgres::{PgOptions, PgServer};
 use mailferry_e2e::seed::{seed_mailbox, SeedSpec};
@@ -744,4 +744,69 @@ async fn a_restarted_node_takes_its_own_jobs_back_at_once() {
         cluster.node(a).log_text()
     );
     cluster.assert_exact_copy(job).await;
+}
+
+/// Benchmark, not a test (scripts/bench.sh runs it with release builds): one node running
+/// 200 small mailboxes at once (200 workers, one connection per side per job, plain IMAP
+/// so Dovecot's login processes do not proxy every connection). Prints the throughput,
+/// the node's peak memory and the most message bytes it held in flight (its budget is the
+/// default 64 MiB unless `BENCH_MEMORY_BUDGET_MB` says otherwise).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: minutes of work; run explicitly"]
+async fn benchmark_two_hundred_mailboxes_at_once_on_one_node() {
+    let mailboxes = env_or("BENCH_MAILBOXES", 200);
+    let messages = env_or("BENCH_MESSAGES_PER_MAILBOX", 20);
+    let seeding = Instant::now();
+    let mut cluster = Cluster::new(mailboxes, messages, mailboxes, mailboxes as u32, 1).await;
+    println!(
+        "seeded {mailboxes} mailboxes of {messages} messages in {:.0} s",
+        seeding.elapsed().as_secs_f64()
+    );
+    let budget = std::env::var("BENCH_MEMORY_BUDGET_MB")
+        .map(|mb| format!("memory_budget_mb = {mb}\n"))
+        .unwrap_or_default();
+    cluster.config = format!(
+        "workers = {mailboxes}\nlease_seconds = 30\n{budget}\
+         [servers.old]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\nallow_plaintext = true\n\
+         connections_per_job = 1\nmax_jobs = {mailboxes}\n\
+         [servers.new]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"plain\"\nallow_plaintext = true\n\
+         connections_per_job = 1\nmax_jobs = {mailboxes}\n\
+         [routes.default]\nsource = \"old\"\ntarget = \"new\"\nlabel = \"Old to new\"\n",
+        cluster.source.imap_port(),
+        cluster.target.imap_port(),
+    );
+    let a = cluster.add_node("node-one").await;
+    cluster.node(a).add_staff("ada", ADMIN_PW, "admin").unwrap();
+    let admin = cluster.staff(a).await;
+    let idle_mb = peak_mb(cluster.node(a));
+
+    let started = Instant::now();
+    cluster.import(&admin, 1..=mailboxes).await;
+    let jobs = cluster
+        .wait_all_settled(&admin, mailboxes, Duration::from_secs(3600))
+        .await;
+    let secs = started.elapsed().as_secs_f64();
+    let (mut total_messages, mut total_bytes) = (0u64, 0u64);
+    for job in &jobs {
+        assert_eq!(job.status, JobStatus::Synced, "{job:?}");
+        total_messages += job.counts.messages_done;
+        total_bytes += job.counts.bytes_done;
+    }
+    let mb = total_bytes as f64 / 1e6;
+    let (peak_in_flight, budget) = in_flight_from_log(&cluster.node(a).log_text())
+        .into_iter()
+        .max()
+        .unwrap_or_default();
+    println!(
+        "mailferry, 1 node x {mailboxes} workers: {mailboxes} mailboxes, {total_messages} messages, {mb:.1} MB in {secs:.1} s \
+         = {:.0} msg/s, {:.1} MB/s; peak memory {:.0} MB (idle {idle_mb:.0} MB); message bytes in flight at most {:.1} MiB of a {:.0} MiB budget",
+        total_messages as f64 / secs,
+        mb / secs,
+        peak_mb(cluster.node(a)),
+        peak_in_flight as f64 / (1 << 20) as f64,
+        budget as f64 / (1 << 20) as f64,
+    );
+    for job in jobs.iter().step_by(20) {
+        cluster.assert_exact_copy(job).await;
+    }
 }

@@ -60,8 +60,8 @@ pub struct Settings {
     /// Most messages per fetch/MULTIAPPEND batch.
     pub batch_messages: usize,
     /// Most bytes per batch. At most two batches per connection pair are in memory
-    /// (one being fetched, one being appended): the byte budget is
-    /// `2 * connections * batch_bytes`.
+    /// (one being fetched, one being appended), and all of them together within
+    /// [`Settings::budget`]; a batch is never larger than the budget.
     pub batch_bytes: u64,
     /// Tries for a message that kills the connection, and for a whole folder after drops.
     pub max_attempts: u32,
@@ -98,6 +98,9 @@ pub struct Settings {
     /// after `max_attempts` such stalls in a row it ends with [`EngineError::Stalled`].
     /// `None`: never (see [`watchdog`]).
     pub stall_timeout: Option<std::time::Duration>,
+    /// Message bytes fetched and not yet appended, shared by every job of the node (or
+    /// process): clone one budget into each job's settings (see [`copy::budget`]).
+    pub budget: copy::budget::ByteBudget,
 }
 
 /// The default stall timeout: 30 minutes without progress.
@@ -124,6 +127,7 @@ impl Settings {
             patience: retry::wait::DEFAULT_PATIENCE,
             retry: retry::RetryPolicy::default(),
             stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
+            budget: copy::budget::ByteBudget::default(),
         }
     }
 
@@ -484,6 +488,12 @@ async fn run_job(
         }
     });
     futures::future::join_all(worker_futures).await;
+    tracing::info!(
+        budget = settings.budget.capacity(),
+        peak = copy::budget::process_peak(),
+        in_flight = settings.budget.in_flight(),
+        "message bytes in flight on this node (all jobs): the most at once so far, within the budget unless one message was larger"
+    );
     if let Some(error) = fatal.into_inner().unwrap_or(None) {
         return Err(error);
     }

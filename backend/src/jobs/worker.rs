@@ -40,6 +40,9 @@ pub struct WorkerSettings {
     /// When the node stops: how long running jobs may go on before they are stopped and
     /// released to other nodes.
     pub shutdown_grace: Duration,
+    /// Message bytes in flight (fetched, not yet appended), all of this node's jobs
+    /// together: one budget, cloned into every job it runs.
+    pub budget: engine::copy::budget::ByteBudget,
 }
 
 /// Passwords of jobs waiting for their user (signed in but not started, failed, paused)
@@ -62,6 +65,7 @@ impl WorkerSettings {
             credential_sweep_every: Duration::from_secs(5 * 60),
             stall_timeout: Some(engine::DEFAULT_STALL_TIMEOUT),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            budget: engine::copy::budget::ByteBudget::default(),
         }
     }
 }
@@ -385,6 +389,7 @@ impl WorkerPool {
         settings.connections = connections;
         settings.lease_owner = Some(self.settings.node.clone());
         settings.stall_timeout = self.settings.stall_timeout;
+        settings.budget = self.settings.budget.clone();
         if let Some(route) = self.routes.route(&job.route) {
             settings.labels = route.label_options().unwrap_or_default();
         }

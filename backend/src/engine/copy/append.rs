@@ -9,6 +9,7 @@ use crate::engine::imap::wire::{
     parse_uid_set, uid_set, CommandBuilder, Status, StatusLine, Value,
 };
 use crate::engine::retry::{classify, CommandKind, Refusal};
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 
@@ -23,7 +24,8 @@ pub struct Outgoing<'a> {
     pub source_uid: u32,
     pub flags: Vec<String>,
     pub internal_date: &'a str,
-    pub bytes: &'a [u8],
+    /// The fetched buffer itself: the APPEND's literal shares it, nothing is copied.
+    pub bytes: &'a Bytes,
     pub hash: String,
 }
 
@@ -70,7 +72,7 @@ fn append_command(
         if !m.internal_date.trim().is_empty() {
             cmd = cmd.string(date_time_arg(m.internal_date).as_bytes());
         }
-        cmd = cmd.raw(" ").literal_bytes(m.bytes.to_vec());
+        cmd = cmd.raw(" ").literal_bytes(m.bytes.clone());
     }
     cmd.build()
 }
@@ -252,8 +254,8 @@ mod tests {
         let wire: Vec<u8> = cmd
             .into_iter()
             .flat_map(|part| match part {
-                crate::engine::imap::wire::Part::Text(bytes)
-                | crate::engine::imap::wire::Part::Literal(bytes) => bytes,
+                crate::engine::imap::wire::Part::Text(bytes) => bytes,
+                crate::engine::imap::wire::Part::Literal(bytes) => bytes.to_vec(),
             })
             .collect();
         assert!(
@@ -305,7 +307,7 @@ m3 OK [APPENDUID 7 10] Append completed\r\n";
         let mut s = Session::over_stream(stream, true, crate::engine::Limits::default());
         s.greet_for_test("toobig-unit-test:143").await.unwrap();
         assert!(s.large_literals_nonsync());
-        let body = vec![b'x'; 5000];
+        let body = Bytes::from(vec![b'x'; 5000]);
         let m = Outgoing {
             source_uid: 1,
             flags: vec!["\\Seen".into()],

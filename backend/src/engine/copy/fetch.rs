@@ -13,6 +13,7 @@ use crate::engine::imap::conn::Conn;
 use crate::engine::imap::wire::{uid_set, Status};
 use crate::engine::limits::{BodyBudget, Limits};
 use crate::engine::retry::{classify, CommandKind, Refusal};
+use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -111,11 +112,12 @@ pub struct SourceMessage {
     pub size: u64,
 }
 
-/// A message fetched and ready to append.
+/// A message fetched and ready to append: its bytes are a slice of the buffer the
+/// response was read into, shared (never copied) up to the APPEND's literal.
 #[derive(Debug, Clone)]
 pub struct Fetched {
     pub meta: SourceMessage,
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
 }
 
 /// A message that could not be fetched, and the server's words.
@@ -237,7 +239,7 @@ async fn fetch_with_forms(
         }
         let session = src.session().await?;
         let set = uid_set(&missing);
-        let mut got: Vec<(u32, Vec<u8>)> = Vec::new();
+        let mut got: Vec<(u32, Bytes)> = Vec::new();
         let mut nil: HashSet<u32> = HashSet::new();
         let done = session
             .uid_fetch_bodies(&set, &format!("UID {}", form.item()), Some(body), |item| {

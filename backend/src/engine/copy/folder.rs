@@ -3,6 +3,7 @@
 //! batches (the next batch is fetched while the current one is appended).
 
 use super::append::{self, content_hash, AppendReply, Outgoing, Wanted};
+use super::budget::{self, Reservation};
 use super::fetch::{self, FetchOutcome, Fetched, ServerProfile, SourceMessage};
 use super::flags;
 use super::listing::{self, Incomplete};
@@ -236,30 +237,22 @@ pub async fn copy_folder(
         skip(src, ctx, &folder, sinfo.uidvalidity, &m, reason, 1, tally).await?;
     }
 
-    // Batches bounded by count and bytes; two batches per folder are in memory at most.
-    let mut batches: Vec<Vec<SourceMessage>> = Vec::new();
-    let mut current: Vec<SourceMessage> = Vec::new();
-    let mut bytes = 0u64;
+    // Batches bounded by count and bytes (never above the node's budget); two batches
+    // per folder are in memory at most, each reserved from the budget before its fetch
+    // and given back once its APPENDs are done.
     let batch_bytes = ctx.settings.pacing.batch_bytes(ctx.settings.batch_bytes);
-    for m in to_copy {
-        if !current.is_empty()
-            && (current.len() >= ctx.settings.batch_messages || bytes + m.size > batch_bytes)
-        {
-            batches.push(std::mem::take(&mut current));
-            bytes = 0;
-        }
-        bytes += m.size;
-        current.push(m);
-    }
-    if !current.is_empty() {
-        batches.push(current);
-    }
-    let mut batches = batches.into_iter();
-    let mut in_hand: Option<FetchOutcome> = match batches.next() {
+    let mut batches = budget::batches(
+        to_copy,
+        ctx.settings.batch_messages,
+        batch_bytes,
+        &ctx.settings.budget,
+    )
+    .into_iter();
+    let mut in_hand: Option<(FetchOutcome, Reservation)> = match batches.next() {
         Some(b) => Some(paced_fetch(src, ctx, &b).await?),
         None => None,
     };
-    while let Some(outcome) = in_hand.take() {
+    while let Some((outcome, reserved)) = in_hand.take() {
         let FetchOutcome { fetched, failed } = outcome;
         for f in failed {
             let attempts = f.attempts;
@@ -283,16 +276,23 @@ pub async fn copy_folder(
                     None => None,
                 }
             },
-            store_batch(
-                dst,
-                ctx,
-                &folder,
-                sinfo.uidvalidity,
-                plan,
-                &mut target,
-                fetched,
-                tally
-            )
+            async {
+                let stored = store_batch(
+                    dst,
+                    ctx,
+                    &folder,
+                    sinfo.uidvalidity,
+                    plan,
+                    &mut target,
+                    fetched,
+                    tally,
+                )
+                .await;
+                // Appended (or refused): its bytes are no longer in flight, and the
+                // next batch's fetch may be waiting for them.
+                drop(reserved);
+                stored
+            }
         );
         let refused = stored?;
         for (meta, words) in refused {
@@ -353,12 +353,14 @@ async fn skip(
     Ok(())
 }
 
-/// Fetches a batch once the source account's pacing lets its bytes through.
+/// Fetches a batch once the source account's pacing lets its bytes through and the
+/// node's budget has room for them (not held during a pacing wait: other jobs may use
+/// it meanwhile); the reservation goes with the bytes.
 async fn paced_fetch(
     src: &mut Conn,
     ctx: &FolderContext<'_>,
     batch: &[SourceMessage],
-) -> Result<FetchOutcome> {
+) -> Result<(FetchOutcome, Reservation)> {
     {
         // Waiting for the account's caps is a pacing pause, not a stall.
         let _pause = ctx.events.pausing();
@@ -367,7 +369,19 @@ async fn paced_fetch(
             .before_fetch(batch.iter().map(|m| m.size))
             .await?;
     }
-    fetch::fetch_batch(src, ctx.profile, batch, ctx.settings.max_attempts).await
+    let reserved = reserve(ctx, batch).await;
+    let outcome = fetch::fetch_batch(src, ctx.profile, batch, ctx.settings.max_attempts).await?;
+    Ok((outcome, reserved))
+}
+
+/// Reserves a batch's listed bytes from the node's budget. Waiting for room is a pause
+/// (other jobs hold it), not a stall.
+async fn reserve(ctx: &FolderContext<'_>, batch: &[SourceMessage]) -> Reservation {
+    let _pause = ctx.events.pausing();
+    ctx.settings
+        .budget
+        .reserve(batch.iter().map(|m| m.size).sum())
+        .await
 }
 
 /// Records a message whose listing stayed incomplete as skipped, and tells the listeners.
@@ -728,7 +742,14 @@ async fn rematch_after_uidvalidity_change(
         "source UIDVALIDITY changed; re-matching by content"
     );
     let mut rematched = 0;
-    for chunk in candidates.chunks(ctx.settings.batch_messages.max(1)) {
+    let chunks = budget::batches(
+        candidates,
+        ctx.settings.batch_messages,
+        ctx.settings.batch_bytes,
+        &ctx.settings.budget,
+    );
+    for chunk in &chunks {
+        let _reserved = reserve(ctx, chunk).await;
         let outcome =
             fetch::fetch_batch(src, ctx.profile, chunk, ctx.settings.max_attempts).await?;
         for Fetched { meta, bytes } in outcome.fetched {

@@ -5,9 +5,11 @@
 //! (APPEND/MULTIAPPEND, APPENDUID, finding messages stored without it), `recognise` (finding
 //! a message the target stored changed, by evidence that survives a rewrite), `verify` (what
 //! the target holds after APPEND: flags given again, alterations reported), `rematch`
-//! (copied messages found again after the source folder got a new UIDVALIDITY), `flags`.
+//! (copied messages found again after the source folder got a new UIDVALIDITY), `flags`,
+//! `budget` (the node's bytes in flight: reserved before a fetch, given back after APPEND).
 
 pub mod append;
+pub mod budget;
 pub mod fetch;
 pub mod flags;
 pub mod folder;

@@ -93,7 +93,7 @@ async fn id_headers(
             "UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID SUBJECT)]",
             |item| {
                 if let (Some(uid), Some(h)) = (item.uid, item.header) {
-                    headers.insert(uid, h);
+                    headers.insert(uid, h.to_vec());
                 }
             },
         )

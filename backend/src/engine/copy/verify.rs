@@ -239,7 +239,7 @@ async fn fetch(dst: &mut Conn, uids: &[u32], items: &str) -> Result<Option<Descr
                     entry.1 = item.size;
                 }
                 if item.header.is_some() {
-                    entry.2 = item.header;
+                    entry.2 = item.header.map(|h| h.to_vec());
                 }
             }
         })

@@ -201,17 +201,17 @@ mod tests {
             parts,
             vec![
                 Part::Text(b"SELECT ".to_vec()),
-                Part::Literal(b"Caf\xe9".to_vec())
+                Part::Literal(bytes::Bytes::from_static(b"Caf\xe9"))
             ]
         );
         let parts = CommandBuilder::new("SELECT").string(b"x\xff").build();
-        assert_eq!(parts[1], Part::Literal(b"x\xff".to_vec()));
+        assert_eq!(parts[1], Part::Literal(bytes::Bytes::from_static(b"x\xff")));
         let parts = CommandBuilder::new("SELECT").string(b"a\"b\\c").build();
         assert_eq!(parts, vec![Part::Text(b"SELECT \"a\\\"b\\\\c\"".to_vec())]);
         let parts = CommandBuilder::new("SELECT").string(b"&Jjo").build();
         assert_eq!(parts, vec![Part::Text(b"SELECT \"&Jjo\"".to_vec())]);
         assert_eq!(
-            Value::Bytes(b"Caf\xe9".to_vec()).as_name_bytes(),
+            Value::Bytes(bytes::Bytes::from_static(b"Caf\xe9")).as_name_bytes(),
             Some(&b"Caf\xe9"[..])
         );
     }

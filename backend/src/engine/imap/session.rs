@@ -8,6 +8,7 @@ use super::wire::{self, CommandBuilder, Part, Response, Status, StatusLine, Valu
 use crate::engine::auth::login::{self, Renewal};
 use crate::engine::error::{EngineError, Result, Side};
 use crate::engine::limits::{BodyBudget, Limits};
+use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -66,12 +67,13 @@ pub struct FetchItem {
     pub flags: Option<Vec<String>>,
     pub internal_date: Option<String>,
     pub size: Option<u64>,
-    /// The whole message, from `BODY[]`, `RFC822` or `BINARY[]`.
-    pub body: Option<Vec<u8>>,
+    /// The whole message, from `BODY[]`, `RFC822` or `BINARY[]`: a slice of the buffer
+    /// the response was read into.
+    pub body: Option<Bytes>,
     /// The server answered the body item with NIL.
     pub body_nil: bool,
     /// A `BODY[HEADER...]` section, when asked.
-    pub header: Option<Vec<u8>>,
+    pub header: Option<Bytes>,
     /// Gmail's message id (`X-GM-MSGID`, with X-GM-EXT-1): one id for all its labels.
     pub gm_msgid: Option<u64>,
     /// Gmail's labels of the message (`X-GM-LABELS`), as sent.
@@ -642,7 +644,8 @@ impl Session {
     }
 
     /// Reads one whole response, literals included. Literals are read as their bytes
-    /// arrive (never allocated from the announced length) and capped by the state of the
+    /// arrive (allocated from the announced length only for a message body, whose cap
+    /// follows from the listed size) and capped by the state of the
     /// connection; every response and byte counts against the command's caps.
     ///
     /// A response that cannot be parsed does not end the command: an untagged one is
@@ -662,8 +665,8 @@ impl Session {
     /// The next response from the server itself, never one parked in `pending`.
     async fn read_from_server(&mut self) -> Result<Response> {
         loop {
-            let raw = self.read_raw_response().await?;
-            let error = match wire::parse_response(&raw) {
+            let raw = Bytes::from(self.read_raw_response().await?);
+            let error = match wire::parse_shared(&raw) {
                 Ok(response) => return Ok(self.seen(response)),
                 Err(e) => e,
             };
@@ -734,6 +737,12 @@ impl Session {
                     limit,
                     context,
                 });
+            }
+            if self.budget.body.is_some() {
+                // A message body, within what its listed size allows: one allocation of
+                // its size, not a buffer doubled (and copied) as it grows.
+                // Refused (no such memory): it grows as the bytes arrive instead.
+                let _ = raw.try_reserve_exact(usize::try_from(announced).unwrap_or(0));
             }
             self.read_literal_into(&mut raw, announced).await?;
         }
@@ -846,7 +855,15 @@ impl Session {
                     if non_sync {
                         self.sent_large_nonsync |= !small;
                         out.extend_from_slice(format!("{{{}+}}\r\n", bytes.len()).as_bytes());
-                        out.extend_from_slice(&bytes);
+                        if bytes.len() > WRITE_CHUNK {
+                            // A message body goes from its own buffer, not copied into
+                            // the command's.
+                            self.write_raw(&out).await?;
+                            out.clear();
+                            self.write_raw(&bytes).await?;
+                        } else {
+                            out.extend_from_slice(&bytes);
+                        }
                         if out.len() > 256 * 1024 {
                             self.write_raw(&out).await?;
                             out.clear();
@@ -1497,7 +1514,7 @@ m1 OK [X-BAD \"code] Fetch completed\r\n";
             .unwrap();
         assert_eq!(done.status, Status::Ok);
         assert_eq!(done.text, "[X-BAD \"code] Fetch completed");
-        assert_eq!(got, vec![(Some(4), Some(b"hi".to_vec()))]);
+        assert_eq!(got, vec![(Some(4), Some(Bytes::from_static(b"hi")))]);
         assert_eq!(s.unreadable_responses(), 1);
     }
 

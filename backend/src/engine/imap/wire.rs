@@ -4,6 +4,7 @@
 //! Kept small and strict on purpose: the engine asks only for UIDs, flags, dates, sizes and
 //! raw bodies, so a handful of value shapes is enough, and nothing here trusts the server.
 
+use bytes::Bytes;
 use std::fmt;
 
 /// One parsed IMAP value.
@@ -11,8 +12,9 @@ use std::fmt;
 pub enum Value {
     /// An atom, a number, a flag (`\Seen`) or a fetch item name (`BODY[]`).
     Atom(String),
-    /// A quoted string or a literal, as raw bytes.
-    Bytes(Vec<u8>),
+    /// A quoted string or a literal, as raw bytes (a literal is a slice of the buffer
+    /// the response was read into, never a copy).
+    Bytes(Bytes),
     List(Vec<Value>),
     Nil,
 }
@@ -230,8 +232,16 @@ pub fn salvage_status(raw: &[u8]) -> Option<Response> {
 
 /// Parses one whole response: its wire bytes, literals inline, CRLF at the end.
 pub fn parse_response(raw: &[u8]) -> Result<Response, ParseError> {
+    parse_shared(&Bytes::copy_from_slice(raw))
+}
+
+/// [`parse_response`] of a response already in a shared buffer: its literals are
+/// slices of `shared`, so a message body is held once, in the buffer it was read into.
+pub fn parse_shared(shared: &Bytes) -> Result<Response, ParseError> {
+    let raw: &[u8] = shared;
     let mut p = Parser {
         buf: raw,
+        shared,
         pos: 0,
         depth: 0,
     };
@@ -289,6 +299,8 @@ fn opens_section(so_far: &[u8]) -> bool {
 
 struct Parser<'a> {
     buf: &'a [u8],
+    /// The same bytes, for literals taken as slices.
+    shared: &'a Bytes,
     pos: usize,
     /// How many lists enclose the current position.
     depth: usize,
@@ -452,7 +464,7 @@ impl Parser<'_> {
                     match self.peek() {
                         Some(b'"') => {
                             self.pos += 1;
-                            return Ok(Value::Bytes(out));
+                            return Ok(Value::Bytes(out.into()));
                         }
                         Some(b'\\') => {
                             self.pos += 1;
@@ -490,12 +502,12 @@ impl Parser<'_> {
                     return Err("bad literal header");
                 }
                 let end = self.pos.checked_add(len).ok_or("literal too long")?;
-                let bytes = self
-                    .buf
-                    .get(self.pos..end)
-                    .ok_or("literal shorter than announced")?;
+                if end > self.buf.len() {
+                    return Err("literal shorter than announced");
+                }
+                let bytes = self.shared.slice(self.pos..end);
                 self.pos = end;
-                Ok(Value::Bytes(bytes.to_vec()))
+                Ok(Value::Bytes(bytes))
             }
             Some(_) => {
                 let atom = self.atom_bytes_in(in_code);
@@ -508,7 +520,7 @@ impl Parser<'_> {
                 // An 8-bit atom (an old server's mailbox name) keeps its bytes.
                 Ok(match std::str::from_utf8(atom) {
                     Ok(text) => Value::Atom(text.to_owned()),
-                    Err(_) => Value::Bytes(atom.to_vec()),
+                    Err(_) => Value::Bytes(Bytes::copy_from_slice(atom)),
                 })
             }
             None => Err("unexpected end"),
@@ -520,7 +532,9 @@ impl Parser<'_> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Part {
     Text(Vec<u8>),
-    Literal(Vec<u8>),
+    /// Shared, not copied: a message body goes to the socket from the buffer it was
+    /// fetched into.
+    Literal(Bytes),
 }
 
 /// Builds a command from text and arguments, choosing quoted strings or literals.
@@ -549,7 +563,7 @@ impl CommandBuilder {
     pub fn string(mut self, arg: &[u8]) -> Self {
         self.current.push(b' ');
         if needs_literal(arg) {
-            self.literal_bytes(arg.to_vec())
+            self.literal_bytes(Bytes::copy_from_slice(arg))
         } else {
             self.current.push(b'"');
             for &b in arg {
@@ -564,10 +578,10 @@ impl CommandBuilder {
     }
 
     /// Appends a literal (no leading space is added).
-    pub fn literal_bytes(mut self, bytes: Vec<u8>) -> Self {
+    pub fn literal_bytes(mut self, bytes: impl Into<Bytes>) -> Self {
         self.parts
             .push(Part::Text(std::mem::take(&mut self.current)));
-        self.parts.push(Part::Literal(bytes));
+        self.parts.push(Part::Literal(bytes.into()));
         self
     }
 
@@ -679,7 +693,7 @@ mod tests {
             ])
         );
         assert_eq!(items[8], Value::Atom("BODY[]".into()));
-        assert_eq!(items[9], Value::Bytes(b"ab)\r\n".to_vec()));
+        assert_eq!(items[9], Value::Bytes(Bytes::from_static(b"ab)\r\n")));
     }
 
     #[test]
@@ -693,7 +707,7 @@ mod tests {
             items[0],
             Value::Atom("BODY[HEADER.FIELDS (SUBJECT)]".into())
         );
-        assert_eq!(items[1], Value::Bytes(b"S:x".to_vec()));
+        assert_eq!(items[1], Value::Bytes(Bytes::from_static(b"S:x")));
         assert_eq!(items[3].as_u64(), Some(4));
     }
 
@@ -734,8 +748,8 @@ mod tests {
             .unwrap();
         let Response::Untagged(v) = r else { panic!() };
         assert_eq!(v[0], Value::Atom("LIST".into()));
-        assert_eq!(v[2], Value::Bytes(b"/".to_vec()));
-        assert_eq!(v[3], Value::Bytes(b"Sent \"Items\"".to_vec()));
+        assert_eq!(v[2], Value::Bytes(Bytes::from_static(b"/")));
+        assert_eq!(v[3], Value::Bytes(Bytes::from_static(b"Sent \"Items\"")));
         let r = parse_response(b"* LIST (\\Noselect) NIL INBOX\r\n").unwrap();
         let Response::Untagged(v) = r else { panic!() };
         assert_eq!(v[2], Value::Nil);
@@ -768,7 +782,10 @@ mod tests {
             .build();
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[0], Part::Text(b"LOGIN \"user\" ".to_vec()));
-        assert_eq!(parts[1], Part::Literal("pässword".as_bytes().to_vec()));
+        assert_eq!(
+            parts[1],
+            Part::Literal(Bytes::from_static("pässword".as_bytes()))
+        );
     }
 
     #[test]
@@ -855,7 +872,7 @@ mod tests {
         assert_eq!(flags[0], Value::Atom("~draft".into()));
         let v = untagged(b"* 1 FETCH (UID 3 BINARY[] ~{3}\r\na\x00c)\r\n");
         let items = v[2].as_list().unwrap();
-        assert_eq!(items[3], Value::Bytes(b"a\x00c".to_vec()));
+        assert_eq!(items[3], Value::Bytes(Bytes::from_static(b"a\x00c")));
         let v = untagged(b"* 1 FETCH (UID 3 X-NOTE ~{x})\r\n");
         assert_eq!(v[2].as_list().unwrap()[3], Value::Atom("~{x}".into()));
     }
@@ -878,7 +895,7 @@ mod tests {
             items[0],
             Value::Atom("body.peek[HEADER.FIELDS (FROM)]".into())
         );
-        assert_eq!(items[1], Value::Bytes(b"F:".to_vec()));
+        assert_eq!(items[1], Value::Bytes(Bytes::from_static(b"F:")));
     }
 
     #[test]
