@@ -5,9 +5,11 @@
 //! (APPEND/MULTIAPPEND, APPENDUID, finding messages stored without it), `recognise` (finding
 //! a message the target stored changed, by evidence that survives a rewrite), `verify` (what
 //! the target holds after APPEND: flags given again, alterations reported), `rematch`
-//! (copied messages found again after the source folder got a new UIDVALIDITY), `flags`.
+//! (copied messages found again after the source folder got a new UIDVALIDITY), `flags`,
+//! `changes` (re-runs that skip unchanged folders or list only what changed: CONDSTORE).
 
 pub mod append;
+pub mod changes;
 pub mod fetch;
 pub mod flags;
 pub mod folder;

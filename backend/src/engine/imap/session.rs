@@ -55,6 +55,9 @@ pub struct MailboxInfo {
     pub exists: u32,
     /// `None` when the server did not send PERMANENTFLAGS (then every flag is permanent).
     pub permanent_flags: Option<Vec<String>>,
+    /// HIGHESTMODSEQ (RFC 7162), when asked for by [`Session::status_modseq`]; 0 from a
+    /// server that keeps no mod-sequences for the mailbox.
+    pub highest_modseq: Option<u64>,
 }
 
 /// One `* n FETCH (...)` response, the items the engine uses.
@@ -975,11 +978,22 @@ impl Session {
 
     /// STATUS (UIDNEXT UIDVALIDITY MESSAGES) of a mailbox.
     pub async fn status(&mut self, wire_name: &str) -> Result<MailboxInfo> {
+        self.status_items(wire_name, " (UIDNEXT UIDVALIDITY MESSAGES)")
+            .await
+    }
+
+    /// [`Session::status`] with HIGHESTMODSEQ too: only for a server offering CONDSTORE.
+    pub async fn status_modseq(&mut self, wire_name: String) -> Result<MailboxInfo> {
+        self.status_items(&wire_name, " (UIDNEXT UIDVALIDITY MESSAGES HIGHESTMODSEQ)")
+            .await
+    }
+
+    async fn status_items(&mut self, wire_name: &str, items: &str) -> Result<MailboxInfo> {
         let reply = self
             .run_ok(
                 CommandBuilder::new("STATUS")
                     .string(wire_name.as_bytes())
-                    .raw(" (UIDNEXT UIDVALIDITY MESSAGES)")
+                    .raw(items)
                     .build(),
                 "STATUS",
             )
@@ -997,11 +1011,13 @@ impl Session {
                 if let Some(list) = values.get(2).and_then(Value::as_list) {
                     for pair in list.chunks(2) {
                         let [k, v] = pair else { break };
-                        let v = v.as_u64().and_then(|v| u32::try_from(v).ok());
+                        let v64 = v.as_u64();
+                        let v = v64.and_then(|v| u32::try_from(v).ok());
                         match k.as_atom().map(str::to_ascii_uppercase).as_deref() {
                             Some("UIDNEXT") => info.uidnext = v,
                             Some("UIDVALIDITY") => info.uidvalidity = v.unwrap_or(0),
                             Some("MESSAGES") => info.exists = v.unwrap_or(0),
+                            Some("HIGHESTMODSEQ") => info.highest_modseq = v64,
                             _ => {}
                         }
                     }
@@ -1029,7 +1045,7 @@ impl Session {
         set: &str,
         items: &str,
         body: Option<BodyBudget>,
-        mut each: impl FnMut(FetchItem),
+        each: impl FnMut(FetchItem),
     ) -> Result<StatusLine> {
         let parts = CommandBuilder::new("UID FETCH ")
             .raw(set)
@@ -1037,6 +1053,33 @@ impl Session {
             .raw(items)
             .raw(")")
             .build();
+        self.uid_fetch_parts(parts, body, each).await
+    }
+
+    /// `UID FETCH set (items) (CHANGEDSINCE modseq)` (RFC 7162): only the messages whose
+    /// mod-sequence is above `modseq` (changed flags, and every message added since).
+    pub async fn uid_fetch_changed(
+        &mut self,
+        set: &str,
+        items: &str,
+        modseq: u64,
+        each: impl FnMut(FetchItem),
+    ) -> Result<StatusLine> {
+        let parts = CommandBuilder::new("UID FETCH ")
+            .raw(set)
+            .raw(" (")
+            .raw(items)
+            .raw(&format!(") (CHANGEDSINCE {modseq})"))
+            .build();
+        self.uid_fetch_parts(parts, None, each).await
+    }
+
+    async fn uid_fetch_parts(
+        &mut self,
+        parts: Vec<Part>,
+        body: Option<BodyBudget>,
+        mut each: impl FnMut(FetchItem),
+    ) -> Result<StatusLine> {
         let tag = match self.start_with(parts, body, true).await? {
             Ok(tag) => tag,
             Err(done) => return Ok(done),
