@@ -386,7 +386,8 @@ async fn run_job(
                 Err(e) => return Err(e),
             }
         }
-        if plan.subscribe {
+        // Already subscribed on the target (LSUB said so): nothing to send.
+        if plan.subscribe && !target_tree.subscribed.contains(&plan.target_wire) {
             let wire = plan.target_wire.clone();
             with_retries(settings, &mut dst, |s| {
                 Box::pin(plan::folders::subscribe_owned(s, wire.clone()))

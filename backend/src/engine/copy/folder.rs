@@ -91,11 +91,24 @@ pub async fn copy_folder(
                     && (r.target_folder != plan.target_wire
                         || r.target_uidvalidity == Some(tinfo.uidvalidity))
             });
-            let listing = if narrow {
+            let changed = if narrow {
                 tracing::debug!(folder, modseq, "listing only what changed (CHANGEDSINCE)");
-                listing::list_changed(src, modseq).await?
+                match listing::list_changed(src, modseq).await {
+                    // A server that offers CONDSTORE yet refuses CHANGEDSINCE here: the
+                    // folder is listed whole instead.
+                    Err(e) if !e.is_connection_failure() && e.transient().is_none() => {
+                        tracing::warn!(folder, error = %e, "CHANGEDSINCE refused; listing the folder whole");
+                        None
+                    }
+                    other => Some(other?),
+                }
             } else {
-                listing::list_messages(src).await?
+                None
+            };
+            let narrow = changed.is_some();
+            let listing = match changed {
+                Some(listing) => listing,
+                None => listing::list_messages(src).await?,
             };
             (listing, tinfo, rows, narrow)
         }
