@@ -9,7 +9,8 @@
 //!  cargo test --release -p mailferry-e2e --test engine_bench -- --ignored --nocapture`
 //!
 //! `BENCH_MESSAGES=N` seeds N messages instead; `MAILFERRY_BIN_BEFORE=PATH` adds an
-//! earlier build's runs beside the current one's.
+//! earlier build's runs beside the current one's; `BENCH_LOG=FILTER` is mailferry's log
+//! filter (e.g. `debug`), on standard error.
 
 mod engine_common;
 
@@ -182,7 +183,11 @@ fn mailferry_tool(
         }
         cmd.env("MAILFERRY_FROM_PASSWORD", SOURCE_PASSWORD)
             .env("MAILFERRY_TO_PASSWORD", TARGET_PASSWORD)
-            .env("MAILFERRY_LOG", "warn")
+            // BENCH_LOG=debug (a log filter) shows what each run spends its time on.
+            .env(
+                "MAILFERRY_LOG",
+                std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .env_remove("MAILFERRY_DATABASE_URL")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null());

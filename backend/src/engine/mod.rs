@@ -236,8 +236,9 @@ async fn run_job(
     let map = UidMap::new(pool.clone(), job_id.clone()).fenced_by(settings.lease_owner.clone());
     let (mut src, mut dst) = connection_pair(settings, &events);
     // The first connections say plainly why they fail (wrong password, no TLS...).
-    src.connect_once().await?;
-    dst.connect_once().await?;
+    let (from, to) = tokio::join!(src.connect_once(), dst.connect_once());
+    from?;
+    to?;
     let source_tree = with_retries(settings, &mut src, |s| {
         Box::pin(plan::folders::list_tree(s))
     })

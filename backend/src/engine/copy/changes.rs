@@ -96,9 +96,29 @@ pub fn decide(
     Decision::Since(kept.highest_modseq)
 }
 
+/// What STATUS says of the source folders: HIGHESTMODSEQ too.
+const SOURCE_ITEMS: &str = "UIDNEXT UIDVALIDITY MESSAGES HIGHESTMODSEQ";
+
+/// Every folder's STATUS in one LIST-STATUS command (RFC 5819) where the server offers
+/// it; `None` where it does not, or refused it (then each folder is asked alone).
+async fn all_statuses(
+    settings: &Settings,
+    conn: &mut Conn,
+    items: &'static str,
+) -> Result<Option<HashMap<String, MailboxInfo>>> {
+    if !conn.session().await?.capabilities().has("LIST-STATUS") {
+        return Ok(None);
+    }
+    match with_retries(settings, conn, |s| Box::pin(s.list_status(items))).await {
+        Ok(all) => Ok(Some(all)),
+        Err(EngineError::Refused { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Looks at every planned folder (STATUS with HIGHESTMODSEQ on the source; for those
-/// unchanged there, STATUS on the target for its UIDVALIDITY). Empty when the source
-/// offers no CONDSTORE: then every folder gets a full pass, as before.
+/// unchanged there, the target folder's UIDVALIDITY). Empty when the source offers no
+/// CONDSTORE: then every folder gets a full pass, as before.
 pub async fn look_all(
     settings: &Settings,
     src: &mut Conn,
@@ -112,31 +132,65 @@ pub async fn look_all(
         return Ok(looks);
     }
     let kept = map.sync_states().await?;
+    let listed = all_statuses(settings, src, SOURCE_ITEMS).await?;
     for plan in plans {
         let folder = plan.source.display();
-        let wire = plan.source.wire.clone();
-        let now = with_retries(settings, src, |s| Box::pin(s.status_modseq(wire.clone()))).await?;
-        let kept_here = kept.get(&folder);
-        let mut decision = decide(
+        let now = match listed.as_ref().and_then(|all| all.get(&plan.source.wire)) {
+            Some(now) => now.clone(),
+            None => {
+                let wire = plan.source.wire.clone();
+                with_retries(settings, src, |s| Box::pin(s.status_modseq(wire.clone()))).await?
+            }
+        };
+        let decision = decide(
             &now,
-            kept_here,
+            kept.get(&folder),
             &plan.target_wire,
             existed.contains(&folder),
         );
-        if let (Decision::Unchanged { .. }, Some(kept_here)) = (decision, kept_here) {
-            let target = plan.target_wire.clone();
-            let there =
-                with_retries(settings, dst, |s| Box::pin(s.status_owned(target.clone()))).await;
-            match there {
-                Ok(there) if there.uidvalidity == kept_here.target_uidvalidity => {}
-                // Another UIDVALIDITY (the folder was made again), or no answer for it:
-                // the full pass finds out what the target holds.
-                Ok(_) | Err(EngineError::Refused { .. }) => decision = Decision::Full,
-                Err(e) => return Err(e),
-            }
-        }
         let observed = now.highest_modseq.filter(|m| *m > 0).map(|_| now.clone());
         looks.insert(folder, Look { decision, observed });
+    }
+    // Unchanged on the source: the target folder must still be the one filled then.
+    let unchanged: Vec<&FolderPlan> = plans
+        .iter()
+        .filter(|p| {
+            matches!(
+                looks.get(&p.source.display()).map(|l| l.decision),
+                Some(Decision::Unchanged { .. })
+            )
+        })
+        .collect();
+    if unchanged.is_empty() {
+        return Ok(looks);
+    }
+    let there_all = all_statuses(settings, dst, "UIDVALIDITY").await?;
+    for plan in unchanged {
+        let folder = plan.source.display();
+        let there = match there_all
+            .as_ref()
+            .and_then(|all| all.get(&plan.target_wire))
+        {
+            Some(there) => Ok(there.clone()),
+            None => {
+                let target = plan.target_wire.clone();
+                with_retries(settings, dst, |s| Box::pin(s.status_owned(target.clone()))).await
+            }
+        };
+        let same = match there {
+            Ok(there) => kept
+                .get(&folder)
+                .is_some_and(|k| k.target_uidvalidity == there.uidvalidity),
+            // No answer for it: the full pass finds out what the target holds.
+            Err(EngineError::Refused { .. }) => false,
+            Err(e) => return Err(e),
+        };
+        if !same {
+            // Another UIDVALIDITY (the folder was made again), or none.
+            if let Some(look) = looks.get_mut(&folder) {
+                look.decision = Decision::Full;
+            }
+        }
     }
     Ok(looks)
 }

@@ -130,6 +130,32 @@ impl FetchItem {
     }
 }
 
+/// Reads one `* STATUS name (key value ...)` response into `info`; false for any other.
+fn apply_status(values: &[Value], info: &mut MailboxInfo) -> bool {
+    if !values
+        .first()
+        .and_then(Value::as_atom)
+        .is_some_and(|a| a.eq_ignore_ascii_case("STATUS"))
+    {
+        return false;
+    }
+    if let Some(list) = values.get(2).and_then(Value::as_list) {
+        for pair in list.chunks(2) {
+            let [k, v] = pair else { break };
+            let v64 = v.as_u64();
+            let v = v64.and_then(|v| u32::try_from(v).ok());
+            match k.as_atom().map(str::to_ascii_uppercase).as_deref() {
+                Some("UIDNEXT") => info.uidnext = v,
+                Some("UIDVALIDITY") => info.uidvalidity = v.unwrap_or(0),
+                Some("MESSAGES") => info.exists = v.unwrap_or(0),
+                Some("HIGHESTMODSEQ") => info.highest_modseq = v64,
+                _ => {}
+            }
+        }
+    }
+    true
+}
+
 pub struct Session {
     io: BufReader<Box<dyn Io>>,
     next_tag: u32,
@@ -1001,30 +1027,40 @@ impl Session {
         let mut info = MailboxInfo::default();
         for r in &reply.untagged {
             if let Response::Untagged(values) = r {
-                if !values
-                    .first()
-                    .and_then(Value::as_atom)
-                    .is_some_and(|a| a.eq_ignore_ascii_case("STATUS"))
-                {
-                    continue;
-                }
-                if let Some(list) = values.get(2).and_then(Value::as_list) {
-                    for pair in list.chunks(2) {
-                        let [k, v] = pair else { break };
-                        let v64 = v.as_u64();
-                        let v = v64.and_then(|v| u32::try_from(v).ok());
-                        match k.as_atom().map(str::to_ascii_uppercase).as_deref() {
-                            Some("UIDNEXT") => info.uidnext = v,
-                            Some("UIDVALIDITY") => info.uidvalidity = v.unwrap_or(0),
-                            Some("MESSAGES") => info.exists = v.unwrap_or(0),
-                            Some("HIGHESTMODSEQ") => info.highest_modseq = v64,
-                            _ => {}
-                        }
-                    }
-                }
+                apply_status(values, &mut info);
             }
         }
         Ok(info)
+    }
+
+    /// `LIST "" "*" RETURN (STATUS (items))` (RFC 5819, for a server offering
+    /// LIST-STATUS): every folder's STATUS in one command, by wire name.
+    pub async fn list_status(
+        &mut self,
+        items: &str,
+    ) -> Result<std::collections::HashMap<String, MailboxInfo>> {
+        let reply = self
+            .run_ok(
+                CommandBuilder::new("LIST \"\" \"*\" RETURN (STATUS (")
+                    .raw(items)
+                    .raw("))")
+                    .build(),
+                "LIST (STATUS)",
+            )
+            .await?;
+        let mut out = std::collections::HashMap::new();
+        for r in &reply.untagged {
+            if let Response::Untagged(values) = r {
+                let Some(name) = values.get(1).and_then(Value::as_text) else {
+                    continue;
+                };
+                let mut info = MailboxInfo::default();
+                if apply_status(values, &mut info) {
+                    out.insert(name, info);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// `UID FETCH set (items)`, calling `each` for every FETCH response as it arrives
