@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Benchmarks (figures, not pass/fail): `mailferry migrate` against mbsync on the same
-# seeded 10,000-message mailbox between two private Dovecot servers (messages/s, MB/s,
-# peak memory of each), the admin CSV import's validation speed on 10,000 rows, and two
+# Benchmarks (figures, not pass/fail): `mailferry migrate` against mbsync and Dovecot's
+# dsync (`doveadm backup` from imapc into a local maildir, the floor) on the same seeded
+# 10,000-message mailbox between two private Dovecot servers: a full copy, a re-run with
+# nothing changed, a re-run after flags changed on 100 messages (time, messages/s, MB/s,
+# peak memory of each); the admin CSV import's validation speed on 10,000 rows; and two
 # portal nodes sharing one PostgreSQL copying 200 mailboxes of 200 messages (total
 # throughput, each node's share and memory) beside mbsync with the same concurrency; the
 # peak memory of one 100 MB message (and idle) beside mbsync's; and one node running 200
 # small mailboxes at once (throughput, peak memory, message bytes in flight).
-# The copy runs with no caps and again through server profiles whose pacing caps are on
-# but never reached (the cost of the bookkeeping); MAILFERRY_BIN_BEFORE=PATH adds an earlier
-# build's run beside them, BENCH_ROUNDS=N repeats the variants in turn.
+# Mailferry also runs through server profiles whose pacing caps are on but never reached
+# (the cost of the bookkeeping); MAILFERRY_BIN_BEFORE=PATH adds an earlier build's runs
+# beside them, BENCH_MESSAGES=N seeds another size.
 # Release builds; run on an otherwise idle machine for comparable figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."

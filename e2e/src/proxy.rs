@@ -12,8 +12,9 @@
 //!   occurrence, without passing them on (throttling, "Server Unavailable", `[UNAVAILABLE]`);
 //! - limit the bandwidth (bytes per second, each direction of each connection);
 //! - stop forwarding on a connection after some bytes from its client (a dead link);
-//! - keep a timestamped log of the commands of each connection, so a test can tell how
-//!   long the client waited before it sent a refused command again;
+//! - keep a timestamped log of the commands of each connection (with the folder selected
+//!   then), so a test can tell how long the client waited before it sent a refused command
+//!   again, or which folders it fetched from;
 //! - show mailboxes under other bytes than the server's names (an old server's raw 8-bit
 //!   names), and give the server its own name back in commands that use those bytes.
 //!
@@ -364,6 +365,9 @@ pub struct LoggedCommand {
     pub tag: String,
     /// The verb (`UID FETCH`, `APPEND`, `LOGIN`), never arguments.
     pub verb: String,
+    /// The folder selected on this connection when the command came (for SELECT and
+    /// EXAMINE: the one they open), as the client named it; empty before any.
+    pub folder: String,
     /// Whether it asked for message bodies.
     pub fetches_body: bool,
     /// For FETCH: the items asked for (`(UID BODY.PEEK[])`).
@@ -686,6 +690,7 @@ async fn relay(
                 at: std::time::Instant::now(),
                 tag: tag.clone(),
                 verb: verb_name.clone(),
+                folder: selected.clone(),
                 fetches_body: upper.contains(" FETCH ") && fetches_body(&upper),
                 items: upper
                     .find(" (")

@@ -42,6 +42,7 @@ pub use uidmap::UidMap;
 use copy::fetch::ServerProfile;
 use copy::folder::{FolderContext, FolderTally};
 use imap::conn::Conn;
+use imap::name::WireName;
 use sqlx::AnyPool;
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -240,8 +241,9 @@ async fn run_job(
     let map = UidMap::new(pool.clone(), job_id.clone()).fenced_by(settings.lease_owner.clone());
     let (mut src, mut dst) = connection_pair(settings, &events);
     // The first connections say plainly why they fail (wrong password, no TLS...).
-    src.connect_once().await?;
-    dst.connect_once().await?;
+    let (from, to) = tokio::join!(src.connect_once(), dst.connect_once());
+    from?;
+    to?;
     let source_tree = with_retries(settings, &mut src, |s| {
         Box::pin(plan::folders::list_tree(s))
     })
@@ -387,6 +389,11 @@ async fn run_job(
     // Create target folders first, parents before children (the plan is sorted). A folder
     // the target refuses to create fails alone: the others are still copied.
     let mut not_created: Vec<FailedFolder> = Vec::new();
+    let existed: std::collections::HashSet<String> = plans
+        .iter()
+        .filter(|p| p.target_exists)
+        .map(|p| p.source.map_key())
+        .collect();
     let mut creatable = Vec::with_capacity(plans.len());
     for mut plan in plans {
         if !plan.target_exists {
@@ -409,7 +416,12 @@ async fn run_job(
                 Err(e) => return Err(e),
             }
         }
-        if plan.subscribe {
+        // Already subscribed on the target (LSUB said so): nothing to send.
+        if plan.subscribe
+            && !target_tree
+                .subscribed
+                .contains(&WireName::from(plan.target_wire.as_str()))
+        {
             let wire = plan.target_wire.clone();
             with_retries(settings, &mut dst, |s| {
                 Box::pin(plan::folders::subscribe_owned(s, wire.clone()))
@@ -422,12 +434,55 @@ async fn run_job(
 
     let all_plans = plans.clone();
     let profile = ServerProfile::default();
-    let queue = Mutex::new(plans.into_iter().collect::<VecDeque<_>>());
+    // What changed since the last complete pass of each folder (CONDSTORE sources; see
+    // `copy::changes`): unchanged folders are done here, without a SELECT on either side.
+    let looks = if labels.is_some() {
+        Default::default()
+    } else {
+        copy::changes::look_all(settings, &mut src, &mut dst, &map, &plans, &existed).await?
+    };
+    let mut results: Vec<(FolderPlan, FolderTally, Option<String>)> = Vec::new();
+    let mut to_pass = VecDeque::with_capacity(plans.len());
+    for plan in plans {
+        let folder = plan.source.display();
+        match looks.get(&plan.source.map_key()).map(|l| l.decision) {
+            Some(copy::changes::Decision::Unchanged { messages }) => {
+                let messages = u64::from(messages);
+                events.emit(Event::FolderPlanned {
+                    source: folder.clone(),
+                    target: plan.target_display(),
+                    messages,
+                    to_copy: 0,
+                    bytes_to_copy: 0,
+                });
+                events.emit(Event::FolderDone {
+                    folder,
+                    copied: 0,
+                    already_present: messages,
+                    skipped: 0,
+                });
+                let tally = FolderTally {
+                    messages,
+                    already_present: messages,
+                    ..FolderTally::default()
+                };
+                results.push((plan, tally, None));
+            }
+            _ => to_pass.push_back(plan),
+        }
+    }
+    if !results.is_empty() {
+        tracing::info!(
+            folders = results.len(),
+            "folders unchanged since the last complete pass (CONDSTORE): not listed"
+        );
+    }
+    let queue = Mutex::new(to_pass);
     let stopped: Mutex<Option<String>> = Mutex::new(None);
     // An error that ends the whole job (lease lost, database, refused login): the other
     // folder workers stop too, and the run returns it.
     let fatal: Mutex<Option<EngineError>> = Mutex::new(None);
-    let results: Mutex<Vec<(FolderPlan, FolderTally, Option<String>)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<(FolderPlan, FolderTally, Option<String>)>> = Mutex::new(results);
     let ctx = FolderContext {
         settings,
         map: &map,
@@ -452,6 +507,7 @@ async fn run_job(
         let stopped = &stopped;
         let fatal = &fatal;
         let results = &results;
+        let looks = &looks;
         async move {
             loop {
                 let halted = stopped.lock().map(|s| s.is_some()).unwrap_or(true)
@@ -463,7 +519,22 @@ async fn run_job(
                     break;
                 };
                 let span = tracing::info_span!("folder", source = %plan.source.display(), target = %plan.target_display());
-                let (tally, error) = copy_with_retries(&mut src, &mut dst, ctx, &plan).instrument(span).await;
+                let look = looks.get(&plan.source.map_key());
+                let since = match look.map(|l| l.decision) {
+                    Some(copy::changes::Decision::Since(modseq)) => Some(modseq),
+                    _ => None,
+                };
+                let (tally, error) = copy_with_retries(&mut src, &mut dst, ctx, &plan, since).instrument(span.clone()).await;
+                // Only a pass that copied all it listed lets later runs skip or narrow.
+                if let (None, true, Some(look), Some(target_validity)) =
+                    (&error, tally.skipped.is_empty(), look, tally.target_uidvalidity)
+                {
+                    if let Some(state) = look.state_after(&plan.target_wire, target_validity) {
+                        if let Err(e) = ctx.map.store_sync_state(&plan.source.map_key(), &state).await {
+                            span.in_scope(|| tracing::warn!(error = %e, "the folder's CONDSTORE state was not kept; the next run lists it whole"));
+                        }
+                    }
+                }
                 let error = match error {
                     Some(EngineError::OverQuota { words }) => {
                         if let Ok(mut s) = stopped.lock() {
@@ -657,6 +728,7 @@ async fn copy_with_retries(
     dst: &mut Conn,
     ctx: &FolderContext<'_>,
     plan: &FolderPlan,
+    since: Option<u64>,
 ) -> (FolderTally, Option<EngineError>) {
     let mut tally = FolderTally::default();
     let mut attempt = 0;
@@ -664,7 +736,7 @@ async fn copy_with_retries(
     loop {
         attempt += 1;
         let progress_before = tally.handled.len();
-        match copy::folder::copy_folder(src, dst, ctx, plan, &mut tally).await {
+        match copy::folder::copy_folder(src, dst, ctx, plan, since, &mut tally).await {
             Ok(()) => return (tally, None),
             Err(e) if e.transient().is_some() => {
                 // A command the steps do not retry themselves (SELECT, a listing...) was

@@ -6,6 +6,9 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
+mod sync_state;
+pub use sync_state::SyncState;
+
 pub const PENDING: &str = "pending";
 pub const DONE: &str = "done";
 

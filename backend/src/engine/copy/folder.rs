@@ -44,6 +44,8 @@ pub struct FolderTally {
     /// Messages copied without a keyword or the date the target refused (see
     /// [`super::Report::altered`]).
     pub altered: Vec<String>,
+    /// The target folder's UIDVALIDITY as this run's pass saw it.
+    pub target_uidvalidity: Option<u32>,
 }
 
 pub struct FolderContext<'a> {
@@ -73,15 +75,59 @@ pub async fn copy_folder(
     dst: &mut Conn,
     ctx: &FolderContext<'_>,
     plan: &FolderPlan,
+    since: Option<u64>,
     tally: &mut FolderTally,
 ) -> Result<()> {
     // The UID map's name of the folder (exact bytes for an old server's raw name).
     let folder = plan.source.map_key();
     let sinfo = src.select(&plan.source.wire, true).await?;
-    let listing = listing::list_messages(src).await?;
+    // `since`: the source says only what changed since that HIGHESTMODSEQ needs listing
+    // (see `changes`), if the map holds nothing a full listing is needed for.
+    let (listing, tinfo, mut rows, partial) = match since {
+        Some(modseq) => {
+            let tinfo = dst.select(&plan.target_wire, false).await?;
+            let rows = ctx.map.folder_rows(&folder).await?;
+            let narrow = rows.iter().all(|r| {
+                r.state == DONE
+                    && r.source_uidvalidity == sinfo.uidvalidity
+                    && (r.target_folder != plan.target_wire
+                        || r.target_uidvalidity == Some(tinfo.uidvalidity))
+            });
+            let changed = if narrow {
+                tracing::debug!(folder, modseq, "listing only what changed (CHANGEDSINCE)");
+                match listing::list_changed(src, modseq).await {
+                    // A server that offers CONDSTORE yet refuses CHANGEDSINCE here: the
+                    // folder is listed whole instead.
+                    Err(e) if !e.is_connection_failure() && e.transient().is_none() => {
+                        tracing::warn!(folder, error = %e, "CHANGEDSINCE refused; listing the folder whole");
+                        None
+                    }
+                    other => Some(other?),
+                }
+            } else {
+                None
+            };
+            let narrow = changed.is_some();
+            let listing = match changed {
+                Some(listing) => listing,
+                None => listing::list_messages(src).await?,
+            };
+            (listing, tinfo, rows, narrow)
+        }
+        None => {
+            let listing = listing::list_messages(src).await?;
+            let tinfo = dst.select(&plan.target_wire, false).await?;
+            let rows = ctx.map.folder_rows(&folder).await?;
+            (listing, tinfo, rows, false)
+        }
+    };
     let mut messages = listing.messages;
-    tally.messages = messages.len() as u64;
-    let tinfo = dst.select(&plan.target_wire, false).await?;
+    tally.messages = if partial {
+        u64::from(sinfo.exists)
+    } else {
+        messages.len() as u64
+    };
+    tally.target_uidvalidity = Some(tinfo.uidvalidity);
     let mut target = TargetState {
         wire: plan.target_wire.clone(),
         uidvalidity: tinfo.uidvalidity,
@@ -90,7 +136,6 @@ pub async fn copy_folder(
         taken: HashSet::new(),
     };
 
-    let mut rows = ctx.map.folder_rows(&folder).await?;
     if rows.iter().any(|r| r.state == PENDING) {
         settle_pending(
             (src, sinfo.uidvalidity),
@@ -199,9 +244,16 @@ pub async fn copy_folder(
             to_copy.push(m.clone());
         }
     }
+    if partial {
+        // The messages not listed are as the last complete pass left them: copied.
+        let listed = (messages.len() + listing.incomplete.len()) as u64;
+        tally.already_present += u64::from(sinfo.exists).saturating_sub(listed);
+    }
     // Messages the source would not describe fully: reported, unless copied before.
     for lacking in &listing.incomplete {
-        tally.messages += 1;
+        if !partial {
+            tally.messages += 1;
+        }
         if mapped.contains_key(&lacking.uid) {
             if !tally.handled.contains(&lacking.uid) {
                 tally.already_present += 1;

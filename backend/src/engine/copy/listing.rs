@@ -127,12 +127,26 @@ fn split(pieces: BTreeMap<u32, Pieces>) -> (Vec<SourceMessage>, Vec<(u32, Pieces
     (done, lacking)
 }
 
-async fn fetch_into(src: &mut Conn, set: &str, pieces: &mut BTreeMap<u32, Pieces>) -> Result<()> {
+async fn fetch_into(
+    src: &mut Conn,
+    set: &str,
+    changed_since: Option<u64>,
+    pieces: &mut BTreeMap<u32, Pieces>,
+) -> Result<()> {
     let session = src.session().await?;
     let mut items = Vec::new();
-    let done = session
-        .uid_fetch(set, ITEMS, |item| items.push(item))
-        .await?;
+    let done = match changed_since {
+        Some(modseq) => {
+            session
+                .uid_fetch_changed(set, ITEMS, modseq, |item| items.push(item))
+                .await?
+        }
+        None => {
+            session
+                .uid_fetch(set, ITEMS, |item| items.push(item))
+                .await?
+        }
+    };
     if done.status != Status::Ok {
         return Err(session.refused("UID FETCH (listing)", &done));
     }
@@ -142,11 +156,22 @@ async fn fetch_into(src: &mut Conn, set: &str, pieces: &mut BTreeMap<u32, Pieces
 
 /// Lists the selected folder's messages, checking the tagged reply.
 pub async fn list_messages(src: &mut Conn) -> Result<Listing> {
+    list(src, None).await
+}
+
+/// Lists only the messages of the selected folder whose mod-sequence is above `modseq`
+/// (RFC 7162 CHANGEDSINCE): those whose flags changed and those added since a pass that
+/// saw that HIGHESTMODSEQ. The others are as that pass left them.
+pub async fn list_changed(src: &mut Conn, modseq: u64) -> Result<Listing> {
+    list(src, Some(modseq)).await
+}
+
+async fn list(src: &mut Conn, changed_since: Option<u64>) -> Result<Listing> {
     if src.mailbox.exists == 0 {
         return Ok(Listing::default());
     }
     let mut pieces = BTreeMap::new();
-    fetch_into(src, "1:*", &mut pieces).await?;
+    fetch_into(src, "1:*", changed_since, &mut pieces).await?;
     for _ in 0..REFETCHES {
         let lacking = incomplete_uids(&pieces);
         if lacking.is_empty() {
@@ -156,7 +181,7 @@ pub async fn list_messages(src: &mut Conn) -> Result<Listing> {
             messages = lacking.len(),
             "the source listed some messages incompletely; asking for them again"
         );
-        fetch_into(src, &uid_set(&lacking), &mut pieces).await?;
+        fetch_into(src, &uid_set(&lacking), None, &mut pieces).await?;
     }
     let (messages, lacking) = split(pieces);
     let incomplete = lacking

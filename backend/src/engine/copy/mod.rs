@@ -6,10 +6,12 @@
 //! a message the target stored changed, by evidence that survives a rewrite), `verify` (what
 //! the target holds after APPEND: flags given again, alterations reported), `rematch`
 //! (copied messages found again after the source folder got a new UIDVALIDITY), `flags`,
-//! `budget` (the node's bytes in flight: reserved before a fetch, given back after APPEND).
+//! `budget` (the node's bytes in flight: reserved before a fetch, given back after APPEND),
+//! `changes` (re-runs that skip unchanged folders or list only what changed: CONDSTORE).
 
 pub mod append;
 pub mod budget;
+pub mod changes;
 pub mod fetch;
 pub mod flags;
 pub mod folder;

@@ -48,6 +48,10 @@ impl Capabilities {
     pub fn namespace(&self) -> bool {
         self.has("NAMESPACE")
     }
+    /// CONDSTORE (RFC 7162; QRESYNC implies it): HIGHESTMODSEQ and CHANGEDSINCE.
+    pub fn condstore(&self) -> bool {
+        self.has("CONDSTORE") || self.has("QRESYNC")
+    }
     pub fn starttls(&self) -> bool {
         self.has("STARTTLS")
     }

@@ -57,6 +57,9 @@ pub struct MailboxInfo {
     pub exists: u32,
     /// `None` when the server did not send PERMANENTFLAGS (then every flag is permanent).
     pub permanent_flags: Option<Vec<String>>,
+    /// HIGHESTMODSEQ (RFC 7162), when asked for by [`Session::status_modseq`]; 0 from a
+    /// server that keeps no mod-sequences for the mailbox.
+    pub highest_modseq: Option<u64>,
 }
 
 /// One `* n FETCH (...)` response, the items the engine uses.
@@ -128,6 +131,32 @@ impl FetchItem {
         }
         Some(out)
     }
+}
+
+/// Reads one `* STATUS name (key value ...)` response into `info`; false for any other.
+fn apply_status(values: &[Value], info: &mut MailboxInfo) -> bool {
+    if !values
+        .first()
+        .and_then(Value::as_atom)
+        .is_some_and(|a| a.eq_ignore_ascii_case("STATUS"))
+    {
+        return false;
+    }
+    if let Some(list) = values.get(2).and_then(Value::as_list) {
+        for pair in list.chunks(2) {
+            let [k, v] = pair else { break };
+            let v64 = v.as_u64();
+            let v = v64.and_then(|v| u32::try_from(v).ok());
+            match k.as_atom().map(str::to_ascii_uppercase).as_deref() {
+                Some("UIDNEXT") => info.uidnext = v,
+                Some("UIDVALIDITY") => info.uidvalidity = v.unwrap_or(0),
+                Some("MESSAGES") => info.exists = v.unwrap_or(0),
+                Some("HIGHESTMODSEQ") => info.highest_modseq = v64,
+                _ => {}
+            }
+        }
+    }
+    true
 }
 
 pub struct Session {
@@ -994,11 +1023,25 @@ impl Session {
 
     /// STATUS (UIDNEXT UIDVALIDITY MESSAGES) of a mailbox.
     pub async fn status(&mut self, wire_name: impl AsRef<[u8]>) -> Result<MailboxInfo> {
+        self.status_items(wire_name.as_ref(), " (UIDNEXT UIDVALIDITY MESSAGES)")
+            .await
+    }
+
+    /// [`Session::status`] with HIGHESTMODSEQ too: only for a server offering CONDSTORE.
+    pub async fn status_modseq(&mut self, wire_name: impl AsRef<[u8]>) -> Result<MailboxInfo> {
+        self.status_items(
+            wire_name.as_ref(),
+            " (UIDNEXT UIDVALIDITY MESSAGES HIGHESTMODSEQ)",
+        )
+        .await
+    }
+
+    async fn status_items(&mut self, wire_name: &[u8], items: &str) -> Result<MailboxInfo> {
         let reply = self
             .run_ok(
                 CommandBuilder::new("STATUS")
-                    .string(wire_name.as_ref())
-                    .raw(" (UIDNEXT UIDVALIDITY MESSAGES)")
+                    .string(wire_name)
+                    .raw(items)
                     .build(),
                 "STATUS",
             )
@@ -1006,28 +1049,40 @@ impl Session {
         let mut info = MailboxInfo::default();
         for r in &reply.untagged {
             if let Response::Untagged(values) = r {
-                if !values
-                    .first()
-                    .and_then(Value::as_atom)
-                    .is_some_and(|a| a.eq_ignore_ascii_case("STATUS"))
-                {
-                    continue;
-                }
-                if let Some(list) = values.get(2).and_then(Value::as_list) {
-                    for pair in list.chunks(2) {
-                        let [k, v] = pair else { break };
-                        let v = v.as_u64().and_then(|v| u32::try_from(v).ok());
-                        match k.as_atom().map(str::to_ascii_uppercase).as_deref() {
-                            Some("UIDNEXT") => info.uidnext = v,
-                            Some("UIDVALIDITY") => info.uidvalidity = v.unwrap_or(0),
-                            Some("MESSAGES") => info.exists = v.unwrap_or(0),
-                            _ => {}
-                        }
-                    }
-                }
+                apply_status(values, &mut info);
             }
         }
         Ok(info)
+    }
+
+    /// `LIST "" "*" RETURN (STATUS (items))` (RFC 5819, for a server offering
+    /// LIST-STATUS): every folder's STATUS in one command, by wire name.
+    pub async fn list_status(
+        &mut self,
+        items: &str,
+    ) -> Result<std::collections::HashMap<WireName, MailboxInfo>> {
+        let reply = self
+            .run_ok(
+                CommandBuilder::new("LIST \"\" \"*\" RETURN (STATUS (")
+                    .raw(items)
+                    .raw("))")
+                    .build(),
+                "LIST (STATUS)",
+            )
+            .await?;
+        let mut out = std::collections::HashMap::new();
+        for r in &reply.untagged {
+            if let Response::Untagged(values) = r {
+                let Some(name) = values.get(1).and_then(Value::as_name_bytes) else {
+                    continue;
+                };
+                let mut info = MailboxInfo::default();
+                if apply_status(values, &mut info) {
+                    out.insert(WireName::new(name), info);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// `UID FETCH set (items)`, calling `each` for every FETCH response as it arrives
@@ -1048,7 +1103,7 @@ impl Session {
         set: &str,
         items: &str,
         body: Option<BodyBudget>,
-        mut each: impl FnMut(FetchItem),
+        each: impl FnMut(FetchItem),
     ) -> Result<StatusLine> {
         let parts = CommandBuilder::new("UID FETCH ")
             .raw(set)
@@ -1056,6 +1111,33 @@ impl Session {
             .raw(items)
             .raw(")")
             .build();
+        self.uid_fetch_parts(parts, body, each).await
+    }
+
+    /// `UID FETCH set (items) (CHANGEDSINCE modseq)` (RFC 7162): only the messages whose
+    /// mod-sequence is above `modseq` (changed flags, and every message added since).
+    pub async fn uid_fetch_changed(
+        &mut self,
+        set: &str,
+        items: &str,
+        modseq: u64,
+        each: impl FnMut(FetchItem),
+    ) -> Result<StatusLine> {
+        let parts = CommandBuilder::new("UID FETCH ")
+            .raw(set)
+            .raw(" (")
+            .raw(items)
+            .raw(&format!(") (CHANGEDSINCE {modseq})"))
+            .build();
+        self.uid_fetch_parts(parts, None, each).await
+    }
+
+    async fn uid_fetch_parts(
+        &mut self,
+        parts: Vec<Part>,
+        body: Option<BodyBudget>,
+        mut each: impl FnMut(FetchItem),
+    ) -> Result<StatusLine> {
         let tag = match self.start_with(parts, body, true).await? {
             Ok(tag) => tag,
             Err(done) => return Ok(done),
