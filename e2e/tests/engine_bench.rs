@@ -17,26 +17,9 @@ mod engine_common;
 use engine_common::*;
 use mailferry_e2e::compare::{compare, snapshot, FolderMap};
 use mailferry_e2e::dovecot::DovecotOptions;
-use mailferry_e2e::memory::peak_rss_kb;
+use mailferry_e2e::memory::run_measured;
 use mailferry_e2e::seed::{seed_mailbox, SeedSpec};
-use std::time::{Duration, Instant};
-
-/// Runs a child to its end, sampling its peak resident memory (VmHWM) meanwhile.
-async fn measure(mut cmd: tokio::process::Command) -> (Duration, u64, std::process::ExitStatus) {
-    let start = Instant::now();
-    let mut child = cmd.spawn().expect("spawn");
-    let pid = child.id().unwrap_or(0);
-    let mut peak_kb = 0u64;
-    loop {
-        if let Some(kb) = peak_rss_kb(pid) {
-            peak_kb = peak_kb.max(kb);
-        }
-        if let Some(status) = child.try_wait().expect("wait") {
-            return (start.elapsed(), peak_kb, status);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use std::time::Duration;
 
 /// One tool's run: what it is called and the command that runs it.
 struct Tool {
@@ -120,7 +103,7 @@ async fn benchmark_ten_thousand_messages_against_mbsync() {
         }
         let source = snapshot(&pair.source_account()).await.unwrap();
         for tool in &tools {
-            let (took, peak_kb, status) = measure((tool.command)()).await;
+            let (took, peak_kb, status) = run_measured((tool.command)()).await;
             assert!(
                 status.success(),
                 "{} ({phase}) failed: {status}",
@@ -202,23 +185,7 @@ fn mailferry_tool(
 
 /// mbsync pulling every folder into the target account `carol`, with its own sync state.
 fn mbsync_tool(pair: &Pair) -> Tool {
-    let state = pair.dir.path().join("mbsync-state");
-    std::fs::create_dir_all(&state).unwrap();
-    let config = pair.dir.path().join("mbsyncrc");
-    std::fs::write(
-        &config,
-        format!(
-            "IMAPAccount src\nHost 127.0.0.1\nPort {}\nUser {SOURCE_USER}\nPass {SOURCE_PASSWORD}\nSSLType None\nAuthMechs LOGIN\n\n\
-             IMAPStore src\nAccount src\n\n\
-             IMAPAccount dst\nHost 127.0.0.1\nPort {}\nUser carol\nPass mbsync-secret\nSSLType None\nAuthMechs LOGIN\n\n\
-             IMAPStore dst\nAccount dst\n\n\
-             Channel copy\nFar :src:\nNear :dst:\nPatterns *\nCreate Near\nSync Pull\nExpunge None\nCopyArrivalDate yes\nSyncState {}/\n",
-            pair.source.imap_port(),
-            pair.target.imap_port(),
-            state.display()
-        ),
-    )
-    .unwrap();
+    let config = mbsync_config(pair);
     Tool {
         label: "mbsync".into(),
         user: None,

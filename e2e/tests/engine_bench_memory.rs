@@ -125,23 +125,7 @@ async fn benchmark_memory_of_one_large_message_against_mbsync() {
     }
 
     pair.target.add_user("carol", "mbsync-secret").unwrap();
-    let state = pair.dir.path().join("mbsync-state");
-    std::fs::create_dir_all(&state).unwrap();
-    let config = pair.dir.path().join("mbsyncrc");
-    std::fs::write(
-        &config,
-        format!(
-            "IMAPAccount src\nHost 127.0.0.1\nPort {}\nUser {SOURCE_USER}\nPass {SOURCE_PASSWORD}\nSSLType None\nAuthMechs LOGIN\n\n\
-             IMAPStore src\nAccount src\n\n\
-             IMAPAccount dst\nHost 127.0.0.1\nPort {}\nUser carol\nPass mbsync-secret\nSSLType None\nAuthMechs LOGIN\n\n\
-             IMAPStore dst\nAccount dst\n\n\
-             Channel copy\nFar :src:\nNear :dst:\nPatterns *\nCreate Near\nSync Pull\nExpunge None\nCopyArrivalDate yes\nSyncState {}/\n",
-            pair.source.imap_port(),
-            pair.target.imap_port(),
-            state.display()
-        ),
-    )
-    .unwrap();
+    let config = mbsync_config(&pair);
     let mut cmd = tokio::process::Command::new("mbsync");
     cmd.arg("-c").arg(&config).arg("-q").arg("copy");
     cmd.stdout(std::process::Stdio::null())

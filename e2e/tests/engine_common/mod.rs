@@ -481,3 +481,27 @@ pub fn skipped_by_folder(run: &Run) -> BTreeMap<String, usize> {
     }
     out
 }
+
+/// An mbsync config pulling every folder of the source account into the target account
+/// `carol` (password `mbsync-secret`), with its own sync state: the peer the benchmarks
+/// measure beside Mailferry.
+pub fn mbsync_config(pair: &Pair) -> std::path::PathBuf {
+    let state = pair.dir.path().join("mbsync-state");
+    std::fs::create_dir_all(&state).unwrap();
+    let config = pair.dir.path().join("mbsyncrc");
+    std::fs::write(
+        &config,
+        format!(
+            "IMAPAccount src\nHost 127.0.0.1\nPort {}\nUser {SOURCE_USER}\nPass {SOURCE_PASSWORD}\nSSLType None\nAuthMechs LOGIN\n\n\
+             IMAPStore src\nAccount src\n\n\
+             IMAPAccount dst\nHost 127.0.0.1\nPort {}\nUser carol\nPass mbsync-secret\nSSLType None\nAuthMechs LOGIN\n\n\
+             IMAPStore dst\nAccount dst\n\n\
+             Channel copy\nFar :src:\nNear :dst:\nPatterns *\nCreate Near\nSync Pull\nExpunge None\nCopyArrivalDate yes\nSyncState {}/\n",
+            pair.source.imap_port(),
+            pair.target.imap_port(),
+            state.display()
+        ),
+    )
+    .unwrap();
+    config
+}
