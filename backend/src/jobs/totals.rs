@@ -43,7 +43,8 @@ impl JobStore {
         .fetch_one(&self.pool)
         .await?;
         let (messages, bytes): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM uid_map WHERE state = 'done'",
+            // SUM of a BIGINT is NUMERIC on PostgreSQL: cast back for one type on both.
+            "SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM uid_map WHERE state = 'done'",
         )
         .fetch_one(&self.pool)
         .await?;
