@@ -20,30 +20,29 @@ impl JobStore {
         at: i64,
         progress: &ProgressSnapshot,
     ) -> Result<()> {
-        let newest: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(at) FROM job_progress_history WHERE job_id = $1")
-                .bind(job_id)
-                .fetch_one(&self.pool)
-                .await?;
-        if newest.is_some_and(|newest| at < newest + SAMPLE_EVERY) {
-            return Ok(());
-        }
-        sqlx::query(
+        // One statement per publish (about once a second per job): the sample goes in
+        // only when none is younger than SAMPLE_EVERY; old ones are dropped only then.
+        let inserted = sqlx::query(
             "INSERT INTO job_progress_history (job_id, at, messages_done, bytes_done, rate_messages) \
-             VALUES ($1, $2, $3, $4, $5)",
+             SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS ( \
+               SELECT 1 FROM job_progress_history WHERE job_id = $1 AND at > $2 - $6)",
         )
         .bind(job_id)
         .bind(at)
         .bind(progress.counts.messages_done as i64)
         .bind(progress.counts.bytes_done as i64)
         .bind(progress.rate_messages)
+        .bind(SAMPLE_EVERY)
         .execute(&self.pool)
-        .await?;
-        sqlx::query("DELETE FROM job_progress_history WHERE job_id = $1 AND at < $2")
-            .bind(job_id)
-            .bind(at - KEPT_SECONDS)
-            .execute(&self.pool)
-            .await?;
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            sqlx::query("DELETE FROM job_progress_history WHERE job_id = $1 AND at < $2")
+                .bind(job_id)
+                .bind(at - KEPT_SECONDS)
+                .execute(&self.pool)
+                .await?;
+        }
         Ok(())
     }
 

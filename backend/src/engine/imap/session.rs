@@ -1105,13 +1105,8 @@ impl Session {
         body: Option<BodyBudget>,
         each: impl FnMut(FetchItem),
     ) -> Result<StatusLine> {
-        let parts = CommandBuilder::new("UID FETCH ")
-            .raw(set)
-            .raw(" (")
-            .raw(items)
-            .raw(")")
-            .build();
-        self.uid_fetch_parts(parts, body, each).await
+        self.uid_fetch_parts(uid_fetch_command(set, items, ""), body, each)
+            .await
     }
 
     /// `UID FETCH set (items) (CHANGEDSINCE modseq)` (RFC 7162): only the messages whose
@@ -1123,13 +1118,9 @@ impl Session {
         modseq: u64,
         each: impl FnMut(FetchItem),
     ) -> Result<StatusLine> {
-        let parts = CommandBuilder::new("UID FETCH ")
-            .raw(set)
-            .raw(" (")
-            .raw(items)
-            .raw(&format!(") (CHANGEDSINCE {modseq})"))
-            .build();
-        self.uid_fetch_parts(parts, None, each).await
+        let modifier = format!(" (CHANGEDSINCE {modseq})");
+        self.uid_fetch_parts(uid_fetch_command(set, items, &modifier), None, each)
+            .await
     }
 
     async fn uid_fetch_parts(
@@ -1297,6 +1288,17 @@ fn tls_config(endpoint: &Endpoint) -> Result<Arc<rustls::ClientConfig>> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+/// `UID FETCH set (items)` and a fetch modifier (`" (CHANGEDSINCE n)"`, or none).
+fn uid_fetch_command(set: &str, items: &str, modifier: &str) -> Vec<Part> {
+    CommandBuilder::new("UID FETCH ")
+        .raw(set)
+        .raw(" (")
+        .raw(items)
+        .raw(")")
+        .raw(modifier)
+        .build()
 }
 
 #[cfg(test)]
